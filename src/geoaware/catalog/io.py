@@ -1,0 +1,147 @@
+"""Reading and writing catalogs: one Parquet file, or a folder of Parquet parts.
+
+Reads check every file and name it in errors; writes are atomic (a single file is renamed
+into place; a folder of parts is written beside the target and swapped in whole).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from geoaware.catalog.schema import METADATA_KEY, SCHEMA_VERSION, conform
+from geoaware.errors import CatalogError
+from geoaware.fileio import atomic_path
+
+__all__ = ["catalog_files", "read_catalog", "write_catalog"]
+
+PathLike = str | os.PathLike[str]
+
+
+def catalog_files(path: PathLike) -> list[Path]:
+    """Return the Parquet files of a catalog: the file itself, or a folder's parts, sorted.
+
+    Raises
+    ------
+    CatalogError
+        If the path does not exist or a folder holds no ``*.parquet`` file.
+
+    Examples
+    --------
+    >>> catalog_files("/no/such/catalog.parquet")
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.CatalogError: /no/such/catalog.parquet: no such file or folder
+    """
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        parts = sorted(f for f in p.rglob("*.parquet") if not f.name.startswith("."))
+        if not parts:
+            raise CatalogError(p, "folder holds no *.parquet part")
+        return parts
+    raise CatalogError(p, "no such file or folder")
+
+
+def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        table = pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise CatalogError(path, f"not a readable Parquet file ({exc})") from exc
+    version = meta.get(METADATA_KEY, SCHEMA_VERSION.encode()).decode()
+    if not version.isdigit() or int(version) > int(SCHEMA_VERSION):
+        raise CatalogError(
+            path,
+            f"catalog schema version {version} is newer than this geoaware's "
+            f"({SCHEMA_VERSION}); upgrade geoaware",
+        )
+    return table
+
+
+def read_catalog(path: PathLike, columns: list[str] | None = None) -> pa.Table:
+    """Read a catalog (file or folder of parts) into one Arrow table in catalog form.
+
+    Parameters
+    ----------
+    path
+        A ``.parquet`` file or a folder of parts.
+    columns
+        Read only these columns (faster on wide catalogs); they are not conformed then.
+
+    Raises
+    ------
+    CatalogError
+        Naming the file, if a part is not Parquet, is truncated, lacks a required column or
+        has a column of the wrong type.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "c.parquet"
+    >>> _ = write_catalog(pa.table({"source": ["s"], "image_id": ["1"]}), out)
+    >>> read_catalog(out).num_rows
+    1
+    """
+    tables = []
+    for part in catalog_files(path):
+        table = _read_part(part, columns)
+        if columns is None:
+            table = conform(table, where=str(part))
+        tables.append(table)
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowInvalid as exc:
+        raise CatalogError(path, f"parts do not share one schema ({exc})") from exc
+
+
+def write_catalog(
+    table: pa.Table, path: PathLike, *, rows_per_part: int | None = None
+) -> Path:
+    """Conform ``table`` to the schema and write it atomically; return the path.
+
+    A path ending in ``.parquet`` is written as one file; any other path becomes a folder of
+    ``part-NNNNN.parquet`` files of at most ``rows_per_part`` rows (default 1,000,000), which
+    replaces the old folder whole.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "catalog"
+    >>> t = pa.table({"source": ["s"] * 3, "image_id": ["1", "2", "3"]})
+    >>> sorted(p.name for p in write_catalog(t, out, rows_per_part=2).iterdir())
+    ['part-00000.parquet', 'part-00001.parquet']
+    """
+    table = conform(table)
+    target = Path(path)
+    if target.suffix == ".parquet":
+        with atomic_path(target) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+        return target
+    rows = rows_per_part or 1_000_000
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for i, start in enumerate(range(0, max(table.num_rows, 1), rows)):
+            pq.write_table(
+                table.slice(start, rows), staging / f"part-{i:05d}.parquet", compression="zstd"
+            )
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            target.rename(old)
+        staging.rename(target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,289 @@
+"""The ``geoaware`` command line: a thin layer, one library call per command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geoaware.errors import GeoawareError
+
+app = typer.Typer(
+    name="geoaware",
+    help="Clean, checked geotagged image datasets, geo-aware models and honest benchmarks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in r))
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+@app.command(
+    epilog="Example: geoaware demo --out demo-output.  "
+    "JSON keys: catalog, map, validation, stats.",
+)
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the catalog and map.")] = Path(
+        "demo-output"
+    ),
+    json: JsonOpt = False,
+) -> None:
+    """Build a catalog from the real fg_geo YFCC file, validate it, print stats and a map."""
+    from geoaware.demo import run_demo
+
+    summary = run_demo(out_dir, progress=not json)
+    if json:
+        _emit_json(summary)
+        return
+    out.print(f"[bold]catalog[/] {summary['catalog']}")
+    _print_validation(summary["validation"])
+    _print_stats(summary["stats"])
+    out.print(f"[bold]map[/] {summary['map']}")
+
+
+# ----------------------------------------------------------------------------------------------
+def _print_validation(report: dict[str, Any]) -> None:
+    rows = []
+    for f in report["findings"]:
+        ex = f["examples"][0] if f["examples"] else None
+        example = f"row {ex['row']} ({ex['image_id']}): {ex['column']}={ex['value']!r}" if ex else ""
+        rows.append([f["severity"], f["check"], f["count"], f["description"], example])
+    title = (
+        f"validate {report['path']}: {report['rows']:,} rows, "
+        f"{report['errors']:,} error rows, {report['warnings']:,} warning rows"
+    )
+    out.print(_table(title, ["severity", "check", "rows", "what", "first example"], rows))
+    out.print("[green]OK: no errors[/]" if report["ok"] else "[red]FAILED: errors found[/]")
+
+
+@app.command(
+    epilog="Example: geoaware validate catalog.parquet --strict.  "
+    "JSON keys: path, rows, ok, errors, warnings, findings "
+    "(each: check, severity, column, count, description, examples).",
+)
+def validate(
+    catalog: Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")],
+    strict: Annotated[bool, typer.Option(help="Exit with status 1 if any error is found.")] = False,
+    examples: Annotated[int, typer.Option(help="Examples kept per finding.")] = 5,
+    json: JsonOpt = False,
+) -> None:
+    """Check a catalog: bad or (0,0) coordinates, duplicate ids, missing fields, bad boxes."""
+    from geoaware.catalog import read_catalog, validate_table
+
+    report = validate_table(read_catalog(catalog), str(catalog), max_examples=examples)
+    if json:
+        _emit_json(report.to_dict())
+    else:
+        _print_validation(report.to_dict())
+    if strict and not report.ok:
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------------------------
+def _print_stats(s: dict[str, Any]) -> None:
+    out.print(
+        _table(
+            f"{s['rows']:,} images, {s['labels']:,} labels, {s['located']:,} located",
+            ["source", "split", "rows"],
+            [[r["source"], r["split"] or "-", r["rows"]] for r in s["by_source_split"]],
+        )
+    )
+    u = s["users"]
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    out.print(
+        _table(
+            "images per user",
+            ["users", "images with user", "mean", "std", "skew", "max"],
+            [[u["users"], u["images_with_user"], fmt(u["mean"]), fmt(u["std"]), fmt(u["skew"]), u["max"]]],
+        )
+    )
+    total = max(s["located"], 1)
+    out.print(
+        _table(
+            "located images by continent",
+            ["continent", "images", "share"],
+            [[k, v, f"{100 * v / total:.1f}%"] for k, v in s["continents"].items()],
+        )
+    )
+
+
+@app.command(
+    epilog="Example: geoaware stats catalog.parquet --map points.png.  "
+    "JSON keys: rows, by_source_split, labels, located, users "
+    "(users, images_with_user, mean, std, skew, max), continents, map.",
+)
+def stats(
+    catalog: Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")],
+    map_png: Annotated[
+        Path | None, typer.Option("--map", help="Write a world map of the points to this PNG.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Rows per source and split, labels, users, images per user, continents, and a map."""
+    from geoaware.catalog import catalog_stats, read_catalog
+
+    table = read_catalog(catalog)
+    summary = catalog_stats(table).to_dict()
+    summary["map"] = None
+    if map_png is not None:
+        from geoaware.geo.maps import world_map
+
+        lat = table.column("lat").to_numpy(zero_copy_only=False)
+        lon = table.column("lon").to_numpy(zero_copy_only=False)
+        summary["map"] = str(world_map(lat, lon, map_png, title=str(catalog)))
+    if json:
+        _emit_json(summary)
+        return
+    _print_stats(summary)
+    if summary["map"]:
+        out.print(f"[bold]map[/] {summary['map']}")
+
+
+# ----------------------------------------------------------------------------------------------
+@app.command(
+    epilog="Example: geoaware query catalog.parquet "
+    "\"SELECT label_name, count(*) n FROM catalog GROUP BY 1 ORDER BY n DESC LIMIT 5\".  "
+    "JSON keys: rows, columns, data (list of row objects).",
+)
+def query(
+    catalog: Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")],
+    sql: Annotated[str, typer.Argument(help="DuckDB SQL; the catalog is the table `catalog`.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the result to a .parquet or .csv file.")
+    ] = None,
+    show: Annotated[int, typer.Option(help="Rows shown in the terminal.")] = 20,
+    json: JsonOpt = False,
+) -> None:
+    """Run SQL over a catalog with DuckDB; print the result or write it to a file."""
+    from geoaware.catalog import query_catalog, write_result
+
+    result = query_catalog(catalog, sql)
+    if out_file is not None:
+        write_result(result, out_file)
+    if json:
+        data = result.slice(0, show).to_pylist() if out_file is None else []
+        _emit_json({"rows": result.num_rows, "columns": result.column_names, "data": data,
+                    "out": str(out_file) if out_file else None})
+        return
+    if out_file is not None:
+        out.print(f"wrote {result.num_rows:,} rows to {out_file}")
+        return
+    rows = [list(r.values()) for r in result.slice(0, show).to_pylist()]
+    more = f" (showing {show})" if result.num_rows > show else ""
+    out.print(_table(f"{result.num_rows:,} rows{more}", result.column_names, rows))
+
+
+# ----------------------------------------------------------------------------------------------
+@app.command(
+    epilog="Example: geoaware sources --json.  JSON keys: sources (each: name, description, "
+    "parts (each: part, path, size, sha256, md5, urls)).",
+)
+def sources(json: JsonOpt = False) -> None:
+    """List the dataset sources geoaware can fetch and read, with their parts and sizes."""
+    from geoaware.sources import SOURCES
+
+    data = [
+        {
+            "name": name,
+            "description": cls.description,
+            "parts": [
+                {"part": part, "path": f.path, "size": f.size, "sha256": f.sha256, "md5": f.md5,
+                 "urls": list(f.urls)}
+                for part, f in cls.files.items()
+            ],
+        }
+        for name, cls in sorted(SOURCES.items())
+    ]
+    if json:
+        _emit_json({"sources": data})
+        return
+    rows = [
+        [s["name"], p["part"], p["path"], p["size"], s["description"]] for s in data for p in s["parts"]
+    ]
+    out.print(_table("sources", ["source", "part", "file", "bytes", "what"], rows))
+
+
+@app.command(
+    epilog="Example: geoaware fetch fg_geo_yfcc --dest data.  "
+    "Set GEOAWARE_MIRROR to a folder with the same relative paths to work offline.",
+)
+def fetch(
+    source: Annotated[str, typer.Argument(help="Source name (see `geoaware sources`).")],
+    parts: Annotated[str | None, typer.Option(help="Comma-separated parts; all by default.")] = None,
+    dest: Annotated[Path, typer.Option(help="Download folder.")] = Path("data"),
+) -> None:
+    """Download a source's files with resume and checksum checks (mirror first)."""
+    from geoaware.sources import SOURCES
+
+    cls = _source(source, SOURCES)
+    got = cls(dest).fetch(parts.split(",") if parts else None)
+    for part, path in got.items():
+        out.print(f"{source}/{part}: {path} (verified)")
+
+
+@app.command(
+    epilog="Example: geoaware ingest fg_geo_yfcc --root data --out fg_geo.parquet.  "
+    "JSON keys: out, rows.",
+)
+def ingest(
+    source: Annotated[str, typer.Argument(help="Source name (see `geoaware sources`).")],
+    root: Annotated[Path, typer.Option(help="Folder the files were fetched into.")] = Path("data"),
+    out_path: Annotated[Path, typer.Option("--out", help="Catalog to write (.parquet or folder).")] = Path(
+        "catalog.parquet"
+    ),
+    json: JsonOpt = False,
+) -> None:
+    """Read a fetched source into a catalog."""
+    from geoaware.catalog import write_catalog
+    from geoaware.sources import SOURCES
+
+    table = _source(source, SOURCES)(root).read()
+    path = write_catalog(table, out_path)
+    if json:
+        _emit_json({"out": str(path), "rows": table.num_rows})
+    else:
+        out.print(f"wrote {table.num_rows:,} rows to {path}")
+
+
+def _source(name: str, registry: dict[str, Any]) -> Any:
+    if name not in registry:
+        raise GeoawareError(f"unknown source {name!r}; known: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning geoaware errors into one red line."""
+    try:
+        app()
+    except GeoawareError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Great-circle distances, vectorised over numpy arrays.
+
+Two methods:
+
+* :func:`haversine_km` on a sphere. The default radius, :data:`EARTH_RADIUS_KM` = 6371.0 km,
+  is the mean Earth radius used by the Im2GPS line of work (Hays & Efros 2008, Vo et al. 2017,
+  PlaNet, CPlaNet, GeoCLIP) and by OSV-5M's GeoScore, so numbers compare with published ones.
+* :func:`geodesic_km`, the exact distance on the WGS84 ellipsoid (Karney's algorithm, through
+  pyproj's C implementation of GeographicLib). It differs from the sphere by up to about 0.5 %.
+
+Both take latitude and longitude in degrees, in that order, as scalars or arrays that
+broadcast, and never loop over pairs in Python.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+import numpy as np
+
+from geoaware.errors import InvalidCoordinateError
+from geoaware.geo.types import ArrayLike, FloatArray
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "WGS84_A_M",
+    "check_coordinates",
+    "geodesic_km",
+    "great_circle_km",
+    "haversine_km",
+]
+
+EARTH_RADIUS_KM = 6371.0
+"""Mean Earth radius in km (IUGG), the radius of the Im2GPS protocol."""
+
+WGS84_A_M = 6378137.0
+"""WGS84 equatorial radius in metres (also the web-mercator sphere)."""
+
+Method = Literal["haversine", "geodesic"]
+
+
+def check_coordinates(lat: ArrayLike, lon: ArrayLike, *, name: str = "") -> None:
+    """Raise :class:`InvalidCoordinateError` if any latitude or longitude is out of range.
+
+    NaN is allowed (it stands for "unknown" and propagates to a NaN distance); latitudes must
+    lie in [-90, 90] and longitudes in [-180, 180].
+
+    Examples
+    --------
+    >>> check_coordinates([10.0, 95.0], [0.0, 0.0])
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.InvalidCoordinateError: latitude out of [-90, 90] at index 1: 95.0
+    """
+    label = f"{name} " if name else ""
+    for values, limit, what in ((lat, 90.0, "latitude"), (lon, 180.0, "longitude")):
+        arr = np.asarray(values, dtype=np.float64)
+        bad = np.abs(arr) > limit
+        if bad.any():
+            idx = np.unravel_index(int(np.argmax(bad)), bad.shape) if arr.ndim else ()
+            where = f" at index {idx[0] if len(idx) == 1 else idx}" if arr.ndim else ""
+            raise InvalidCoordinateError(
+                f"{label}{what} out of [-{limit:g}, {limit:g}]{where}: {float(arr[idx])!r}"
+            )
+
+
+def haversine_km(
+    lat1: ArrayLike,
+    lon1: ArrayLike,
+    lat2: ArrayLike,
+    lon2: ArrayLike,
+    radius_km: float = EARTH_RADIUS_KM,
+    *,
+    validate: bool = True,
+) -> FloatArray:
+    """Great-circle distance in km on a sphere of ``radius_km``, by the haversine formula.
+
+    Parameters
+    ----------
+    lat1, lon1, lat2, lon2
+        Degrees; scalars or arrays that broadcast together.
+    radius_km
+        Sphere radius, 6371.0 km by default (see module notes).
+    validate
+        Check that coordinates are in range first (one extra pass over the data).
+
+    Returns
+    -------
+    numpy.ndarray
+        Distances in km (a 0-d array for scalar input); NaN where any input is NaN.
+
+    Notes
+    -----
+    The haversine term is clipped to [0, 1] so that rounding never yields NaN at the antipodes.
+    Float64 rounding limits the formula to about 0.2 m within a few metres of the antipode
+    (``asin`` is ill-conditioned there); elsewhere it is exact to well under a millimetre.
+    Use :func:`geodesic_km` where that matters.
+
+    Examples
+    --------
+    >>> round(float(haversine_km(0.0, 0.0, 0.0, 180.0)), 3)  # half the equator
+    20015.087
+    >>> haversine_km([51.5074, 48.8566], [-0.1278, 2.3522], 40.7128, -74.0060).round(1)
+    array([5570.2, 5837.2])
+    """
+    if validate:
+        check_coordinates(lat1, lon1, name="point 1")
+        check_coordinates(lat2, lon2, name="point 2")
+    phi1 = np.radians(np.asarray(lat1, dtype=np.float64))
+    lam1 = np.radians(np.asarray(lon1, dtype=np.float64))
+    phi2 = np.radians(np.asarray(lat2, dtype=np.float64))
+    lam2 = np.radians(np.asarray(lon2, dtype=np.float64))
+    s_phi = np.sin((phi2 - phi1) * 0.5)
+    s_lam = np.sin((lam2 - lam1) * 0.5)
+    a = np.asarray(s_phi * s_phi + np.cos(phi1) * np.cos(phi2) * (s_lam * s_lam))
+    np.clip(a, 0.0, 1.0, out=a)
+    np.sqrt(a, out=a)
+    np.arcsin(a, out=a)
+    a *= 2.0 * radius_km
+    return a
+
+
+def geodesic_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> FloatArray:
+    """Exact distance in km on the WGS84 ellipsoid (Karney's geodesic, via pyproj).
+
+    Parameters
+    ----------
+    lat1, lon1, lat2, lon2
+        Degrees; scalars or arrays that broadcast together.
+
+    Returns
+    -------
+    numpy.ndarray
+        Distances in km; NaN where any input is NaN.
+
+    Examples
+    --------
+    >>> round(float(geodesic_km(0.0, 0.0, 0.0, 180.0)), 3)  # meridian half, via the poles
+    20003.931
+    """
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2)))
+    la1, lo1, la2, lo2 = (np.ascontiguousarray(a).ravel() for a in arrays)
+    check_coordinates(la1, lo1, name="point 1")
+    check_coordinates(la2, lo2, name="point 2")
+    out = np.full(la1.shape, np.nan)
+    ok = ~(np.isnan(la1) | np.isnan(lo1) | np.isnan(la2) | np.isnan(lo2))
+    if ok.any():
+        _, _, metres = _wgs84().inv(lo1[ok], la1[ok], lo2[ok], la2[ok])
+        out[ok] = np.asarray(metres) / 1000.0
+    return out.reshape(arrays[0].shape)
+
+
+@functools.cache
+def _wgs84() -> Any:
+    from pyproj import Geod
+
+    return Geod(ellps="WGS84")
+
+
+def great_circle_km(
+    lat1: ArrayLike,
+    lon1: ArrayLike,
+    lat2: ArrayLike,
+    lon2: ArrayLike,
+    method: Method = "haversine",
+    radius_km: float = EARTH_RADIUS_KM,
+) -> FloatArray:
+    """Distance in km by ``method``: ``"haversine"`` (sphere, default) or ``"geodesic"`` (WGS84).
+
+    Examples
+    --------
+    >>> d = great_circle_km(48.8566, 2.3522, 51.5074, -0.1278, method="geodesic")
+    >>> round(float(d), 1)
+    343.9
+    """
+    if method == "haversine":
+        return haversine_km(lat1, lon1, lat2, lon2, radius_km)
+    if method == "geodesic":
+        return geodesic_km(lat1, lon1, lat2, lon2)
+    raise ValueError(f"method must be 'haversine' or 'geodesic', got {method!r}")

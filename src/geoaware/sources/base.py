@@ -1,0 +1,72 @@
+"""The base of every source: a small class that knows its files, URLs and checksums."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+
+from geoaware.errors import DatasetNotFoundError
+from geoaware.paths import mirror_dir
+from geoaware.sources.download import RemoteFile, fetch
+
+__all__ = ["Source"]
+
+
+class Source(ABC):
+    """A dataset release: its parts (remote files) and how to read them into a catalog.
+
+    Subclasses set the class attributes and implement :meth:`read`. Nothing downloads unless
+    :meth:`fetch` is called.
+
+    Attributes
+    ----------
+    name : str
+        The name used on the command line (``geoaware fetch NAME``).
+    description : str
+        One line for ``geoaware sources``.
+    files : dict of str to RemoteFile
+        The release's parts by short name.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    files: ClassVar[dict[str, RemoteFile]]
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def fetch(self, parts: list[str] | None = None, *, progress: bool = True) -> dict[str, Path]:
+        """Download (or find in the mirror) and verify parts; return their local paths."""
+        wanted = list(self.files) if parts is None else parts
+        unknown = [p for p in wanted if p not in self.files]
+        if unknown:
+            raise ValueError(
+                f"{self.name}: unknown part(s) {', '.join(unknown)}; known: {', '.join(self.files)}"
+            )
+        return {p: fetch(self.files[p], self.root, progress=progress) for p in wanted}
+
+    def local(self, part: str) -> Path:
+        """Return a part's local path (under ``root``, else the mirror) without downloading.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If the part is in neither place; the message says how to get it.
+        """
+        remote = self.files[part]
+        for base in (self.root, mirror_dir()):
+            if base is not None and (base / remote.path).is_file():
+                return base / remote.path
+        raise DatasetNotFoundError(
+            f"{self.name}: {remote.path} not found under {self.root}"
+            + (f" or GEOAWARE_MIRROR={mirror_dir()}" if mirror_dir() else "")
+            + f"; run `geoaware fetch {self.name} --dest {self.root}`"
+        )
+
+    @abstractmethod
+    def read(self) -> pa.Table:
+        """Read the fetched files into a catalog table (not yet conformed)."""

@@ -1,0 +1,238 @@
+"""Verified downloads: mirror first, then HTTP with resume, retries, progress and checksums.
+
+A :class:`RemoteFile` knows its relative path, its URLs and its published checksum.
+:func:`fetch` returns a local, verified copy:
+
+1. the file already under ``dest`` (verified once, then trusted by size and a stamp);
+2. else the same relative path under ``GEOAWARE_MIRROR``, used in place once verified;
+3. else each URL in turn: bytes go to ``<name>.part``, an interrupted download resumes with an
+   HTTP ``Range`` request, and only a file whose checksum matches is renamed to its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from geoaware.errors import ChecksumError, DownloadError
+from geoaware.paths import mirror_dir
+
+__all__ = ["RemoteFile", "fetch", "file_digest", "verify"]
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file of a public release.
+
+    Attributes
+    ----------
+    path : str
+        Relative path, the same under the download folder and under ``GEOAWARE_MIRROR``.
+    urls : tuple of str
+        Where to download it from, tried in order.
+    sha256, md5 : str or None
+        Published checksums (at least one should be given; both are checked when given).
+    size : int or None
+        Size in bytes, when known (shown by ``geoaware sources``).
+    """
+
+    path: str
+    urls: tuple[str, ...]
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The file name, without folders."""
+        return Path(self.path).name
+
+
+def file_digest(path: str | os.PathLike[str], algorithm: str) -> str:
+    """Return the hex digest of a file, read in 1 MiB chunks.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = p.write_bytes(b"abc")
+    >>> file_digest(p, "md5")
+    '900150983cd24fb0d6963f7d28e17f72'
+    """
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(remote: RemoteFile, path: str | os.PathLike[str]) -> None:
+    """Raise :class:`ChecksumError` unless ``path`` matches the remote file's checksums.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = p.write_bytes(b"abc")
+    >>> verify(RemoteFile("x", (), md5="0" * 32), p)
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.ChecksumError: ...: md5 is 900150983cd24fb0d6963f7d28e17f72, expected 00000000000000000000000000000000
+    """
+    for algorithm, expected in (("sha256", remote.sha256), ("md5", remote.md5)):
+        if expected is None:
+            continue
+        actual = file_digest(path, algorithm)
+        if actual.lower() != expected.lower():
+            raise ChecksumError(f"{path}: {algorithm} is {actual}, expected {expected}")
+
+
+def _stamp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.verified")
+
+
+def _is_verified(remote: RemoteFile, path: Path) -> bool:
+    """A file verified before is trusted while its size and mtime are unchanged."""
+    stamp = _stamp(path)
+    if not path.exists():
+        return False
+    st = path.stat()
+    key = f"{st.st_size}:{st.st_mtime_ns}:{remote.sha256}:{remote.md5}"
+    if stamp.exists() and stamp.read_text() == key:
+        return True
+    verify(remote, path)
+    stamp.write_text(key)
+    return True
+
+
+def fetch(
+    remote: RemoteFile,
+    dest: str | os.PathLike[str],
+    *,
+    retries: int = 3,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> Path:
+    """Return a verified local copy of ``remote``, downloading into ``dest`` if needed.
+
+    Parameters
+    ----------
+    remote
+        The file to get.
+    dest
+        Download folder; the file lands at ``dest / remote.path``.
+    retries
+        Attempts per URL; each resumes where the last one stopped.
+    timeout
+        Seconds to wait for the server between bytes.
+    progress
+        Show a progress bar (rich) while downloading.
+
+    Raises
+    ------
+    ChecksumError
+        If a mirrored or downloaded file does not match (a bad download is deleted).
+    DownloadError
+        If no URL gave the file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> os.environ["GEOAWARE_MIRROR"] = "../shared/data"  # doctest: +SKIP
+    >>> fetch(FgGeoYfcc.files["csv"], tempfile.mkdtemp())  # doctest: +SKIP
+    PosixPath('../shared/data/fg_geo_yfcc/yfcc100m_geolocated_inat2017species.csv.zip')
+    """
+    target = Path(dest) / remote.path
+    if _is_verified(remote, target):
+        return target
+    mirror = mirror_dir()
+    if mirror is not None and (mirror / remote.path).is_file():
+        copy = mirror / remote.path
+        verify(remote, copy)
+        return copy
+    if not remote.urls:
+        raise DownloadError(f"{remote.path}: no URL known and not found in GEOAWARE_MIRROR")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in remote.urls:
+        try:
+            _download(url, target, retries=retries, timeout=timeout, progress=progress)
+        except DownloadError as exc:
+            errors.append(str(exc))
+            continue
+        part = _part(target)
+        try:
+            verify(remote, part)
+        except ChecksumError:
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, target)
+        _is_verified(remote, target)
+        return target
+    raise DownloadError(f"{remote.path}: every URL failed:\n  " + "\n  ".join(errors))
+
+
+def _part(target: Path) -> Path:
+    return target.with_name(target.name + ".part")
+
+
+def _download(url: str, target: Path, *, retries: int, timeout: float, progress: bool) -> None:
+    import requests
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    part = _part(target)
+    last: Exception | None = None
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"download {target.name}", total=None)
+        for attempt in range(max(retries, 1)):
+            have = part.stat().st_size if part.exists() else 0
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            try:
+                with requests.get(url, headers=headers, stream=True, timeout=timeout) as r:
+                    if r.status_code == 416:  # nothing left: the part is complete
+                        return
+                    if r.status_code in (404, 403, 401, 410):
+                        raise _Permanent(f"{url}: HTTP {r.status_code}")
+                    if r.status_code not in (200, 206):
+                        raise DownloadError(f"{url}: HTTP {r.status_code}")
+                    mode = "ab" if r.status_code == 206 else "wb"
+                    start = have if mode == "ab" else 0
+                    length = r.headers.get("Content-Length")
+                    total = start + int(length) if length is not None else None
+                    bar.update(task, total=total, completed=start)
+                    with open(part, mode) as fh:
+                        for block in r.iter_content(CHUNK):
+                            fh.write(block)
+                            bar.advance(task, len(block))
+                    if total is not None and part.stat().st_size < total:
+                        raise DownloadError(f"{url}: connection closed early")
+                    return
+            except (requests.RequestException, DownloadError) as exc:
+                last = exc
+                if isinstance(exc, _Permanent):
+                    raise
+                if attempt + 1 < retries:
+                    time.sleep(min(2.0**attempt * 0.5, 8.0))
+    raise DownloadError(f"{url}: {last}")
+
+
+class _Permanent(DownloadError):
+    """An HTTP answer that a retry will not change (not found, forbidden)."""

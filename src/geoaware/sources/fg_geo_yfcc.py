@@ -1,0 +1,151 @@
+"""The fg_geo YFCC100M subset: geotagged Flickr photos of the iNat2017 species.
+
+Released with "Geo-Aware Networks for Fine Grained Recognition" (Chu et al., ICCVW 2019) as one
+zipped CSV in the ``visipedia/fg_geo`` repository. Quirks handled here:
+
+* read straight from the zip; the ``__MACOSX/`` entry beside the CSV is ignored;
+* header ``yfcc100m ID,yfcc100m line number,label,latitude,longitude,Flickr URL,mmcommons URL``;
+* ids are hex strings of 25 to 32 characters (YFCC's hash with leading zeros dropped, as in the
+  mmcommons URLs), kept as strings so no id is ever read as a number;
+* labels are iNat2017 scientific names with no numeric id, so ``label`` stays null and
+  ``label_name`` and ``species`` hold the name (``genus`` is its first word);
+* no date and no user (the catalog's ``taken_at`` and ``user_id`` stay null);
+* 36,143 data rows although the dataset's README says 36,146; no trailing newline.
+
+The mmcommons (AWS Multimedia Commons) URL goes to ``url``, since the Flickr static links
+mostly no longer resolve; the Flickr URL and the YFCC line number go to ``extra``.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import ClassVar
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from geoaware.errors import InputFileError
+from geoaware.sources.base import Source
+from geoaware.sources.download import RemoteFile
+
+__all__ = ["FgGeoYfcc"]
+
+_REPO = "visipedia/fg_geo"
+_FILE = "data/yfcc100m_geolocated_inat2017species.csv.zip"
+HEADER = [
+    "yfcc100m ID",
+    "yfcc100m line number",
+    "label",
+    "latitude",
+    "longitude",
+    "Flickr URL",
+    "mmcommons URL",
+]
+
+
+class FgGeoYfcc(Source):
+    """The fg_geo YFCC100M species subset (36,143 geotagged images, 4,472 species).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["GEOAWARE_MIRROR"] = "../shared/data"  # doctest: +SKIP
+    >>> FgGeoYfcc("data/fg_geo_yfcc").read().num_rows  # doctest: +SKIP
+    36143
+    """
+
+    name: ClassVar[str] = "fg_geo_yfcc"
+    description: ClassVar[str] = "YFCC100M photos of iNat2017 species (fg_geo, Chu et al. 2019)"
+    files: ClassVar[dict[str, RemoteFile]] = {
+        "csv": RemoteFile(
+            path="fg_geo_yfcc/yfcc100m_geolocated_inat2017species.csv.zip",
+            urls=(
+                f"https://github.com/{_REPO}/raw/f4ba836ea5ccfad14a22638dbb64c803252034db/{_FILE}",
+                f"https://raw.githubusercontent.com/{_REPO}/master/{_FILE}",
+            ),
+            sha256="0a496adbb030f2c83dbf4b9ad1385a47f0c25c24f15c9e68d4b033e54e52681b",
+            size=2_685_927,
+        )
+    }
+    member: ClassVar[str] = "yfcc100m_geolocated_inat2017species.csv"
+
+    def read(self) -> pa.Table:
+        """Read the zipped CSV into a catalog table."""
+        path = self.local("csv")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if not n.startswith("__MACOSX/")]
+                if self.member not in names:
+                    raise InputFileError(path, f"zip holds no {self.member} (found {names})")
+                data = zf.read(self.member)
+        except zipfile.BadZipFile as exc:
+            raise InputFileError(path, f"not a readable zip file ({exc})") from exc
+        return parse_csv(data, where=f"{path}:{self.member}")
+
+
+def parse_csv(data: bytes, where: str) -> pa.Table:
+    """Parse the fg_geo CSV bytes into catalog columns; ``where`` names the file in errors.
+
+    Examples
+    --------
+    >>> text = ",".join(HEADER) + "\\nab12,7,Vireo griseus,29.5,-94.3,http://f/x.jpg,https://m/x.jpg"
+    >>> t = parse_csv(text.encode(), "demo.csv")
+    >>> t.column("image_id").to_pylist(), t.column("genus").to_pylist()
+    (['ab12'], ['Vireo'])
+    """
+    first = data.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
+    if first.split(",") != HEADER:
+        raise InputFileError(
+            where, f"wrong header {first!r}, expected {','.join(HEADER)!r}", record="line 1"
+        )
+    try:
+        raw = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=HEADER, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in HEADER}, strings_can_be_null=True
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise InputFileError(where, f"malformed CSV ({exc})") from exc
+    lat = _floats(raw, "latitude", where)
+    lon = _floats(raw, "longitude", where)
+    line = _floats(raw, "yfcc100m line number", where).cast(pa.int64())
+    names = raw.column("label")
+    extra = [
+        orjson.dumps({"flickr_url": f, "yfcc_line": n}).decode()
+        for f, n in zip(raw.column("Flickr URL").to_pylist(), line.to_pylist(), strict=True)
+    ]
+    return pa.table(
+        {
+            "source": pa.array(np.full(raw.num_rows, "fg_geo_yfcc", dtype=object), pa.string()),
+            "image_id": raw.column("yfcc100m ID"),
+            "url": raw.column("mmcommons URL"),
+            "lat": lat,
+            "lon": lon,
+            "label_name": names,
+            "species": names,
+            "genus": pc.list_element(pc.split_pattern(names, " ", max_splits=1), 0),
+            "extra": pa.array(extra, pa.string()),
+        }
+    )
+
+
+def _floats(raw: pa.Table, column: str, where: str) -> pa.ChunkedArray:
+    values = raw.column(column)
+    try:
+        return values.cast(pa.float64())
+    except pa.ArrowInvalid:
+        pylist = values.to_pylist()
+        for i, v in enumerate(pylist):
+            try:
+                float(v) if v is not None else None
+            except ValueError:
+                raise InputFileError(
+                    where, f"{v!r} is not a number", record=f"line {i + 2}", field=column
+                ) from None
+        raise

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+FG_GEO_ZIP = SHARED_DATA / "fg_geo_yfcc" / "yfcc100m_geolocated_inat2017species.csv.zip"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real reference files beside the repository; skip cleanly where absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own download cache; the map background cache is shared per session."""
+    monkeypatch.setenv("GEOAWARE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
