@@ -17,6 +17,8 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each test gets its own download cache; the map background cache is shared per session."""
     monkeypatch.setenv("GEOAWARE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -42,22 +42,33 @@ def test_haversine_matches_published_im2gps_distances(shared_data):
     """The published Im2GPS result file lists each image's great-circle error (km, 2 dp)."""
     with open(shared_data / "im2gps/demo/scene_M_p_im2gps.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    cols = {k: np.array([float(r[k]) for r in rows]) for k in
-            ("gt_lat", "gt_long", "predicted_lat", "predicted_long", "great_circle_distance")}
-    ours = haversine_km(cols["gt_lat"], cols["gt_long"], cols["predicted_lat"], cols["predicted_long"])
+    cols = {
+        k: np.array([float(r[k]) for r in rows])
+        for k in ("gt_lat", "gt_long", "predicted_lat", "predicted_long", "great_circle_distance")
+    }
+    ours = haversine_km(
+        cols["gt_lat"], cols["gt_long"], cols["predicted_lat"], cols["predicted_long"]
+    )
     assert len(rows) == 237
     np.testing.assert_allclose(ours, cols["great_circle_distance"], atol=0.0051)
     # The wrong radius is caught: the WGS84 equatorial radius moves errors beyond rounding.
-    wrong = haversine_km(cols["gt_lat"], cols["gt_long"], cols["predicted_lat"],
-                         cols["predicted_long"], radius_km=6378.137)
+    wrong = haversine_km(
+        cols["gt_lat"],
+        cols["gt_long"],
+        cols["predicted_lat"],
+        cols["predicted_long"],
+        radius_km=6378.137,
+    )
     assert np.abs(wrong - cols["great_circle_distance"]).max() > 1.0
 
 
 def test_haversine_matches_published_osv5m_distances_and_geoscores(shared_data):
     with open(shared_data / "osv5m/select.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    f = {k: np.array([float(r[k]) for r in rows]) for k in
-         ("true_lat", "true_lon", "pred_lat", "pred_lon", "distance", "score")}
+    f = {
+        k: np.array([float(r[k]) for r in rows])
+        for k in ("true_lat", "true_lon", "pred_lat", "pred_lon", "distance", "score")
+    }
     d = haversine_km(f["true_lat"], f["true_lon"], f["pred_lat"], f["pred_lon"])
     np.testing.assert_allclose(d, f["distance"], rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(5000 * np.exp(-d / 1492.7), f["score"], rtol=1e-9)
@@ -65,7 +76,9 @@ def test_haversine_matches_published_osv5m_distances_and_geoscores(shared_data):
 
 def test_geodesic_matches_geographiclib_published_example():
     # GeographicLib documentation: Wellington, NZ to Salamanca, Spain on WGS84.
-    assert float(geodesic_km(-41.32, 174.81, 40.96, -5.50)) == pytest.approx(19959.67926735382, abs=1e-6)
+    assert float(geodesic_km(-41.32, 174.81, 40.96, -5.50)) == pytest.approx(
+        19959.67926735382, abs=1e-6
+    )
 
 
 def test_geodesic_nearly_antipodal_and_poles():
@@ -114,13 +127,30 @@ def test_symmetry_and_triangle_inequality():
 
 @pytest.mark.parametrize("fn", [haversine_km, geodesic_km])
 def test_out_of_range_is_an_error_naming_the_index(fn):
-    with pytest.raises(InvalidCoordinateError, match=r"point 2 longitude out of \[-180, 180\] at index 1: 200.0"):
+    with pytest.raises(
+        InvalidCoordinateError, match=r"point 2 longitude out of \[-180, 180\] at index 1: 200.0"
+    ):
         fn([0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [10.0, 200.0])
     with pytest.raises(InvalidCoordinateError, match="latitude"):
         fn(-90.5, 0.0, 0.0, 0.0)
 
 
 def test_great_circle_dispatch():
-    assert float(great_circle_km(0, 0, 0, 1, method="geodesic")) == pytest.approx(111.3195, abs=1e-4)
+    assert float(great_circle_km(0, 0, 0, 1, method="geodesic")) == pytest.approx(
+        111.3195, abs=1e-4
+    )
     with pytest.raises(ValueError, match="method"):
         great_circle_km(0, 0, 0, 1, method="flat")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ((89.9999, 0.0), (89.9999, 180.0)),
+        ((-89.99, 10.0), (-89.98, -170.0)),
+        ((45.0, 1.0), (45.00001, 1.0)),
+    ],
+)
+def test_short_distances_near_poles_to_the_centimetre(a, b):
+    expected = geopy_great_circle(a, b, radius=R).km
+    assert float(haversine_km(*a, *b)) == pytest.approx(expected, abs=1e-5)

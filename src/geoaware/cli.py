@@ -41,8 +41,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 # ----------------------------------------------------------------------------------------------
 @app.command(
-    epilog="Example: geoaware demo --out demo-output.  "
-    "JSON keys: catalog, map, validation, stats.",
+    epilog="Example: geoaware demo --out demo-output.  JSON keys: catalog, map, validation, stats.",
 )
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the catalog and map.")] = Path(
@@ -68,7 +67,9 @@ def _print_validation(report: dict[str, Any]) -> None:
     rows = []
     for f in report["findings"]:
         ex = f["examples"][0] if f["examples"] else None
-        example = f"row {ex['row']} ({ex['image_id']}): {ex['column']}={ex['value']!r}" if ex else ""
+        example = (
+            f"row {ex['row']} ({ex['image_id']}): {ex['column']}={ex['value']!r}" if ex else ""
+        )
         rows.append([f["severity"], f["check"], f["count"], f["description"], example])
     title = (
         f"validate {report['path']}: {report['rows']:,} rows, "
@@ -119,7 +120,16 @@ def _print_stats(s: dict[str, Any]) -> None:
         _table(
             "images per user",
             ["users", "images with user", "mean", "std", "skew", "max"],
-            [[u["users"], u["images_with_user"], fmt(u["mean"]), fmt(u["std"]), fmt(u["skew"]), u["max"]]],
+            [
+                [
+                    u["users"],
+                    u["images_with_user"],
+                    fmt(u["mean"]),
+                    fmt(u["std"]),
+                    fmt(u["skew"]),
+                    u["max"],
+                ]
+            ],
         )
     )
     total = max(s["located"], 1)
@@ -167,7 +177,7 @@ def stats(
 # ----------------------------------------------------------------------------------------------
 @app.command(
     epilog="Example: geoaware query catalog.parquet "
-    "\"SELECT label_name, count(*) n FROM catalog GROUP BY 1 ORDER BY n DESC LIMIT 5\".  "
+    '"SELECT label_name, count(*) n FROM catalog GROUP BY 1 ORDER BY n DESC LIMIT 5".  '
     "JSON keys: rows, columns, data (list of row objects).",
 )
 def query(
@@ -187,8 +197,14 @@ def query(
         write_result(result, out_file)
     if json:
         data = result.slice(0, show).to_pylist() if out_file is None else []
-        _emit_json({"rows": result.num_rows, "columns": result.column_names, "data": data,
-                    "out": str(out_file) if out_file else None})
+        _emit_json(
+            {
+                "rows": result.num_rows,
+                "columns": result.column_names,
+                "data": data,
+                "out": str(out_file) if out_file else None,
+            }
+        )
         return
     if out_file is not None:
         out.print(f"wrote {result.num_rows:,} rows to {out_file}")
@@ -207,13 +223,19 @@ def sources(json: JsonOpt = False) -> None:
     """List the dataset sources geoaware can fetch and read, with their parts and sizes."""
     from geoaware.sources import SOURCES
 
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "name": name,
             "description": cls.description,
             "parts": [
-                {"part": part, "path": f.path, "size": f.size, "sha256": f.sha256, "md5": f.md5,
-                 "urls": list(f.urls)}
+                {
+                    "part": part,
+                    "path": f.path,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "md5": f.md5,
+                    "urls": list(f.urls),
+                }
                 for part, f in cls.files.items()
             ],
         }
@@ -223,7 +245,9 @@ def sources(json: JsonOpt = False) -> None:
         _emit_json({"sources": data})
         return
     rows = [
-        [s["name"], p["part"], p["path"], p["size"], s["description"]] for s in data for p in s["parts"]
+        [s["name"], p["part"], p["path"], p["size"], s["description"]]
+        for s in data
+        for p in s["parts"]
     ]
     out.print(_table("sources", ["source", "part", "file", "bytes", "what"], rows))
 
@@ -234,7 +258,9 @@ def sources(json: JsonOpt = False) -> None:
 )
 def fetch(
     source: Annotated[str, typer.Argument(help="Source name (see `geoaware sources`).")],
-    parts: Annotated[str | None, typer.Option(help="Comma-separated parts; all by default.")] = None,
+    parts: Annotated[
+        str | None, typer.Option(help="Comma-separated parts; all by default.")
+    ] = None,
     dest: Annotated[Path, typer.Option(help="Download folder.")] = Path("data"),
 ) -> None:
     """Download a source's files with resume and checksum checks (mirror first)."""
@@ -253,9 +279,9 @@ def fetch(
 def ingest(
     source: Annotated[str, typer.Argument(help="Source name (see `geoaware sources`).")],
     root: Annotated[Path, typer.Option(help="Folder the files were fetched into.")] = Path("data"),
-    out_path: Annotated[Path, typer.Option("--out", help="Catalog to write (.parquet or folder).")] = Path(
-        "catalog.parquet"
-    ),
+    out_path: Annotated[
+        Path, typer.Option("--out", help="Catalog to write (.parquet or folder).")
+    ] = Path("catalog.parquet"),
     json: JsonOpt = False,
 ) -> None:
     """Read a fetched source into a catalog."""

@@ -14,7 +14,9 @@ from geoaware.sources import FgGeoYfcc
 __all__ = ["run_demo"]
 
 
-def run_demo(out: str | os.PathLike[str] = "demo-output", *, progress: bool = True) -> dict[str, Any]:
+def run_demo(
+    out: str | os.PathLike[str] = "demo-output", *, progress: bool = True
+) -> dict[str, Any]:
     """Fetch (or find in the mirror) the fg_geo YFCC file, build and check its catalog.
 
     Writes ``catalog.parquet`` and ``map.png`` under ``out`` and returns a summary with the

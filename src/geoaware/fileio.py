@@ -40,7 +40,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=(target.suffix if suffix is None else suffix) + ".part",
+        prefix=f".{target.name}.",
+        suffix=(target.suffix if suffix is None else suffix) + ".part",
         dir=target.parent,
     )
     os.close(fd)

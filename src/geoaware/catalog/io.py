@@ -103,9 +103,7 @@ def read_catalog(path: PathLike, columns: list[str] | None = None) -> pa.Table:
         raise CatalogError(path, f"parts do not share one schema ({exc})") from exc
 
 
-def write_catalog(
-    table: pa.Table, path: PathLike, *, rows_per_part: int | None = None
-) -> Path:
+def write_catalog(table: pa.Table, path: PathLike, *, rows_per_part: int | None = None) -> Path:
     """Conform ``table`` to the schema and write it atomically; return the path.
 
     A path ending in ``.parquet`` is written as one file; any other path becomes a folder of

@@ -37,7 +37,8 @@ def query_catalog(catalog: str | os.PathLike[str], sql: str) -> pa.Table:
     >>> from geoaware.catalog.io import write_catalog
     >>> path = write_catalog(pa.table({"source": ["a", "a", "b"], "image_id": ["1", "2", "3"]}),
     ...                      pathlib.Path(tempfile.mkdtemp()) / "c.parquet")
-    >>> query_catalog(path, "SELECT source, count(*) AS n FROM catalog GROUP BY 1 ORDER BY 1").to_pylist()
+    >>> sql = "SELECT source, count(*) AS n FROM catalog GROUP BY 1 ORDER BY 1"
+    >>> query_catalog(path, sql).to_pylist()
     [{'source': 'a', 'n': 2}, {'source': 'b', 'n': 1}]
     """
     import duckdb

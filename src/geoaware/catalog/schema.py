@@ -149,7 +149,9 @@ def conform(table: pa.Table, *, where: str = "<table>") -> pa.Table:
             column = _cast(column, field, where)
         if not field.nullable and column.null_count:
             row = column.to_pylist().index(None)
-            raise SchemaError(where, "required value is null", record=f"row {row}", field=field.name)
+            raise SchemaError(
+                where, "required value is null", record=f"row {row}", field=field.name
+            )
         arrays.append(column)
     extras = [n for n in table.column_names if SCHEMA.get_field_index(n) < 0]
     fields = [*SCHEMA, *(table.schema.field(n) for n in extras)]
@@ -159,11 +161,12 @@ def conform(table: pa.Table, *, where: str = "<table>") -> pa.Table:
 
 def _cast(column: pa.ChunkedArray, field: pa.Field, where: str) -> pa.ChunkedArray:
     try:
-        if pa.types.is_timestamp(field.type) and pa.types.is_timestamp(column.type):
-            if column.type.tz is None:
-                column = column.cast(pa.timestamp(column.type.unit)).cast(
-                    pa.timestamp(column.type.unit, tz="UTC")
-                )
+        if (
+            pa.types.is_timestamp(field.type)
+            and pa.types.is_timestamp(column.type)
+            and column.type.tz is None
+        ):  # a naive timestamp is taken as UTC
+            column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
         if pa.types.is_timestamp(field.type) and pa.types.is_date(column.type):
             column = column.cast(pa.timestamp("us")).cast(field.type)
         return column.cast(field.type)

@@ -84,7 +84,9 @@ def _user_stats(users: pa.ChunkedArray) -> UserStats:
     mean = float(n.mean())
     std = float(n.std(ddof=1)) if n.size > 1 else float("nan")
     pop_std = float(n.std())
-    skew = float(np.mean((n - mean) ** 3) / pop_std**3) if n.size > 1 and pop_std > 0 else float("nan")
+    skew = (
+        float(np.mean((n - mean) ** 3) / pop_std**3) if n.size > 1 and pop_std > 0 else float("nan")
+    )
     return UserStats(int(n.size), int(n.sum()), mean, std, skew, int(n.max()))
 
 

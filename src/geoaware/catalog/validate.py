@@ -124,9 +124,7 @@ class _Checker:
 
     def floats(self, name: str) -> npt.NDArray[np.float64]:
         """Column as float64 with nulls as NaN (nulls are told apart by :meth:`nulls`)."""
-        return np.asarray(
-            self.table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64
-        )
+        return np.asarray(self.table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
 
     def nulls(self, name: str) -> BoolArray:
         return np.asarray(pc.is_null(self.table.column(name)).to_numpy(zero_copy_only=False))
@@ -164,7 +162,9 @@ class _Checker:
         self.findings.append(Finding(check, severity, column, count, description, examples))
 
 
-def validate_table(table: pa.Table, path: str = "<table>", max_examples: int = 5) -> ValidationReport:
+def validate_table(
+    table: pa.Table, path: str = "<table>", max_examples: int = 5
+) -> ValidationReport:
     """Run every check over a conformed catalog table and return the report.
 
     Examples
@@ -190,22 +190,33 @@ def _check_locations(c: _Checker) -> None:
     lat_null, lon_null = c.nulls("lat"), c.nulls("lon")
     with np.errstate(invalid="ignore"):
         c.add("lat_out_of_range", "error", "lat", np.abs(lat) > 90, "latitude outside [-90, 90]")
-        c.add("lon_out_of_range", "error", "lon", np.abs(lon) > 180, "longitude outside [-180, 180]")
+        c.add(
+            "lon_out_of_range", "error", "lon", np.abs(lon) > 180, "longitude outside [-180, 180]"
+        )
     c.add("lat_nan", "error", "lat", np.isnan(lat) & ~lat_null, "latitude is NaN (not null)")
     c.add("lon_nan", "error", "lon", np.isnan(lon) & ~lon_null, "longitude is NaN (not null)")
     c.add(
-        "null_island", "error", "lat", (lat == 0) & (lon == 0),
+        "null_island",
+        "error",
+        "lat",
+        (lat == 0) & (lon == 0),
         "location is exactly (0, 0), a placeholder for 'unknown'",
     )
     c.add(
-        "half_location", "error", "lon", lat_null != lon_null,
+        "half_location",
+        "error",
+        "lon",
+        lat_null != lon_null,
         "only one of lat and lon is given",
     )
     unc = c.floats("location_uncertainty_m")
     with np.errstate(invalid="ignore"):
         bad_unc = (unc < 0) | (unc > MAX_UNCERTAINTY_M)
     c.add(
-        "location_uncertainty_invalid", "warning", "location_uncertainty_m", bad_unc,
+        "location_uncertainty_invalid",
+        "warning",
+        "location_uncertainty_m",
+        bad_unc,
         "location uncertainty negative or larger than half the Earth's circumference",
     )
 
@@ -233,9 +244,16 @@ def _check_boxes(c: _Checker) -> None:
     x, y, w, h = parts["x"], parts["y"], parts["w"], parts["h"]
     with np.errstate(invalid="ignore"):
         bad = (
-            ~np.isfinite(x) | ~np.isfinite(y) | ~np.isfinite(w) | ~np.isfinite(h)
-            | (w <= 0) | (h <= 0) | (x < 0) | (y < 0)
-            | (x + w > width + 1) | (y + h > height + 1)
+            ~np.isfinite(x)
+            | ~np.isfinite(y)
+            | ~np.isfinite(w)
+            | ~np.isfinite(h)
+            | (w <= 0)
+            | (h <= 0)
+            | (x < 0)
+            | (y < 0)
+            | (x + w > width + 1)
+            | (y + h > height + 1)
             | (parts["area"] < 0)
         )
     rows = np.zeros(c.table.num_rows, dtype=bool)
@@ -245,7 +263,10 @@ def _check_boxes(c: _Checker) -> None:
         if values[parent[i]] is None:
             values[parent[i]] = {k: float(v[i]) for k, v in parts.items()}
     c.add(
-        "bad_bbox", "error", "bboxes", rows,
+        "bad_bbox",
+        "error",
+        "bboxes",
+        rows,
         "box with non-positive size, negative corner, NaN, or outside the image",
         values,
     )
@@ -260,7 +281,13 @@ def _check_sizes_and_tiles(c: _Checker) -> None:
         c.add("tile_zoom_out_of_range", "error", "tile_z", (z < 0) | (z > 30), "zoom outside 0..30")
         n = np.exp2(np.clip(z, 0, 30))
         for name, v in (("tile_x", x), ("tile_y", y)):
-            c.add(f"{name}_out_of_range", "error", name, (v < 0) | (v >= n), f"{name} outside 0..2**z-1")
+            c.add(
+                f"{name}_out_of_range",
+                "error",
+                name,
+                (v < 0) | (v >= n),
+                f"{name} outside 0..2**z-1",
+            )
     with np.errstate(invalid="ignore"):
         c.add("negative_label", "error", "label", c.floats("label") < 0, "label id is negative")
 
@@ -271,13 +298,19 @@ def _check_missing(c: _Checker) -> None:
     c.add("missing_user", "warning", "user_id", c.nulls("user_id"), "no user")
     c.add("missing_date", "warning", "taken_at", c.nulls("taken_at"), "no capture date")
     c.add(
-        "missing_label", "warning", "label", c.nulls("label") & c.nulls("label_name"),
+        "missing_label",
+        "warning",
+        "label",
+        c.nulls("label") & c.nulls("label_name"),
         "neither label nor label_name",
     )
     taken = c.table.column("taken_at").cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
     now = np.datetime64("now", "us") + np.timedelta64(1, "D")
     implausible = ~np.isnat(taken) & ((taken < EARLIEST_PHOTO) | (taken > now))
     c.add(
-        "implausible_date", "warning", "taken_at", np.asarray(implausible),
+        "implausible_date",
+        "warning",
+        "taken_at",
+        np.asarray(implausible),
         "capture date before 1826 or in the future",
     )

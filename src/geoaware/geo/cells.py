@@ -19,7 +19,9 @@ from geoaware.geo.types import ArrayLike, LatLon
 __all__ = ["h3_cells", "s2_cell_center", "s2_cells", "s2_level"]
 
 
-def _points(lat: ArrayLike, lon: ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _points(
+    lat: ArrayLike, lon: ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     check_coordinates(la, lo)

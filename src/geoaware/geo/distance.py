@@ -44,7 +44,8 @@ def check_coordinates(lat: ArrayLike, lon: ArrayLike, *, name: str = "") -> None
     """Raise :class:`InvalidCoordinateError` if any latitude or longitude is out of range.
 
     NaN is allowed (it stands for "unknown" and propagates to a NaN distance); latitudes must
-    lie in [-90, 90] and longitudes in [-180, 180].
+    lie in [-90, 90] and longitudes in [-180, 180]. The check is two NaN-skipping reductions
+    per array; the offending index is looked up only when one fails.
 
     Examples
     --------
@@ -56,13 +57,27 @@ def check_coordinates(lat: ArrayLike, lon: ArrayLike, *, name: str = "") -> None
     label = f"{name} " if name else ""
     for values, limit, what in ((lat, 90.0, "latitude"), (lon, 180.0, "longitude")):
         arr = np.asarray(values, dtype=np.float64)
-        bad = np.abs(arr) > limit
-        if bad.any():
-            idx = np.unravel_index(int(np.argmax(bad)), bad.shape) if arr.ndim else ()
-            where = f" at index {idx[0] if len(idx) == 1 else idx}" if arr.ndim else ""
-            raise InvalidCoordinateError(
-                f"{label}{what} out of [-{limit:g}, {limit:g}]{where}: {float(arr[idx])!r}"
-            )
+        flat = arr.reshape(-1)
+        if (
+            np.fmax.reduce(flat, initial=-np.inf) <= limit
+            and np.fmin.reduce(flat, initial=np.inf) >= -limit
+        ):
+            continue
+        bad = int(np.argmax(np.abs(flat) > limit))
+        idx = np.unravel_index(bad, arr.shape) if arr.ndim else ()
+        where = f" at index {idx[0] if len(idx) == 1 else idx}" if arr.ndim else ""
+        raise InvalidCoordinateError(
+            f"{label}{what} out of [-{limit:g}, {limit:g}]{where}: {float(flat[bad])!r}"
+        )
+
+
+def _haversine_term(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Return hav(b - a) = sin((b - a) / 2) ** 2 for degree arrays, as a new array."""
+    out = np.asarray(np.subtract(b, a))  # 0-d input gives a scalar: keep an array
+    out *= np.pi / 360.0
+    np.sin(out, out=out)
+    np.square(out, out=out)
+    return out
 
 
 def haversine_km(
@@ -83,7 +98,7 @@ def haversine_km(
     radius_km
         Sphere radius, 6371.0 km by default (see module notes).
     validate
-        Check that coordinates are in range first (one extra pass over the data).
+        Check that coordinates are in range first (two cheap reductions per array).
 
     Returns
     -------
@@ -92,10 +107,13 @@ def haversine_km(
 
     Notes
     -----
-    The haversine term is clipped to [0, 1] so that rounding never yields NaN at the antipodes.
-    Float64 rounding limits the formula to about 0.2 m within a few metres of the antipode
-    (``asin`` is ill-conditioned there); elsewhere it is exact to well under a millimetre.
-    Use :func:`geodesic_km` where that matters.
+    ``a = hav(dlat) + cos(lat1) cos(lat2) hav(dlon)`` with the product of cosines written as
+    ``1 - hav(dlat) - hav(lat1 + lat2)``, so three sines replace two sines and two cosines;
+    all work is done in place on full-size arrays. The haversine term is clipped to [0, 1] so
+    that rounding never yields NaN at the antipodes. Float64 rounding limits the formula to
+    about 0.2 m within a few metres of the antipode (``asin`` is ill-conditioned there);
+    elsewhere it agrees with the textbook form to better than a millimetre. Use
+    :func:`geodesic_km` where that matters.
 
     Examples
     --------
@@ -107,13 +125,16 @@ def haversine_km(
     if validate:
         check_coordinates(lat1, lon1, name="point 1")
         check_coordinates(lat2, lon2, name="point 2")
-    phi1 = np.radians(np.asarray(lat1, dtype=np.float64))
-    lam1 = np.radians(np.asarray(lon1, dtype=np.float64))
-    phi2 = np.radians(np.asarray(lat2, dtype=np.float64))
-    lam2 = np.radians(np.asarray(lon2, dtype=np.float64))
-    s_phi = np.sin((phi2 - phi1) * 0.5)
-    s_lam = np.sin((lam2 - lam1) * 0.5)
-    a = np.asarray(s_phi * s_phi + np.cos(phi1) * np.cos(phi2) * (s_lam * s_lam))
+    la1, lo1, la2, lo2 = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2))
+    )
+    h_lat = _haversine_term(la1, la2)
+    a = _haversine_term(-la1, la2)  # hav(lat1 + lat2)
+    h_lon = _haversine_term(lo1, lo2)
+    a += h_lat
+    np.subtract(1.0, a, out=a)  # = cos(lat1) cos(lat2)
+    a *= h_lon
+    a += h_lat
     np.clip(a, 0.0, 1.0, out=a)
     np.sqrt(a, out=a)
     np.arcsin(a, out=a)
@@ -139,7 +160,9 @@ def geodesic_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLi
     >>> round(float(geodesic_km(0.0, 0.0, 0.0, 180.0)), 3)  # meridian half, via the poles
     20003.931
     """
-    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2)))
+    arrays = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2))
+    )
     la1, lo1, la2, lo2 = (np.ascontiguousarray(a).ravel() for a in arrays)
     check_coordinates(la1, lo1, name="point 1")
     check_coordinates(la2, lo2, name="point 2")

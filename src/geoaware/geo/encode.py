@@ -28,7 +28,8 @@ def wrap_encode(lat: ArrayLike, lon: ArrayLike) -> FloatArray:
 
     Examples
     --------
-    >>> wrap_encode([0.0], [180.0]).round(6).tolist() == wrap_encode([0.0], [-180.0]).round(6).tolist()
+    >>> east, west = wrap_encode([0.0, 0.0], [180.0, -180.0]).round(6)
+    >>> east.tolist() == west.tolist()
     True
     """
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
@@ -67,7 +68,7 @@ def year_fraction(dates: npt.ArrayLike) -> FloatArray:
     length = (next_year.astype("datetime64[s]") - year_start.astype("datetime64[s]")).astype(
         np.float64
     )
-    out = elapsed / length
+    out: FloatArray = elapsed / length
     out[np.isnat(t)] = np.nan
     return out
 

@@ -36,8 +36,8 @@ def land_grid() -> npt.NDArray[np.bool_]:
     path = cache_dir("maps") / "land_720x1440_v1.npy"
     if path.exists():
         try:
-            grid = np.load(path)
-            if grid.shape == (720, 1440):
+            grid: npt.NDArray[np.bool_] = np.load(path)
+            if grid.shape == (720, 1440) and grid.dtype == np.bool_:
                 return grid
         except (OSError, ValueError):
             pass
@@ -60,7 +60,7 @@ def world_map(
     max_points: int = 200_000,
     seed: int = 0,
 ) -> Path:
-    """Draw points on a world map and write it as a PNG (atomically). Returns the path.
+    r"""Draw points on a world map and write it as a PNG (atomically). Returns the path.
 
     Parameters
     ----------
@@ -82,7 +82,7 @@ def world_map(
     >>> import tempfile, pathlib
     >>> png = world_map([48.85, -33.87], [2.35, 151.21], pathlib.Path(tempfile.mkdtemp()) / "m.png")
     >>> png.read_bytes()[:4]
-    b'\\x89PNG'
+    b'\x89PNG'
     """
     import matplotlib
 

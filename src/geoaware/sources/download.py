@@ -23,6 +23,7 @@ from geoaware.paths import mirror_dir
 __all__ = ["RemoteFile", "fetch", "file_digest", "verify"]
 
 CHUNK = 1 << 20
+STREAM_CHUNK = 1 << 16  # small, so an interrupted download keeps almost all it received
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def verify(remote: RemoteFile, path: str | os.PathLike[str]) -> None:
     >>> verify(RemoteFile("x", (), md5="0" * 32), p)
     Traceback (most recent call last):
     ...
-    geoaware.errors.ChecksumError: ...: md5 is 900150983cd24fb0d6963f7d28e17f72, expected 00000000000000000000000000000000
+    geoaware.errors.ChecksumError: ...: md5 is 900150983cd24fb0d6963f7d28e17f72, expected 000...
     """
     for algorithm, expected in (("sha256", remote.sha256), ("md5", remote.md5)):
         if expected is None:
@@ -97,7 +98,7 @@ def _stamp(path: Path) -> Path:
 
 
 def _is_verified(remote: RemoteFile, path: Path) -> bool:
-    """A file verified before is trusted while its size and mtime are unchanged."""
+    """Verify ``path`` unless a stamp shows it was verified at its current size and mtime."""
     stamp = _stamp(path)
     if not path.exists():
         return False
@@ -210,7 +211,7 @@ def _download(url: str, target: Path, *, retries: int, timeout: float, progress:
                     if r.status_code == 416:  # nothing left: the part is complete
                         return
                     if r.status_code in (404, 403, 401, 410):
-                        raise _Permanent(f"{url}: HTTP {r.status_code}")
+                        raise _PermanentError(f"{url}: HTTP {r.status_code}")
                     if r.status_code not in (200, 206):
                         raise DownloadError(f"{url}: HTTP {r.status_code}")
                     mode = "ab" if r.status_code == 206 else "wb"
@@ -219,7 +220,7 @@ def _download(url: str, target: Path, *, retries: int, timeout: float, progress:
                     total = start + int(length) if length is not None else None
                     bar.update(task, total=total, completed=start)
                     with open(part, mode) as fh:
-                        for block in r.iter_content(CHUNK):
+                        for block in r.iter_content(STREAM_CHUNK):
                             fh.write(block)
                             bar.advance(task, len(block))
                     if total is not None and part.stat().st_size < total:
@@ -227,12 +228,12 @@ def _download(url: str, target: Path, *, retries: int, timeout: float, progress:
                     return
             except (requests.RequestException, DownloadError) as exc:
                 last = exc
-                if isinstance(exc, _Permanent):
+                if isinstance(exc, _PermanentError):
                     raise
                 if attempt + 1 < retries:
                     time.sleep(min(2.0**attempt * 0.5, 8.0))
     raise DownloadError(f"{url}: {last}")
 
 
-class _Permanent(DownloadError):
+class _PermanentError(DownloadError):
     """An HTTP answer that a retry will not change (not found, forbidden)."""

@@ -88,11 +88,11 @@ class FgGeoYfcc(Source):
 
 
 def parse_csv(data: bytes, where: str) -> pa.Table:
-    """Parse the fg_geo CSV bytes into catalog columns; ``where`` names the file in errors.
+    r"""Parse the fg_geo CSV bytes into catalog columns; ``where`` names the file in errors.
 
     Examples
     --------
-    >>> text = ",".join(HEADER) + "\\nab12,7,Vireo griseus,29.5,-94.3,http://f/x.jpg,https://m/x.jpg"
+    >>> text = ",".join(HEADER) + "\nab12,7,Vireo griseus,29.5,-94.3,http://f/x.jpg,https://m/x.jpg"
     >>> t = parse_csv(text.encode(), "demo.csv")
     >>> t.column("image_id").to_pylist(), t.column("genus").to_pylist()
     (['ab12'], ['Vireo'])
@@ -102,6 +102,8 @@ def parse_csv(data: bytes, where: str) -> pa.Table:
         raise InputFileError(
             where, f"wrong header {first!r}, expected {','.join(HEADER)!r}", record="line 1"
         )
+    if not data.endswith(b"\n"):  # the release has no trailing newline
+        data += b"\n"
     try:
         raw = pacsv.read_csv(
             io.BytesIO(data),

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from geoaware.catalog import write_catalog
+from geoaware.cli import app
+
+runner = CliRunner()
+COMMANDS = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest"]
+
+
+def geoaware(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("geoaware")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_help_lists_every_command_and_each_has_an_example():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in COMMANDS:
+        assert cmd in result.output
+        sub = runner.invoke(app, [cmd, "--help"], terminal_width=200)
+        assert sub.exit_code == 0, sub.output
+        assert f"Example: geoaware {cmd}" in sub.output
+
+
+def test_demo_end_to_end_on_the_real_file(shared_data, tmp_path):
+    env = {
+        **os.environ,
+        "GEOAWARE_MIRROR": str(shared_data),
+        "GEOAWARE_CACHE": str(tmp_path / "cache"),
+    }
+    proc = geoaware("demo", "--out", str(tmp_path / "out"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert set(summary) == {"catalog", "map", "validation", "stats"}
+    assert summary["stats"]["rows"] == 36_143
+    assert summary["stats"]["labels"] == 4_472
+    assert summary["validation"]["ok"] is True
+    assert (
+        summary["stats"]["continents"]["North America"] > summary["stats"]["continents"]["Europe"]
+    )
+    assert Path(summary["map"]).read_bytes()[:4] == b"\x89PNG"
+    catalog = summary["catalog"]
+
+    proc = geoaware(
+        "query",
+        catalog,
+        "SELECT genus, count(*) AS n FROM catalog GROUP BY genus ORDER BY n DESC, genus LIMIT 3",
+        "--json",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    q = json.loads(proc.stdout)
+    assert q["rows"] == 3 and q["columns"] == ["genus", "n"]
+    assert q["data"][0]["n"] >= q["data"][1]["n"] >= q["data"][2]["n"]
+
+    proc = geoaware("validate", catalog, "--strict", env=env)
+    assert proc.returncode == 0
+    assert "missing_user" in proc.stdout and "OK: no errors" in proc.stdout
+
+
+def _bad_catalog(tmp_path: Path) -> Path:
+    return write_catalog(
+        pa.table(
+            {
+                "source": ["s"] * 3,
+                "image_id": ["a", "b", "a"],
+                "lat": [0.0, 95.0, 1.0],
+                "lon": [0.0, 1.0, 1.0],
+            }
+        ),
+        tmp_path / "bad.parquet",
+    )
+
+
+def test_validate_strict_exit_codes_and_json(tmp_path):
+    path = _bad_catalog(tmp_path)
+    result = runner.invoke(app, ["validate", str(path), "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert set(report) == {"path", "rows", "ok", "errors", "warnings", "findings"}
+    checks = {f["check"] for f in report["findings"]}
+    assert {"null_island", "lat_out_of_range", "duplicate_image_id"} <= checks
+    assert runner.invoke(app, ["validate", str(path), "--strict"]).exit_code == 1
+
+
+def test_stats_json_and_map(tmp_path):
+    path = _bad_catalog(tmp_path)
+    png = tmp_path / "m.png"
+    result = runner.invoke(app, ["stats", str(path), "--map", str(png), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {
+        "rows",
+        "by_source_split",
+        "labels",
+        "located",
+        "users",
+        "continents",
+        "map",
+    }
+    assert data["rows"] == 3 and data["located"] == 2  # the 95-degree row is not located
+    assert png.exists()
+
+
+def test_query_writes_csv(tmp_path):
+    path = _bad_catalog(tmp_path)
+    out = tmp_path / "r.csv"
+    result = runner.invoke(
+        app, ["query", str(path), "SELECT image_id FROM catalog ORDER BY 1", "--out", str(out)]
+    )
+    assert result.exit_code == 0
+    assert out.read_text().split() == ['"image_id"', '"a"', '"a"', '"b"']
+
+
+def test_bad_input_gives_one_clear_line(tmp_path):
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    proc = geoaware("validate", str(broken))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {broken}: not a readable Parquet file")
+
+    nocol = tmp_path / "nocol.parquet"
+    pq.write_table(pa.table({"image_id": ["1"]}), nocol)
+    proc = geoaware("stats", str(nocol))
+    assert proc.returncode == 2
+    assert f"{nocol}, field 'source': required column is missing" in proc.stderr
+
+    proc = geoaware("query", str(_bad_catalog(tmp_path)), "SELEC nonsense")
+    assert proc.returncode == 2 and "query failed" in proc.stderr
+
+    proc = geoaware("fetch", "no_such_source")
+    assert proc.returncode == 2 and "unknown source 'no_such_source'" in proc.stderr
+
+
+def test_sources_fetch_and_ingest(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOAWARE_MIRROR", str(shared_data))
+    result = runner.invoke(app, ["sources", "--json"])
+    data = json.loads(result.stdout)
+    part = data["sources"][0]["parts"][0]
+    assert part["size"] == (shared_data / part["path"]).stat().st_size
+    assert runner.invoke(app, ["fetch", "fg_geo_yfcc", "--dest", str(tmp_path)]).exit_code == 0
+    out = tmp_path / "cat"
+    result = runner.invoke(
+        app, ["ingest", "fg_geo_yfcc", "--root", str(tmp_path), "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"out": str(out), "rows": 36_143}
+    assert pq.ParquetDataset(out).read().num_rows == 36_143
+
+
+@pytest.mark.parametrize("cmd", ["validate", "stats"])
+def test_missing_catalog(cmd, tmp_path):
+    proc = geoaware(cmd, str(tmp_path / "missing.parquet"))
+    assert proc.returncode == 2 and "no such file or folder" in proc.stderr
