@@ -24,6 +24,7 @@ out = Console()
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+CatalogArg = Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")]
 
 
 def _emit_json(data: Any) -> None:
@@ -85,7 +86,7 @@ def _print_validation(report: dict[str, Any]) -> None:
     "(each: check, severity, column, count, description, examples).",
 )
 def validate(
-    catalog: Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")],
+    catalog: CatalogArg,
     strict: Annotated[bool, typer.Option(help="Exit with status 1 if any error is found.")] = False,
     examples: Annotated[int, typer.Option(help="Examples kept per finding.")] = 5,
     json: JsonOpt = False,
@@ -148,7 +149,7 @@ def _print_stats(s: dict[str, Any]) -> None:
     "(users, images_with_user, mean, std, skew, max), continents, map.",
 )
 def stats(
-    catalog: Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")],
+    catalog: CatalogArg,
     map_png: Annotated[
         Path | None, typer.Option("--map", help="Write a world map of the points to this PNG.")
     ] = None,
@@ -181,7 +182,7 @@ def stats(
     "JSON keys: rows, columns, data (list of row objects).",
 )
 def query(
-    catalog: Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")],
+    catalog: CatalogArg,
     sql: Annotated[str, typer.Argument(help="DuckDB SQL; the catalog is the table `catalog`.")],
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write the result to a .parquet or .csv file.")

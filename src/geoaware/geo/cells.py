@@ -7,6 +7,8 @@ either. These functions wrap the ``h3`` and ``s2sphere`` packages and accept arr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import h3
 import numpy as np
 import numpy.typing as npt
@@ -19,13 +21,17 @@ from geoaware.geo.types import ArrayLike, LatLon
 __all__ = ["h3_cells", "s2_cell_center", "s2_cells", "s2_level"]
 
 
-def _points(
-    lat: ArrayLike, lon: ArrayLike
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _per_point(
+    lat: ArrayLike, lon: ArrayLike, cell_of: Callable[[float, float], str]
+) -> npt.NDArray[np.object_]:
+    """Apply a per-point cell function (the library's own); None for NaN points."""
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     check_coordinates(la, lo)
-    return la, lo
+    out = np.empty(la.shape, dtype=object)
+    for i, (a, b) in enumerate(zip(la.tolist(), lo.tolist(), strict=True)):
+        out[i] = None if a != a or b != b else cell_of(a, b)
+    return out
 
 
 def h3_cells(lat: ArrayLike, lon: ArrayLike, resolution: int) -> npt.NDArray[np.object_]:
@@ -38,11 +44,7 @@ def h3_cells(lat: ArrayLike, lon: ArrayLike, resolution: int) -> npt.NDArray[np.
     """
     if not 0 <= resolution <= 15:
         raise ValueError(f"H3 resolution must be in 0..15, got {resolution}")
-    la, lo = _points(lat, lon)
-    out = np.empty(la.shape, dtype=object)
-    for i, (a, b) in enumerate(zip(la.tolist(), lo.tolist(), strict=True)):
-        out[i] = None if a != a or b != b else h3.latlng_to_cell(a, b, resolution)
-    return out
+    return _per_point(lat, lon, lambda a, b: h3.latlng_to_cell(a, b, resolution))
 
 
 def s2_cells(lat: ArrayLike, lon: ArrayLike, level: int) -> npt.NDArray[np.object_]:
@@ -55,15 +57,12 @@ def s2_cells(lat: ArrayLike, lon: ArrayLike, level: int) -> npt.NDArray[np.objec
     """
     if not 0 <= level <= 30:
         raise ValueError(f"S2 level must be in 0..30, got {level}")
-    la, lo = _points(lat, lon)
-    out = np.empty(la.shape, dtype=object)
-    for i, (a, b) in enumerate(zip(la.tolist(), lo.tolist(), strict=True)):
-        if a != a or b != b:
-            out[i] = None
-            continue
+
+    def token(a: float, b: float) -> str:
         cell = s2sphere.CellId.from_lat_lng(s2sphere.LatLng.from_degrees(a, b))
-        out[i] = cell.parent(level).to_token()
-    return out
+        return str(cell.parent(level).to_token())
+
+    return _per_point(lat, lon, token)
 
 
 def _cell_id(token: str) -> s2sphere.CellId:
