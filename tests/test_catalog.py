@@ -18,6 +18,7 @@ from geoaware.catalog import (
     write_catalog,
     write_result,
 )
+from geoaware.catalog.io import write_catalog_batches
 from geoaware.errors import CatalogError, QueryError, SchemaError
 
 
@@ -141,15 +142,40 @@ def test_missing_paths(tmp_path):
 
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    def batches():
+        yield small_table()
+        raise OSError("source broke")
+
+    for target in ("c.parquet", "folder"):
+        with pytest.raises(OSError, match="source broke"):
+            write_catalog_batches(batches(), tmp_path / target)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_rewrite_keeps_the_old_catalog(tmp_path, monkeypatch):
+    for target in ("c.parquet", "folder"):
+        write_catalog(small_table(), tmp_path / target)
+
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", boom)
-    with pytest.raises(OSError, match="disk full"):
-        write_catalog(small_table(), tmp_path / "c.parquet")
-    with pytest.raises(OSError, match="disk full"):
-        write_catalog(small_table(), tmp_path / "folder")
-    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", boom)
+    for target in ("c.parquet", "folder"):
+        with pytest.raises(OSError, match="disk full"):
+            write_catalog(small_table().slice(0, 1), tmp_path / target)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["c.parquet", "folder"]
+    assert read_catalog(tmp_path / "c.parquet").num_rows == 4
+    assert read_catalog(tmp_path / "folder").num_rows == 4
+
+
+def test_batches_stream_into_parts(tmp_path):
+    parts = (small_table().slice(i, 1) for i in range(4))
+    folder = write_catalog_batches(parts, tmp_path / "cat")
+    assert len(list(folder.iterdir())) == 4
+    assert read_catalog(folder).column("image_id").to_pylist() == ["1", "2", "3", "4"]
+    assert read_catalog(write_catalog_batches(iter(()), tmp_path / "empty.parquet")).num_rows == 0
 
 
 def test_query_over_parts_and_outputs(tmp_path):

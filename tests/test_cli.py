@@ -156,7 +156,7 @@ def test_sources_fetch_and_ingest(shared_data, tmp_path, monkeypatch):
         app, ["ingest", "fg_geo_yfcc", "--root", str(tmp_path), "--out", str(out), "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"out": str(out), "rows": 36_143}
+    assert json.loads(result.stdout) == {"out": str(out), "rows": 36_143, "counts": {}}
     assert pq.ParquetDataset(out).read().num_rows == 36_143
 
 

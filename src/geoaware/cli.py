@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -12,6 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from geoaware.errors import GeoawareError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 app = typer.Typer(
     name="geoaware",
@@ -275,7 +279,7 @@ def fetch(
 
 @app.command(
     epilog="Example: geoaware ingest fg_geo_yfcc --root data --out fg_geo.parquet.  "
-    "JSON keys: out, rows.",
+    "JSON keys: out, rows, counts (what the reader reports, e.g. images_without_location).",
 )
 def ingest(
     source: Annotated[str, typer.Argument(help="Source name (see `geoaware sources`).")],
@@ -286,15 +290,25 @@ def ingest(
     json: JsonOpt = False,
 ) -> None:
     """Read a fetched source into a catalog."""
-    from geoaware.catalog import write_catalog
+    from geoaware.catalog.io import write_catalog_batches
     from geoaware.sources import SOURCES
 
-    table = _source(source, SOURCES)(root).read()
-    path = write_catalog(table, out_path)
+    reader = _source(source, SOURCES)(root)
+    rows = 0
+
+    def counted() -> Iterator[pa.Table]:
+        nonlocal rows
+        for batch in reader.read_batches():
+            rows += batch.num_rows
+            yield batch
+
+    path = write_catalog_batches(counted(), out_path)
     if json:
-        _emit_json({"out": str(path), "rows": table.num_rows})
-    else:
-        out.print(f"wrote {table.num_rows:,} rows to {path}")
+        _emit_json({"out": str(path), "rows": rows, "counts": reader.counts})
+        return
+    out.print(f"wrote {rows:,} rows to {path}")
+    for key, n in reader.counts.items():
+        out.print(f"  {key.replace('_', ' ')}: {n:,}")
 
 
 def _source(name: str, registry: dict[str, Any]) -> Any:

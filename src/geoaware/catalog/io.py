@@ -9,16 +9,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geoaware.catalog.schema import METADATA_KEY, SCHEMA_VERSION, conform
+from geoaware.catalog.schema import METADATA_KEY, REQUIRED_COLUMNS, SCHEMA_VERSION, conform
 from geoaware.errors import CatalogError
 from geoaware.fileio import atomic_path
 
-__all__ = ["catalog_files", "read_catalog", "write_catalog"]
+__all__ = ["catalog_files", "read_catalog", "write_catalog", "write_catalog_batches"]
 
 PathLike = str | os.PathLike[str]
 
@@ -118,20 +119,56 @@ def write_catalog(table: pa.Table, path: PathLike, *, rows_per_part: int | None 
     >>> sorted(p.name for p in write_catalog(t, out, rows_per_part=2).iterdir())
     ['part-00000.parquet', 'part-00001.parquet']
     """
-    table = conform(table)
+    rows = rows_per_part or 1_000_000
+    slices = (table.slice(start, rows) for start in range(0, max(table.num_rows, 1), rows))
+    return write_catalog_batches(slices, path)
+
+
+def _empty_catalog() -> pa.Table:
+    return conform(pa.table({name: pa.array([], pa.string()) for name in REQUIRED_COLUMNS}))
+
+
+def write_catalog_batches(batches: Iterable[pa.Table], path: PathLike) -> Path:
+    """Write an iterable of tables as one catalog, in bounded memory; return the path.
+
+    Each table is conformed and, for a folder path, written as its own part as soon as it
+    arrives, so memory holds one batch at a time. A ``.parquet`` path gets one file written
+    row group by row group. Either way the result appears only when every batch is written:
+    an error part-way leaves the old catalog (or nothing) in place.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "c.parquet"
+    >>> parts = (pa.table({"source": ["s"], "image_id": [str(i)]}) for i in range(3))
+    >>> read_catalog(write_catalog_batches(parts, out)).num_rows
+    3
+    """
     target = Path(path)
     if target.suffix == ".parquet":
         with atomic_path(target) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            writer: pq.ParquetWriter | None = None
+            try:
+                for batch in batches:
+                    table = conform(batch)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                    writer.write_table(table)
+                if writer is None:  # no batch at all: an empty catalog
+                    pq.write_table(_empty_catalog(), tmp, compression="zstd")
+            finally:
+                if writer is not None:
+                    writer.close()
         return target
-    rows = rows_per_part or 1_000_000
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        for i, start in enumerate(range(0, max(table.num_rows, 1), rows)):
-            pq.write_table(
-                table.slice(start, rows), staging / f"part-{i:05d}.parquet", compression="zstd"
-            )
+        n = 0
+        for batch in batches:
+            pq.write_table(conform(batch), staging / f"part-{n:05d}.parquet", compression="zstd")
+            n += 1
+        if n == 0:
+            pq.write_table(_empty_catalog(), staging / "part-00000.parquet", compression="zstd")
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")

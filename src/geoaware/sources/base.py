@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,6 +39,8 @@ class Source(ABC):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self.counts: dict[str, int] = {}
+        """What the last read found worth reporting, e.g. ``{"images_without_location": 12}``."""
 
     def fetch(self, parts: list[str] | None = None, *, progress: bool = True) -> dict[str, Path]:
         """Download (or find in the mirror) and verify parts; return their local paths."""
@@ -70,3 +73,16 @@ class Source(ABC):
     @abstractmethod
     def read(self) -> pa.Table:
         """Read the fetched files into a catalog table (not yet conformed)."""
+
+    def read_batches(self) -> Iterator[pa.Table]:
+        """Yield the catalog in batches, for sources too big to hold at once.
+
+        The default yields :meth:`read` whole; big sources override this (and make ``read``
+        concatenate it), so ``geoaware ingest`` writes one Parquet part per batch.
+        """
+        yield self.read()
+
+    def count(self, key: str, n: int) -> None:
+        """Add ``n`` to a reported count (rows without location, junk values, ...)."""
+        if n:
+            self.counts[key] = self.counts.get(key, 0) + int(n)
