@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from geoaware.errors import DatasetNotFoundError
 from geoaware.paths import mirror_dir
+from geoaware.sources.archive import extract
 from geoaware.sources.download import RemoteFile, fetch
 
 __all__ = ["Source"]
@@ -43,14 +44,34 @@ class Source(ABC):
         """What the last read found worth reporting, e.g. ``{"images_without_location": 12}``."""
 
     def fetch(self, parts: list[str] | None = None, *, progress: bool = True) -> dict[str, Path]:
-        """Download (or find in the mirror) and verify parts; return their local paths."""
+        """Download (or find in the mirror) and verify parts; return their local paths.
+
+        Parts marked ``extract`` are then unpacked safely into the folder they sit in under
+        ``root`` (once: a stamp records the archive's size and mtime).
+        """
         wanted = list(self.files) if parts is None else parts
         unknown = [p for p in wanted if p not in self.files]
         if unknown:
             raise ValueError(
                 f"{self.name}: unknown part(s) {', '.join(unknown)}; known: {', '.join(self.files)}"
             )
-        return {p: fetch(self.files[p], self.root, progress=progress) for p in wanted}
+        got = {}
+        for part in wanted:
+            remote = self.files[part]
+            got[part] = path = fetch(remote, self.root, progress=progress)
+            if remote.extract:
+                self._extract_once(path, (self.root / remote.path).parent)
+        return got
+
+    @staticmethod
+    def _extract_once(archive: Path, dest: Path) -> None:
+        st = archive.stat()
+        stamp = dest / f".{archive.name}.extracted"
+        key = f"{st.st_size}:{st.st_mtime_ns}"
+        if stamp.exists() and stamp.read_text() == key:
+            return
+        extract(archive, dest, skip=["__MACOSX"])
+        stamp.write_text(key)
 
     def local(self, part: str) -> Path:
         """Return a part's local path (under ``root``, else the mirror) without downloading.

@@ -40,6 +40,8 @@ class RemoteFile:
         Published checksums (at least one should be given; both are checked when given).
     size : int or None
         Size in bytes, when known (shown by ``geoaware sources``).
+    extract : bool
+        Whether ``fetch`` unpacks it (a zip or tar) beside itself after verification.
     """
 
     path: str
@@ -47,6 +49,7 @@ class RemoteFile:
     sha256: str | None = None
     md5: str | None = None
     size: int | None = None
+    extract: bool = False
 
     @property
     def name(self) -> str:
@@ -160,9 +163,11 @@ def fetch(
         raise DownloadError(f"{remote.path}: no URL known and not found in GEOAWARE_MIRROR")
     target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    for url in remote.urls:
+    # Public HTTPS mirrors first; S3 requester-pays (billed to the user) last.
+    for url in sorted(remote.urls, key=lambda u: u.startswith("s3://")):
         try:
-            _download(url, target, retries=retries, timeout=timeout, progress=progress)
+            download = _download_s3 if url.startswith("s3://") else _download
+            download(url, target, retries=retries, timeout=timeout, progress=progress)
         except DownloadError as exc:
             errors.append(str(exc))
             continue
@@ -233,6 +238,56 @@ def _download(url: str, target: Path, *, retries: int, timeout: float, progress:
                 if attempt + 1 < retries:
                     time.sleep(min(2.0**attempt * 0.5, 8.0))
     raise DownloadError(f"{url}: {last}")
+
+
+def _download_s3(url: str, target: Path, *, retries: int, timeout: float, progress: bool) -> None:
+    """Download ``s3://bucket/key`` with the user's own credentials, as requester-pays.
+
+    The endpoint follows boto3's own settings (``AWS_ENDPOINT_URL_S3``, profiles), so a local
+    S3-compatible server works too. Resumes from the ``.part`` file with a byte range.
+    """
+    try:
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+    except ImportError as exc:
+        raise DownloadError(f"{url}: S3 downloads need boto3: pip install 'geoaware[s3]'") from exc
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    config = botocore.config.Config(
+        read_timeout=timeout, connect_timeout=timeout, retries={"max_attempts": retries}
+    )
+    client = boto3.client("s3", config=config)
+    part = _part(target)
+    have = part.stat().st_size if part.exists() else 0
+    args = {"Bucket": bucket, "Key": key, "RequestPayer": "requester"}
+    try:
+        total = int(client.head_object(**args)["ContentLength"])
+        if have >= total:
+            return
+        answer = client.get_object(**args, Range=f"bytes={have}-")
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise DownloadError(
+            f"{url}: requester-pays S3 needs your AWS credentials (aws configure); "
+            "the transfer is billed to your account"
+        ) from exc
+    except botocore.exceptions.ClientError as exc:
+        raise DownloadError(f"{url}: {exc}") from exc
+    mode = "ab" if answer.get("ContentRange") else "wb"
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
+    with Progress(*columns, disable=not progress, transient=True) as bar, open(part, mode) as fh:
+        task = bar.add_task(f"s3 {target.name}", total=total, completed=have if mode == "ab" else 0)
+        for block in answer["Body"].iter_chunks(STREAM_CHUNK):
+            fh.write(block)
+            bar.advance(task, len(block))
+    if part.stat().st_size != total:
+        raise DownloadError(f"{url}: got {part.stat().st_size} of {total} bytes")
 
 
 class _PermanentError(DownloadError):
