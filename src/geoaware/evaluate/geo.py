@@ -1,0 +1,261 @@
+"""The Im2GPS protocol: great-circle accuracy at 1/25/200/750/2500 km, errors, GeoScore.
+
+Everything is vectorised: distances in one numpy pass, per-group figures with ``bincount``
+and one ``lexsort`` (for medians), so 10 million predictions take seconds, not minutes.
+Distances are haversine on a sphere of radius 6371.0 km (the published value) unless the
+WGS84 geodesic is asked for. GeoScore is OSV-5M's ``5000 * exp(-d / 1492.7)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from geoaware.evaluate.geo_io import GeoPredictions, SkippedRow
+from geoaware.geo.distance import great_circle_km
+
+__all__ = [
+    "DEFAULT_THRESHOLDS_KM",
+    "GEOSCORE_SCALE_KM",
+    "GeoReport",
+    "evaluate_geo",
+    "geo_summary",
+    "geoscore",
+    "grouped_geo_summary",
+]
+
+FloatArray = npt.NDArray[np.float64]
+DEFAULT_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
+"""Street, city, region, country and continent scales of Im2GPS (Hays & Efros 2008)."""
+GEOSCORE_SCALE_KM = 1492.7
+"""OSV-5M's GeoScore decay (km): 5000 points at 0 km, about half at 1,035 km."""
+
+
+def geoscore(errors_km: npt.ArrayLike) -> FloatArray:
+    """OSV-5M GeoScore per prediction: ``5000 * exp(-d / 1492.7)``.
+
+    Examples
+    --------
+    >>> geoscore([0.0, 1492.7]).round(3).tolist()
+    [5000.0, 1839.397]
+    """
+    return 5000.0 * np.exp(-np.asarray(errors_km, dtype=np.float64) / GEOSCORE_SCALE_KM)
+
+
+def _acc_key(t: float) -> str:
+    return f"acc_{t:g}km"
+
+
+def geo_summary(
+    errors_km: npt.ArrayLike,
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_KM,
+    skipped_rows: int = 0,
+) -> dict[str, float | int | None]:
+    """Summary figures of a set of errors, with the keys of ``geoaware eval geo --json``.
+
+    Keys: ``n``, ``acc_<t>km`` for each threshold (fractions 0..1), ``median_km``,
+    ``mean_km``, ``geoscore`` (mean), ``skipped_rows``. A threshold is inclusive (d <= t).
+
+    Examples
+    --------
+    >>> geo_summary([0.5, 10.0, 300.0, 5000.0])["acc_25km"]
+    0.5
+    """
+    d = np.asarray(errors_km, dtype=np.float64)
+    n = int(d.size)
+    out: dict[str, float | int | None] = {"n": n}
+    for t in thresholds:
+        out[_acc_key(t)] = float(np.count_nonzero(d <= t) / n) if n else None
+    out["median_km"] = float(np.median(d)) if n else None
+    out["mean_km"] = float(d.mean()) if n else None
+    out["geoscore"] = float(geoscore(d).mean()) if n else None
+    out["skipped_rows"] = int(skipped_rows)
+    return out
+
+
+def grouped_geo_summary(
+    errors_km: npt.ArrayLike,
+    groups: npt.ArrayLike,
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_KM,
+) -> list[dict[str, Any]]:
+    """Compute the same figures per group, vectorised; groups sorted by size (largest first).
+
+    Examples
+    --------
+    >>> rows = grouped_geo_summary([1.0, 3.0, 100.0], ["a", "a", "b"])
+    >>> [(r["group"], r["n"], r["median_km"]) for r in rows]
+    [('a', 2, 2.0), ('b', 1, 100.0)]
+    """
+    d = np.asarray(errors_km, dtype=np.float64)
+    names, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    inverse = inverse.ravel()
+    k = names.size
+    counts = np.bincount(inverse, minlength=k)
+    sums = np.bincount(inverse, weights=d, minlength=k)
+    scores = np.bincount(inverse, weights=geoscore(d), minlength=k)
+    hits = {t: np.bincount(inverse, weights=(d <= t), minlength=k) for t in thresholds}
+    # Medians: sort by (group, error) once; each group's middle element(s) are then adjacent.
+    order = np.lexsort((d, inverse))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    lo = d[order[starts + (counts - 1) // 2]]
+    hi = d[order[starts + counts // 2]]
+    medians = (lo + hi) / 2.0
+    rows = []
+    for g in np.argsort(-counts, kind="stable").tolist():
+        row: dict[str, Any] = {"group": str(names[g]), "n": int(counts[g])}
+        for t in thresholds:
+            row[_acc_key(t)] = float(hits[t][g] / counts[g])
+        row["median_km"] = float(medians[g])
+        row["mean_km"] = float(sums[g] / counts[g])
+        row["geoscore"] = float(scores[g] / counts[g])
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class GeoReport:
+    """A geolocation evaluation, in the run-folder contract shape (see :meth:`to_dict`).
+
+    Attributes
+    ----------
+    name, source : str
+        A short name (the file's stem) and the predictions file.
+    summary : dict
+        :func:`geo_summary` figures.
+    errors_km : numpy.ndarray
+        Per-prediction errors (for plots).
+    tables : dict
+        Breakdowns and hit rates: title to ``{"columns": [...], "rows": [[...]]}``.
+    skipped : list of SkippedRow
+        Rows left out, with line numbers.
+    figures : list of str
+        PNGs written beside the report.
+    """
+
+    name: str
+    source: str
+    summary: dict[str, float | int | None]
+    errors_km: FloatArray
+    tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    skipped: list[SkippedRow] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return ``{"kind": "geo", "name", "source", "summary", "tables", "figures"}``."""
+        tables = dict(self.tables)
+        if self.skipped:
+            tables["skipped rows"] = {
+                "columns": ["record", "field", "value", "reason"],
+                "rows": [[s.record, s.field, s.value, s.reason] for s in self.skipped],
+            }
+        return {
+            "kind": "geo",
+            "name": self.name,
+            "source": self.source,
+            "summary": self.summary,
+            "tables": tables,
+            "figures": list(self.figures),
+        }
+
+
+def _table(rows: list[dict[str, Any]], label: str) -> dict[str, list[Any]]:
+    if not rows:
+        return {"columns": [label], "rows": []}
+    columns = [label, *list(rows[0])[1:]]
+    return {"columns": columns, "rows": [list(r.values()) for r in rows]}
+
+
+def evaluate_geo(
+    preds: GeoPredictions,
+    *,
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_KM,
+    geodesic: bool = False,
+    by: list[str] | None = None,
+    hit_rates: bool = True,
+) -> GeoReport:
+    """Evaluate predictions: summary, optional breakdowns, country/continent hit rates.
+
+    Parameters
+    ----------
+    preds
+        From :func:`geoaware.evaluate.geo_io.read_geo_predictions`.
+    thresholds
+        Accuracy thresholds in km.
+    geodesic
+        Use the WGS84 geodesic instead of the 6371 km sphere.
+    by
+        Breakdowns: ``"continent"`` and ``"country"`` (reverse-geocoded from the true point),
+        or a column of the prediction file or of the truth catalog.
+    hit_rates
+        Report the share of predictions in the true country and continent, and of truths on
+        land (reverse geocoding both points).
+
+    Examples
+    --------
+    >>> from geoaware.evaluate.geo_io import GeoPredictions
+    >>> import pandas as pd
+    >>> p = GeoPredictions("x.csv", np.array([48.85]), np.array([2.35]), np.array([48.85]),
+    ...                    np.array([2.36]), None, ("a", "b", "c", "d"), pd.DataFrame())
+    >>> evaluate_geo(p, hit_rates=False).summary["acc_1km"]
+    1.0
+    """
+    d = great_circle_km(
+        preds.true_lat,
+        preds.true_lon,
+        preds.pred_lat,
+        preds.pred_lon,
+        "geodesic" if geodesic else "haversine",
+    )
+    skipped = len(preds.skipped) + preds.footer_rows
+    report = GeoReport(
+        name=_stem(preds.source),
+        source=preds.source,
+        summary=geo_summary(d, thresholds, skipped),
+        errors_km=d,
+        skipped=preds.skipped,
+    )
+    wanted = list(by or [])
+    need_geocode = hit_rates or any(b in ("country", "continent") for b in wanted)
+    if need_geocode and d.size:
+        from geoaware.geo.geocode import continent_of_country, countries, is_land
+
+        true_cc = countries(preds.true_lat, preds.true_lon)
+        geo_groups = {"country": true_cc, "continent": continent_of_country(true_cc)}
+        if hit_rates:
+            pred_cc = countries(preds.pred_lat, preds.pred_lon)
+            known = true_cc != ""
+            cont_hit = geo_groups["continent"] == continent_of_country(pred_cc)
+            land = is_land(preds.true_lat, preds.true_lon)
+            report.tables["country and continent hit rates"] = {
+                "columns": ["measure", "value", "n"],
+                "rows": [
+                    [
+                        "country hit rate",
+                        float(np.mean((true_cc == pred_cc)[known])),
+                        int(known.sum()),
+                    ],
+                    ["continent hit rate", float(np.mean(cont_hit[known])), int(known.sum())],
+                    ["truth on land", float(np.mean(land)), int(d.size)],
+                ],
+            }
+    for name in wanted:
+        if name in ("country", "continent"):
+            values = np.where(geo_groups[name] == "", "unknown", geo_groups[name])
+        elif name in preds.extra.columns:
+            values = preds.extra[name].astype(str).to_numpy()
+        else:
+            raise ValueError(
+                f"cannot break down by {name!r}: not continent/country, a file column "
+                f"or one of the columns {list(preds.extra.columns)}"
+            )
+        report.tables[f"by {name}"] = _table(grouped_geo_summary(d, values, thresholds), name)
+    return report
+
+
+def _stem(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).stem
