@@ -78,3 +78,33 @@ def test_world_map_samples_large_inputs(tmp_path):
         max_points=1000,
     )
     assert png.stat().st_size > 10_000
+
+
+def test_country_grid_gives_exactly_the_exact_search(shared_data):
+    from geoaware.geo.geocode import _nearest_places, _places
+
+    rng = np.random.default_rng(7)
+    gallery = np.loadtxt(
+        shared_data / "geoclip_gallery/coordinates_100K.csv", delimiter=",", skiprows=1
+    )
+    pick = gallery[rng.integers(0, len(gallery), 20_000)]
+    lat = np.concatenate(
+        [
+            np.clip(pick[:, 0] + rng.normal(0, 0.2, 20_000), -90, 90),
+            np.degrees(np.arcsin(rng.uniform(-1, 1, 20_000))),
+            [90.0, -90.0, 0.0],
+        ]
+    )
+    lon = np.concatenate(
+        [
+            (pick[:, 1] + rng.normal(0, 0.2, 20_000) + 180) % 360 - 180,
+            rng.uniform(-180, 180, 20_000),
+            [180.0, -180.0, 179.99],
+        ]
+    )
+    _, codes = _places()
+    exact = codes[_nearest_places(lat, lon, "exact")]
+    grid = codes[_nearest_places(lat, lon, "grid", step=1.0)]
+    np.testing.assert_array_equal(grid, exact)
+    with pytest.raises(ValueError, match="method"):
+        countries([0.0], [0.0], method="fast")

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from geoaware.fileio import atomic_path
 from geoaware.geo.distance import check_coordinates
 from geoaware.geo.encode import unit_vector
-from geoaware.geo.types import ArrayLike
+from geoaware.geo.types import ArrayLike, FloatArray
+from geoaware.paths import cache_dir
 
 __all__ = ["CONTINENTS", "continent_of_country", "continents", "countries", "is_land"]
 
@@ -70,23 +72,115 @@ def _continent_table() -> dict[str, str]:
     return table
 
 
-def countries(lat: ArrayLike, lon: ArrayLike) -> StrArray:
+GRID_STEP_DEG = 0.1
+"""Cell size of the precomputed country grid used for large inputs."""
+GRID_MIN_POINTS = 200_000
+"""Inputs at least this large use the grid (built once, ~10 s, then cached on disk)."""
+
+
+def _exact(la: FloatArray, lo: FloatArray) -> npt.NDArray[np.intp]:
+    tree, _ = _places()
+    _, idx = tree.query(unit_vector(la, lo), k=1, workers=-1)
+    return np.asarray(idx, dtype=np.intp)
+
+
+@functools.cache
+def _foreign_distance(k: int = 256) -> FloatArray:
+    """Return, per place, a lower bound on its chord distance to another country's place.
+
+    The k nearest places are searched; where all are of the same country, the k-th
+    distance is the bound.
+    """
+    tree, codes = _places()
+    _, code_idx = np.unique(codes, return_inverse=True)
+    dist, nbr = tree.query(tree.data, k=k, workers=-1)
+    foreign = code_idx[nbr] != code_idx[:, None]
+    first = np.argmax(foreign, axis=1)
+    bound: FloatArray = np.where(
+        foreign.any(axis=1), dist[np.arange(len(dist)), first], dist[:, -1]
+    )
+    return bound
+
+
+@functools.cache
+def _country_grid(step: float = GRID_STEP_DEG) -> npt.NDArray[np.int32]:
+    """Return a place index per grid cell, or -1 where the cell's country is not sure.
+
+    Sure means every point of the cell gets that place's country from the exact search;
+    cells on borders and at open sea are -1.
+
+    A cell is sure when its centre's nearest place q is much nearer than any place of
+    another country: with r the centre's distance to q, d the cell's half-diagonal and o(q)
+    a lower bound on q's distance to any other country's place, any point p of the cell has
+    |p - q| <= r + d while every foreign place b has |p - b| >= o(q) - r - d, so
+    o(q) > 2 (r + d) settles it (chord distances obey the triangle inequality).
+    """
+    path = cache_dir("geocode") / f"country_grid_{step:g}_v1.npy"
+    if path.exists():
+        try:
+            cached: npt.NDArray[np.int32] = np.load(path)
+            return cached
+        except (OSError, ValueError):
+            pass
+    tree, _ = _places()
+    other = _foreign_distance()
+    rows, cols = round(180 / step), round(360 / step)
+    lat = 90.0 - (np.arange(rows) + 0.5) * step
+    lon = -180.0 + (np.arange(cols) + 0.5) * step
+    glat, glon = (a.ravel() for a in np.meshgrid(lat, lon, indexing="ij"))
+    r1, q1 = tree.query(unit_vector(glat, glon), k=1, workers=-1)
+    # Half-diagonal: centre to the corner nearer the equator (the widest one), as a chord.
+    corner_lat = np.clip(glat - np.sign(glat) * step / 2, -90, 90)
+    half = np.radians(step / 2)
+    cos_d = np.sin(np.radians(glat)) * np.sin(np.radians(corner_lat)) + np.cos(
+        np.radians(glat)
+    ) * np.cos(np.radians(corner_lat)) * np.cos(half)
+    chord = np.sqrt(np.clip(2.0 - 2.0 * cos_d, 0.0, None))
+    sure = other[q1] > 2.0 * (r1 + chord)
+    grid = np.where(sure, q1, -1).astype(np.int32).reshape(rows, cols)
+    with atomic_path(path, suffix=".npy") as tmp, tmp.open("wb") as fh:
+        np.save(fh, grid)
+    return grid
+
+
+def _nearest_places(
+    la: FloatArray, lo: FloatArray, method: str, step: float = GRID_STEP_DEG
+) -> npt.NDArray[np.intp]:
+    if method == "exact" or (method == "auto" and la.size < GRID_MIN_POINTS):
+        return _exact(la, lo)
+    grid = _country_grid(step)
+    rows, cols = grid.shape
+    r = np.minimum(((90.0 - la) / step).astype(np.intp), rows - 1)
+    c = np.minimum(((lo + 180.0) / step).astype(np.intp), cols - 1)
+    idx: npt.NDArray[np.intp] = grid[r, c].astype(np.intp)
+    unsure = idx < 0
+    if unsure.any():
+        idx[unsure] = _exact(la[unsure], lo[unsure])
+    return idx
+
+
+def countries(lat: ArrayLike, lon: ArrayLike, *, method: str = "auto") -> StrArray:
     """Return the ISO 3166-1 alpha-2 code of the nearest populated place; "" for NaN.
+
+    ``method="exact"`` searches the places for every point; ``"grid"`` first looks the point
+    up in a precomputed 0.1 degree grid and searches only where the grid is unsure, with the
+    same result; ``"auto"`` (default) uses the grid from 200,000 points up.
 
     Examples
     --------
     >>> countries([48.8566, -33.8688, 64.1466], [2.3522, 151.2093, -21.9426]).tolist()
     ['FR', 'AU', 'IS']
     """
+    if method not in ("auto", "exact", "grid"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'grid', got {method!r}")
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     check_coordinates(la, lo)
     out = np.full(la.shape, "", dtype="U2")
     ok = ~(np.isnan(la) | np.isnan(lo))
     if ok.any():
-        tree, codes = _places()
-        _, idx = tree.query(unit_vector(la[ok], lo[ok]), k=1)
-        out[ok] = codes[idx]
+        _, codes = _places()
+        out[ok] = codes[_nearest_places(la[ok], lo[ok], method)]
     return out
 
 
@@ -105,7 +199,7 @@ def continent_of_country(codes: ArrayLike) -> StrArray:
     return mapped[inverse.reshape(arr.shape)] if uniq.size else np.full(arr.shape, "", "U13")
 
 
-def continents(lat: ArrayLike, lon: ArrayLike) -> StrArray:
+def continents(lat: ArrayLike, lon: ArrayLike, *, method: str = "auto") -> StrArray:
     """Return the continent of each point; "" for NaN.
 
     Examples
@@ -113,7 +207,7 @@ def continents(lat: ArrayLike, lon: ArrayLike) -> StrArray:
     >>> continents([48.8566, -1.2921], [2.3522, 36.8219]).tolist()
     ['Europe', 'Africa']
     """
-    return continent_of_country(countries(lat, lon))
+    return continent_of_country(countries(lat, lon, method=method))
 
 
 @functools.cache
