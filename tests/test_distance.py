@@ -154,3 +154,13 @@ def test_great_circle_dispatch():
 def test_short_distances_near_poles_to_the_centimetre(a, b):
     expected = geopy_great_circle(a, b, radius=R).km
     assert float(haversine_km(*a, *b)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_parallel_path_equals_single_thread():
+    from geoaware.geo.distance import PARALLEL_MIN_PAIRS, _haversine
+
+    rng = np.random.default_rng(5)
+    n = PARALLEL_MIN_PAIRS + 12_345
+    la1, la2 = rng.uniform(-90, 90, (2, n))
+    lo1, lo2 = rng.uniform(-180, 180, (2, n))
+    np.testing.assert_array_equal(haversine_km(la1, lo1, la2, lo2), _haversine(la1, lo1, la2, lo2, R))

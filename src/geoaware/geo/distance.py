@@ -15,6 +15,9 @@ broadcast, and never loop over pairs in Python.
 from __future__ import annotations
 
 import functools
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -109,11 +112,13 @@ def haversine_km(
     -----
     ``a = hav(dlat) + cos(lat1) cos(lat2) hav(dlon)`` with the product of cosines written as
     ``1 - hav(dlat) - hav(lat1 + lat2)``, so three sines replace two sines and two cosines;
-    all work is done in place on full-size arrays. The haversine term is clipped to [0, 1] so
-    that rounding never yields NaN at the antipodes. Float64 rounding limits the formula to
-    about 0.2 m within a few metres of the antipode (``asin`` is ill-conditioned there);
-    elsewhere it agrees with the textbook form to better than a millimetre. Use
-    :func:`geodesic_km` where that matters.
+    all work is done in place on full-size arrays. From :data:`PARALLEL_MIN_PAIRS` pairs on
+    (1-D inputs), the work is split over the cores (numpy releases the GIL).
+
+    The haversine term is clipped to [0, 1] so that rounding never yields NaN at the
+    antipodes. Float64 rounding limits the formula to about 0.2 m within a few metres of the
+    antipode (``asin`` is ill-conditioned there); elsewhere it agrees with the textbook form
+    to better than a millimetre. Use :func:`geodesic_km` where that matters.
 
     Examples
     --------
@@ -128,6 +133,39 @@ def haversine_km(
     la1, lo1, la2, lo2 = np.broadcast_arrays(
         *(np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2))
     )
+    workers = _workers(la1)
+    if workers == 1:
+        return _haversine(la1, lo1, la2, lo2, radius_km)
+    # numpy releases the GIL inside ufuncs: one contiguous slice per thread.
+    out = np.empty(la1.shape)
+    edges = np.linspace(0, la1.size, workers + 1).astype(int)
+    slices = [slice(a, b) for a, b in itertools.pairwise(edges)]
+
+    def run(s: slice) -> None:
+        out[s] = _haversine(la1[s], lo1[s], la2[s], lo2[s], radius_km)
+
+    list(_executor().map(run, slices))
+    return out
+
+
+PARALLEL_MIN_PAIRS = 1_000_000
+"""From this many pairs on, distances are computed on all cores (numpy threads)."""
+
+
+def _workers(arr: FloatArray) -> int:
+    if arr.ndim != 1 or arr.size < PARALLEL_MIN_PAIRS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+@functools.cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8)))
+
+
+def _haversine(
+    la1: FloatArray, lo1: FloatArray, la2: FloatArray, lo2: FloatArray, radius_km: float
+) -> FloatArray:
     h_lat = _haversine_term(la1, la2)
     a = _haversine_term(-la1, la2)  # hav(lat1 + lat2)
     h_lon = _haversine_term(lo1, lo2)
