@@ -15,7 +15,7 @@ from geoaware.catalog import write_catalog
 from geoaware.cli import app
 
 runner = CliRunner()
-COMMANDS = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest"]
+COMMANDS = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest", "scan-images"]
 
 
 def geoaware(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -164,3 +164,15 @@ def test_sources_fetch_and_ingest(shared_data, tmp_path, monkeypatch):
 def test_missing_catalog(cmd, tmp_path):
     proc = geoaware(cmd, str(tmp_path / "missing.parquet"))
     assert proc.returncode == 2 and "no such file or folder" in proc.stderr
+
+
+def test_scan_images_on_the_real_photos(shared_data, tmp_path):
+    out = tmp_path / "photos.parquet"
+    result = runner.invoke(
+        app, ["scan-images", str(shared_data / "exif_gps_samples"), "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["rows"], data["with_gps"], data["corrupt"]) == (9, 9, 0)
+    table = pq.read_table(out)
+    assert table.num_rows == 9 and table.column("lat").null_count == 0

@@ -114,3 +114,16 @@ def test_changed_file_is_verified_again(tmp_path, monkeypatch):
         path.write_bytes(b"tampered")
         with pytest.raises(ChecksumError, match="md5|sha256"):
             fetch(remote(base), tmp_path, progress=False)
+
+
+def test_a_url_with_wrong_bytes_is_skipped_for_the_next(tmp_path, monkeypatch):
+    monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
+    files = Files({"/stale": PAYLOAD + b"changed upstream", "/good": PAYLOAD})
+    with serve(files) as base:
+        r = RemoteFile("ds/file.bin", (base + "/stale", base + "/good"), sha256=SHA)
+        assert fetch(r, tmp_path, progress=False).read_bytes() == PAYLOAD
+        both_bad = RemoteFile("ds/x.bin", (base + "/stale", base + "/stale"), sha256=SHA)
+        with pytest.raises(
+            ChecksumError, match=r"ds/x.bin: every URL failed:\n  .*/stale: .*sha256 is"
+        ):
+            fetch(both_bad, tmp_path, progress=False)

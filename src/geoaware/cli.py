@@ -311,6 +311,42 @@ def ingest(
         out.print(f"  {key.replace('_', ' ')}: {n:,}")
 
 
+@app.command(
+    "scan-images",
+    epilog="Example: geoaware scan-images photos/ --out photos.parquet.  JSON keys: out, rows, "
+    "folder, scanned, with_gps, without_gps, invalid_gps, without_time, corrupt, ignored, "
+    "corrupt_files (each: path, reason).",
+)
+def scan_images_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder of photos (searched recursively).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Catalog to write (.parquet or folder).")],
+    source: Annotated[str, typer.Option(help="Value of the catalog's `source` column.")] = "images",
+    headers_only: Annotated[
+        bool, typer.Option(help="Read EXIF headers only (fast; truncated files go unnoticed).")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Catalog any folder of photos: EXIF GPS, capture time, size, orientation."""
+    from geoaware.catalog import write_catalog
+    from geoaware.sources.exif import scan_images
+
+    table, report = scan_images(
+        folder, source=source, progress=not json, check_pixels=not headers_only
+    )
+    path = write_catalog(table, out_path)
+    summary = {"out": str(path), "rows": table.num_rows, **report.to_dict()}
+    if json:
+        _emit_json(summary)
+        return
+    out.print(
+        f"wrote {table.num_rows:,} rows to {path}: {report.with_gps:,} with GPS, "
+        f"{report.without_gps:,} without ({report.invalid_gps:,} unusable GPS tags), "
+        f"{report.corrupt:,} corrupt skipped"
+    )
+    for bad in report.corrupt_files:
+        out.print(f"  [red]corrupt[/] {bad.path}: {bad.reason}", highlight=False)
+
+
 def _source(name: str, registry: dict[str, Any]) -> Any:
     if name not in registry:
         raise GeoawareError(f"unknown source {name!r}; known: {', '.join(sorted(registry))}")

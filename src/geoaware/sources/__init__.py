@@ -1,14 +1,49 @@
 """Sources: one small class per dataset release that knows its files and reads them.
 
->>> sorted(SOURCES)
-['fg_geo_yfcc']
+>>> sorted(SOURCES)  # doctest: +NORMALIZE_WHITESPACE
+['fg_geo_yfcc', 'git10m', 'gps_gallery', 'im2gps', 'im2gps3k', 'mp16', 'osv5m',
+ 'osv5m_select', 'yfcc26k', 'yfcc4k']
 """
 
 from geoaware.sources.base import Source
 from geoaware.sources.download import RemoteFile, fetch, verify
 from geoaware.sources.fg_geo_yfcc import FgGeoYfcc
+from geoaware.sources.gallery import GpsGallery
+from geoaware.sources.git10m import Git10M
+from geoaware.sources.im2gps import Im2gps, Im2gps3k, Mp16, Yfcc4k, Yfcc26k
+from geoaware.sources.osv5m import Osv5m, Osv5mSelect
 
-SOURCES: dict[str, type[Source]] = {cls.name: cls for cls in (FgGeoYfcc,)}
+SOURCES: dict[str, type[Source]] = {
+    cls.name: cls
+    for cls in (
+        FgGeoYfcc,
+        Git10M,
+        GpsGallery,
+        Im2gps,
+        Im2gps3k,
+        Mp16,
+        Osv5m,
+        Osv5mSelect,
+        Yfcc4k,
+        Yfcc26k,
+    )
+}
 """Every source by its command-line name."""
 
-__all__ = ["SOURCES", "FgGeoYfcc", "RemoteFile", "Source", "fetch", "verify"]
+__all__ = [
+    "SOURCES",
+    "FgGeoYfcc",
+    "Git10M",
+    "GpsGallery",
+    "Im2gps",
+    "Im2gps3k",
+    "Mp16",
+    "Osv5m",
+    "Osv5mSelect",
+    "RemoteFile",
+    "Source",
+    "Yfcc4k",
+    "Yfcc26k",
+    "fetch",
+    "verify",
+]

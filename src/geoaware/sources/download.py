@@ -162,8 +162,10 @@ def fetch(
     if not remote.urls:
         raise DownloadError(f"{remote.path}: no URL known and not found in GEOAWARE_MIRROR")
     target.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
-    # Public HTTPS mirrors first; S3 requester-pays (billed to the user) last.
+    errors: list[str] = []
+    mismatch: ChecksumError | None = None
+    # Public HTTPS mirrors first; S3 requester-pays (billed to the user) last. A URL whose
+    # bytes fail the checksum is dropped (its download deleted) and the next one is tried.
     for url in sorted(remote.urls, key=lambda u: u.startswith("s3://")):
         try:
             download = _download_s3 if url.startswith("s3://") else _download
@@ -174,13 +176,18 @@ def fetch(
         part = _part(target)
         try:
             verify(remote, part)
-        except ChecksumError:
+        except ChecksumError as exc:
             part.unlink(missing_ok=True)
-            raise
+            mismatch = exc
+            errors.append(f"{url}: {exc}")
+            continue
         os.replace(part, target)
         _is_verified(remote, target)
         return target
-    raise DownloadError(f"{remote.path}: every URL failed:\n  " + "\n  ".join(errors))
+    if mismatch is not None and len(errors) == 1:
+        raise mismatch
+    failure = ChecksumError if mismatch is not None else DownloadError
+    raise failure(f"{remote.path}: every URL failed:\n  " + "\n  ".join(errors))
 
 
 def _part(target: Path) -> Path:
