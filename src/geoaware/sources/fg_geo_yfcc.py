@@ -18,7 +18,6 @@ mostly no longer resolve; the Flickr URL and the YFCC line number go to ``extra`
 
 from __future__ import annotations
 
-import io
 import zipfile
 from typing import ClassVar
 
@@ -26,10 +25,10 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from geoaware.errors import InputFileError
 from geoaware.sources.base import Source
+from geoaware.sources.csvio import read_csv_columns
 from geoaware.sources.download import RemoteFile
 
 __all__ = ["FgGeoYfcc"]
@@ -97,26 +96,17 @@ def parse_csv(data: bytes, where: str) -> pa.Table:
     >>> t.column("image_id").to_pylist(), t.column("genus").to_pylist()
     (['ab12'], ['Vireo'])
     """
-    first = data.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
-    if first.split(",") != HEADER:
-        raise InputFileError(
-            where, f"wrong header {first!r}, expected {','.join(HEADER)!r}", record="line 1"
-        )
-    if not data.endswith(b"\n"):  # the release has no trailing newline
-        data += b"\n"
-    try:
-        raw = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=HEADER, skip_rows=1),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in HEADER}, strings_can_be_null=True
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        raise InputFileError(where, f"malformed CSV ({exc})") from exc
-    lat = _floats(raw, "latitude", where)
-    lon = _floats(raw, "longitude", where)
-    line = _floats(raw, "yfcc100m line number", where).cast(pa.int64())
+    raw = read_csv_columns(
+        data,
+        where=where,
+        expected_header=HEADER,
+        float_columns=["latitude", "longitude"],
+        int_columns=["yfcc100m line number"],
+        non_empty=["yfcc100m ID"],
+        ranges={"latitude": (-90.0, 90.0), "longitude": (-180.0, 180.0)},
+    ).table
+    lat, lon = raw.column("latitude"), raw.column("longitude")
+    line = raw.column("yfcc100m line number")
     names = raw.column("label")
     extra = [
         orjson.dumps({"flickr_url": f, "yfcc_line": n}).decode()
@@ -135,19 +125,3 @@ def parse_csv(data: bytes, where: str) -> pa.Table:
             "extra": pa.array(extra, pa.string()),
         }
     )
-
-
-def _floats(raw: pa.Table, column: str, where: str) -> pa.ChunkedArray:
-    values = raw.column(column)
-    try:
-        return values.cast(pa.float64())
-    except pa.ArrowInvalid:
-        pylist = values.to_pylist()
-        for i, v in enumerate(pylist):
-            try:
-                float(v) if v is not None else None
-            except ValueError:
-                raise InputFileError(
-                    where, f"{v!r} is not a number", record=f"line {i + 2}", field=column
-                ) from None
-        raise
