@@ -280,3 +280,10 @@ def test_validate_finds_every_kind_of_problem():
         conform(pa.table({"source": ["s"], "image_id": ["1"], "lat": [1.0], "lon": [2.0]}))
     )
     assert clean.ok
+
+
+def test_written_files_get_the_normal_mode(tmp_path):
+    path = write_catalog(small_table(), tmp_path / "c.parquet")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

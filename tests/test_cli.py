@@ -15,7 +15,8 @@ from geoaware.catalog import write_catalog
 from geoaware.cli import app
 
 runner = CliRunner()
-COMMANDS = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest", "scan-images"]
+COMMANDS = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest", "scan-images",
+            "report", "eval geo"]
 
 
 def geoaware(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,8 +28,8 @@ def test_help_lists_every_command_and_each_has_an_example():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for cmd in COMMANDS:
-        assert cmd in result.output
-        sub = runner.invoke(app, [cmd, "--help"], terminal_width=200)
+        assert cmd.split()[0] in result.output
+        sub = runner.invoke(app, [*cmd.split(), "--help"], terminal_width=200)
         assert sub.exit_code == 0, sub.output
         assert f"Example: geoaware {cmd}" in sub.output
 
@@ -176,3 +177,70 @@ def test_scan_images_on_the_real_photos(shared_data, tmp_path):
     assert (data["rows"], data["with_gps"], data["corrupt"]) == (9, 9, 0)
     table = pq.read_table(out)
     assert table.num_rows == 9 and table.column("lat").null_count == 0
+
+
+def test_eval_geo_reproduces_the_published_im2gps_table(shared_data, tmp_path):
+    path = shared_data / "im2gps/demo/scene_M_p_im2gps.csv"
+    result = runner.invoke(app, ["eval", "geo", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.stdout)
+    assert list(s) == [
+        "n",
+        "acc_1km",
+        "acc_25km",
+        "acc_200km",
+        "acc_750km",
+        "acc_2500km",
+        "median_km",
+        "mean_km",
+        "geoscore",
+        "skipped_rows",
+    ]
+    # Mueller-Budack et al. 2018, Table 3, base (M, f*) with scene partitioning (p) on Im2GPS:
+    # 16.9 / 43.0 / 51.9 / 66.7 / 80.2 percent.
+    assert [round(100 * s[k], 1) for k in list(s)[1:6]] == [16.9, 43.0, 51.9, 66.7, 80.2]
+    assert s["n"] == 237 and s["skipped_rows"] == 0
+
+
+def test_eval_geo_run_folder_and_html_report(shared_data, tmp_path):
+    run = tmp_path / "run"
+    osv = shared_data / "osv5m/select.csv"
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "geo",
+            str(shared_data / "im2gps/demo/scene_M_p_im2gps.csv"),
+            str(osv),
+            "--by",
+            "continent",
+            "--out",
+            str(run),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in run.iterdir())
+    assert (
+        "error_cdf.png" in names
+        and "select.geo.json" in names
+        and "scene_M_p_im2gps.geo.json" in names
+    )
+    data = json.loads((run / "select.geo.json").read_text())
+    assert data["kind"] == "geo" and data["summary"]["n"] == 50
+    assert all((run / f).exists() for f in data["figures"])
+    html = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(run), "--out", str(html), "--json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(r["name"] for r in json.loads(result.stdout)["runs"]) == [
+        "scene_M_p_im2gps",
+        "select",
+    ]
+    text = html.read_text()
+    assert "data:image/png;base64," in text and "by continent" in text
+
+
+def test_eval_geo_bad_columns_option(tmp_path):
+    p = tmp_path / "p.csv"
+    p.write_text("a,b,c,d\n1,2,3,4\n")
+    result = runner.invoke(app, ["eval", "geo", str(p), "--columns", "a,b,c"])
+    assert result.exit_code == 2 and "four names" in result.output

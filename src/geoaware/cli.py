@@ -347,6 +347,163 @@ def scan_images_cmd(
         out.print(f"  [red]corrupt[/] {bad.path}: {bad.reason}", highlight=False)
 
 
+# ----------------------------------------------------------------------------------------------
+eval_app = typer.Typer(help="Evaluate predictions: geolocation (Im2GPS) and classification (iNat).")
+app.add_typer(eval_app, name="eval")
+
+
+def _floats_option(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from exc
+
+
+@eval_app.command(
+    "geo",
+    epilog="Example: geoaware eval geo results.csv --by continent --out runs/exp1.  "
+    "JSON keys (one file): n, acc_1km, acc_25km, acc_200km, acc_750km, acc_2500km "
+    "(fractions 0..1; one per --thresholds value), median_km, mean_km, geoscore, "
+    "skipped_rows; with several files, one such object per file name.",
+)
+def eval_geo(
+    predictions: Annotated[list[Path], typer.Argument(help="CSV or Parquet prediction files.")],
+    truth: Annotated[
+        Path | None, typer.Option(help="Catalog with the true locations (joined on image id).")
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="true_lat,true_lon,pred_lat,pred_lon column names (else detected)."),
+    ] = None,
+    thresholds: Annotated[str, typer.Option(help="Accuracy thresholds in km.")] = (
+        "1,25,200,750,2500"
+    ),
+    geodesic: Annotated[
+        bool, typer.Option(help="WGS84 geodesic instead of the 6371 km sphere.")
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option(help="Breakdowns: continent, country, or column names.")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="A bad row is an error, not a skipped row.")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run folder for JSON results and figures.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Great-circle accuracy at 1/25/200/750/2500 km, median and mean error, GeoScore."""
+    from geoaware.evaluate.geo import evaluate_geo
+    from geoaware.evaluate.geo_io import read_geo_predictions
+
+    cols = tuple(columns.split(",")) if columns else None
+    if cols is not None and len(cols) != 4:
+        raise typer.BadParameter("--columns takes four names: true_lat,true_lon,pred_lat,pred_lon")
+    truth_table = None
+    if truth is not None:
+        from geoaware.catalog import read_catalog
+
+        truth_table = read_catalog(truth)
+    groups = [b for b in (by or "").split(",") if b]
+    reports = []
+    for path in predictions:
+        preds = read_geo_predictions(path, cols, truth=truth_table, strict=strict)  # type: ignore[arg-type]
+        reports.append(
+            evaluate_geo(
+                preds,
+                thresholds=_floats_option(thresholds, "--thresholds"),
+                geodesic=geodesic,
+                by=groups,
+                hit_rates=out_dir is not None or not json,
+            )
+        )
+    if out_dir is not None:
+        _write_geo_run(reports, out_dir)
+    if json:
+        summaries = {r.name: r.summary for r in reports}
+        _emit_json(reports[0].summary if len(reports) == 1 else summaries)
+        return
+    keys = list(reports[0].summary)
+    out.print(
+        _table(
+            "geolocation",
+            ["predictions", *keys],
+            [[r.name, *(_fmt_metric(k, r.summary[k]) for k in keys)] for r in reports],
+        )
+    )
+    for r in reports:
+        for title, t in r.tables.items():
+            rows = [
+                [_fmt_metric(c, v) for c, v in zip(t["columns"], row, strict=False)]
+                for row in t["rows"][:50]
+            ]
+            out.print(_table(f"{r.name}: {title}", t["columns"], rows))
+    if out_dir is not None:
+        out.print(f"[bold]run folder[/] {out_dir}")
+
+
+def _fmt_metric(key: str, value: Any) -> Any:
+    if isinstance(value, float):
+        if key.startswith("acc_") or key.endswith("rate") or key.endswith("_acc"):
+            return f"{100 * value:.1f}%"
+        return f"{value:,.2f}"
+    return value
+
+
+def _write_geo_run(reports: list[Any], out_dir: Path) -> None:
+    from geoaware.fileio import atomic_write_text
+    from geoaware.report.plots import error_cdf, error_map, group_bars
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cdf = error_cdf({r.name: r.errors_km for r in reports}, out_dir / "error_cdf.png")
+    for i, r in enumerate(reports):
+        figures = [cdf.name] if i == 0 else []
+        figures.append(
+            error_map(
+                r.true_lat,
+                r.true_lon,
+                r.errors_km,
+                out_dir / f"{r.name}.error_map.png",
+                title=r.name,
+            ).name
+        )
+        if "by continent" in r.tables:
+            figures.append(
+                group_bars(
+                    r.tables["by continent"],
+                    out_dir / f"{r.name}.by_continent.png",
+                    value=["acc_25km", "acc_200km", "acc_750km", "acc_2500km"],
+                ).name
+            )
+        r.figures = figures
+        data = orjson.dumps(r.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2)
+        atomic_write_text(out_dir / f"{r.name}.geo.json", data.decode())
+
+
+@app.command(
+    epilog="Example: geoaware report runs/exp1 --out report.html.  "
+    "JSON keys: report, runs (each: name, kind, source, file).",
+)
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder of <name>.<kind>.json files.")],
+    out_html: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    title: Annotated[str | None, typer.Option(help="Report title.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Write one self-contained HTML report (tables and embedded figures) of a run folder."""
+    from geoaware.report import build_report, read_runs
+
+    path = build_report(run_dir, out_html, title=title)
+    runs = [
+        {"name": r.name, "kind": r.kind, "source": r.source, "file": r.path.name}
+        for r in read_runs(run_dir)
+    ]
+    if json:
+        _emit_json({"report": str(path), "runs": runs})
+        return
+    out.print(f"[bold]report[/] {path} ({len(runs)} runs)")
+
+
 def _source(name: str, registry: dict[str, Any]) -> Any:
     if name not in registry:
         raise GeoawareError(f"unknown source {name!r}; known: {', '.join(sorted(registry))}")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from geoaware.evaluate.geo_io import GeoPredictions, SkippedRow
 from geoaware.geo.distance import great_circle_km
@@ -83,6 +84,9 @@ def grouped_geo_summary(
 ) -> list[dict[str, Any]]:
     """Compute the same figures per group, vectorised; groups sorted by size (largest first).
 
+    Groups are hashed (``pandas.factorize``), counts, sums and hits come from ``bincount``,
+    and medians from one stable sort by group followed by a partition per group.
+
     Examples
     --------
     >>> rows = grouped_geo_summary([1.0, 3.0, 100.0], ["a", "a", "b"])
@@ -90,25 +94,20 @@ def grouped_geo_summary(
     [('a', 2, 2.0), ('b', 1, 100.0)]
     """
     d = np.asarray(errors_km, dtype=np.float64)
-    names, inverse = np.unique(np.asarray(groups), return_inverse=True)
-    inverse = inverse.ravel()
-    k = names.size
-    counts = np.bincount(inverse, minlength=k)
-    sums = np.bincount(inverse, weights=d, minlength=k)
-    scores = np.bincount(inverse, weights=geoscore(d), minlength=k)
-    hits = {t: np.bincount(inverse, weights=(d <= t), minlength=k) for t in thresholds}
-    # Medians: sort by (group, error) once; each group's middle element(s) are then adjacent.
-    order = np.lexsort((d, inverse))
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    lo = d[order[starts + (counts - 1) // 2]]
-    hi = d[order[starts + counts // 2]]
-    medians = (lo + hi) / 2.0
+    codes, names = pd.factorize(np.asarray(groups), sort=False)
+    k = len(names)
+    counts = np.bincount(codes, minlength=k)
+    sums = np.bincount(codes, weights=d, minlength=k)
+    scores = np.bincount(codes, weights=geoscore(d), minlength=k)
+    hits = {t: np.bincount(codes, weights=(d <= t), minlength=k) for t in thresholds}
+    by_group = d[np.argsort(codes, kind="stable")]
+    ends = np.cumsum(counts)
     rows = []
     for g in np.argsort(-counts, kind="stable").tolist():
         row: dict[str, Any] = {"group": str(names[g]), "n": int(counts[g])}
         for t in thresholds:
             row[_acc_key(t)] = float(hits[t][g] / counts[g])
-        row["median_km"] = float(medians[g])
+        row["median_km"] = float(np.median(by_group[ends[g] - counts[g] : ends[g]]))
         row["mean_km"] = float(sums[g] / counts[g])
         row["geoscore"] = float(scores[g] / counts[g])
         rows.append(row)
@@ -127,6 +126,8 @@ class GeoReport:
         :func:`geo_summary` figures.
     errors_km : numpy.ndarray
         Per-prediction errors (for plots).
+    true_lat, true_lon : numpy.ndarray
+        The true points, aligned with ``errors_km`` (for maps).
     tables : dict
         Breakdowns and hit rates: title to ``{"columns": [...], "rows": [[...]]}``.
     skipped : list of SkippedRow
@@ -139,6 +140,8 @@ class GeoReport:
     source: str
     summary: dict[str, float | int | None]
     errors_km: FloatArray
+    true_lat: FloatArray
+    true_lon: FloatArray
     tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     skipped: list[SkippedRow] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
@@ -215,6 +218,8 @@ def evaluate_geo(
         source=preds.source,
         summary=geo_summary(d, thresholds, skipped),
         errors_km=d,
+        true_lat=preds.true_lat,
+        true_lon=preds.true_lon,
         skipped=preds.skipped,
     )
     wanted = list(by or [])
@@ -230,7 +235,7 @@ def evaluate_geo(
             cont_hit = geo_groups["continent"] == continent_of_country(pred_cc)
             land = is_land(preds.true_lat, preds.true_lon)
             report.tables["country and continent hit rates"] = {
-                "columns": ["measure", "value", "n"],
+                "columns": ["measure", "rate", "n"],
                 "rows": [
                     [
                         "country hit rate",

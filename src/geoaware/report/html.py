@@ -1,0 +1,789 @@
+"""One self-contained HTML report of a run folder: summary tables, per-run tables and figures.
+
+An evaluation writes into a run folder one JSON file per evaluation, ``<name>.<kind>.json``::
+
+    {"kind": "geo" | "classify", "name": str, "source": str,
+     "summary": {key: number or null},
+     "tables": {title: {"columns": [str, ...], "rows": [[cell, ...], ...]}},
+     "figures": [PNG paths relative to the folder]}
+
+plus the PNG files it lists. Only ``n`` is required in a summary: the accuracy thresholds and
+the top-k are the evaluator's choice, and the report shows whatever keys are there (geo:
+``n, acc_1km, acc_25km, acc_200km, acc_750km, acc_2500km, median_km, mean_km, geoscore,
+skipped_rows`` by default; classify: ``n, top1_error, top5_error, top1_acc, top5_acc,
+mean_per_class_acc, ...``). :func:`read_runs` reads and checks the files; :func:`build_report`
+writes one HTML file that needs nothing else to be read offline: the CSS is inline, the images
+are embedded as base64 ``data:`` URIs, and there are no scripts, fonts or outside links.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from geoaware.errors import InputFileError
+from geoaware.fileio import atomic_write_text
+
+__all__ = [
+    "CLASSIFY_SUMMARY_KEYS",
+    "CONTRACT_KEYS",
+    "GEO_SUMMARY_KEYS",
+    "REQUIRED_SUMMARY_KEYS",
+    "EvaluationRun",
+    "ResultTable",
+    "build_report",
+    "format_value",
+    "read_run",
+    "read_runs",
+]
+
+#: The top-level keys of every evaluation file.
+CONTRACT_KEYS: tuple[str, ...] = ("kind", "name", "source", "summary", "tables", "figures")
+#: The summary keys of a ``geo`` evaluation with the default thresholds, in the report's column
+#: order (accuracies are fractions 0 to 1). Other ``acc_<d>km`` keys (other thresholds) are
+#: placed among them by distance; any other key follows.
+GEO_SUMMARY_KEYS: tuple[str, ...] = (
+    "n",
+    "acc_1km",
+    "acc_25km",
+    "acc_200km",
+    "acc_750km",
+    "acc_2500km",
+    "median_km",
+    "mean_km",
+    "geoscore",
+    "skipped_rows",
+)
+#: The summary keys of a ``classify`` evaluation with ``ks=(1, 5)``, in column order; any other
+#: key follows.
+CLASSIFY_SUMMARY_KEYS: tuple[str, ...] = (
+    "n",
+    "top1_error",
+    "top5_error",
+    "top1_acc",
+    "top5_acc",
+    "mean_per_class_acc",
+)
+#: The summary keys every evaluation file must have (thresholds and k are the evaluator's choice).
+REQUIRED_SUMMARY_KEYS: tuple[str, ...] = ("n",)
+_KINDS = ("geo", "classify")
+_SUMMARY_ORDER = {"geo": GEO_SUMMARY_KEYS, "classify": CLASSIFY_SUMMARY_KEYS}
+_ACC_KM = re.compile(r"acc_(\d+(?:\.\d+)?)km")
+_SCALES = {1.0: "street", 25.0: "city", 200.0: "region", 750.0: "country", 2500.0: "continent"}
+_KIND_TITLES = {"geo": "Geolocation", "classify": "Classification"}
+_HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
+    "n": ("images", ""),
+    "median_km": ("median error", "km"),
+    "mean_km": ("mean error", "km"),
+    "geoscore": ("GeoScore", "0-5000"),
+    "skipped_rows": ("skipped rows", ""),
+    "top1_acc": ("top-1", "accuracy"),
+    "top5_acc": ("top-5", "accuracy"),
+    "top1_error": ("top-1", "error"),
+    "top5_error": ("top-5", "error"),
+    "mean_per_class_acc": ("per-class", "mean accuracy"),
+}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_LONG_TABLE_ROWS = 25
+
+
+@dataclass(frozen=True)
+class ResultTable:
+    """One table of an evaluation file.
+
+    Attributes
+    ----------
+    title : str
+        The table's title (its key in the file).
+    columns : tuple of str
+        Column names.
+    rows : tuple of tuple
+        The cells, one tuple per row, as long as ``columns``.
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class EvaluationRun:
+    """One checked evaluation file of a run folder.
+
+    Attributes
+    ----------
+    path : Path
+        The JSON file.
+    kind : {"geo", "classify"}
+        What was evaluated: predicted coordinates or predicted labels.
+    name : str
+        The run's name (the model or prediction file).
+    source : str
+        What it was evaluated on (the prediction file or benchmark).
+    summary : dict
+        Key -> number, or None where undefined.
+    tables : tuple of ResultTable
+        In the file's order.
+    figures : tuple of Path
+        The PNG files, resolved against the run folder; each exists and is a PNG.
+    """
+
+    path: Path
+    kind: Literal["geo", "classify"]
+    name: str
+    source: str
+    summary: dict[str, float | int | None]
+    tables: tuple[ResultTable, ...]
+    figures: tuple[Path, ...]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _as_float(value: object) -> float | None:
+    """Return the value as a finite float, or None for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _kind_from_name(path: Path) -> str | None:
+    for kind in _KINDS:
+        if path.name.endswith(f".{kind}.json"):
+            return kind
+    return None
+
+
+def read_run(path: str | os.PathLike[str]) -> EvaluationRun:
+    """Read and check one evaluation file against the run-folder contract.
+
+    Parameters
+    ----------
+    path
+        A ``<name>.<kind>.json`` file; its figure paths are resolved against its folder.
+
+    Returns
+    -------
+    EvaluationRun
+        The checked contents.
+
+    Raises
+    ------
+    InputFileError
+        The file is not valid JSON, lacks a key or has a value of the wrong type (the message
+        names the file and the key, e.g. ``summary.acc_1km`` or ``figures[0]``), or a figure
+        is missing, not a PNG, or outside the folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, orjson
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> doc = {"kind": "classify", "name": "m", "source": "val.csv", "tables": {},
+    ...        "figures": [], "summary": {"n": 10, "top1_error": 0.3, "top5_error": 0.1,
+    ...                                   "top1_acc": 0.7, "top5_acc": 0.9,
+    ...                                   "mean_per_class_acc": None}}
+    >>> _ = (folder / "m.classify.json").write_bytes(orjson.dumps(doc))
+    >>> run = read_run(folder / "m.classify.json")
+    >>> run.kind, run.name, run.summary["top1_acc"]
+    ('classify', 'm', 0.7)
+    >>> del doc["source"]
+    >>> _ = (folder / "m.classify.json").write_bytes(orjson.dumps(doc))
+    >>> read_run(folder / "m.classify.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.InputFileError: ...m.classify.json, field 'source': missing key ...
+    """
+    path = Path(path)
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read the file ({exc})") from exc
+    except orjson.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON ({exc})") from exc
+    return _check_run(path, doc)
+
+
+def _check_run(path: Path, doc: object) -> EvaluationRun:
+    if not isinstance(doc, dict):
+        raise InputFileError(
+            path, f"expected a JSON object with keys {list(CONTRACT_KEYS)}, got {type(doc)}"
+        )
+    for key in CONTRACT_KEYS:
+        if key not in doc:
+            raise InputFileError(
+                path,
+                f"missing key (an evaluation file has the keys {', '.join(CONTRACT_KEYS)})",
+                field=key,
+            )
+    kind = doc["kind"]
+    if kind not in _KINDS:
+        raise InputFileError(
+            path, f"kind must be one of {list(_KINDS)}, got {kind!r}", field="kind"
+        )
+    named = _kind_from_name(path)
+    if named is not None and named != kind:
+        raise InputFileError(
+            path, f"the file name says {named!r} but the file says {kind!r}", field="kind"
+        )
+    for key in ("name", "source"):
+        if not isinstance(doc[key], str):
+            raise InputFileError(path, f"expected a string, got {doc[key]!r}", field=key)
+
+    summary = doc["summary"]
+    if not isinstance(summary, dict):
+        raise InputFileError(path, f"expected an object, got {type(summary)}", field="summary")
+    for key in REQUIRED_SUMMARY_KEYS:
+        if key not in summary:
+            raise InputFileError(
+                path,
+                f"missing key (every summary has {', '.join(REQUIRED_SUMMARY_KEYS)}; a {kind} "
+                f"summary usually has {', '.join(_SUMMARY_ORDER[kind])})",
+                field=f"summary.{key}",
+            )
+    for key, value in summary.items():
+        if value is not None and not _is_number(value):
+            raise InputFileError(
+                path, f"expected a number or null, got {value!r}", field=f"summary.{key}"
+            )
+
+    tables_doc = doc["tables"]
+    if not isinstance(tables_doc, dict):
+        raise InputFileError(path, f"expected an object, got {type(tables_doc)}", field="tables")
+    tables = tuple(_check_table(path, title, t) for title, t in tables_doc.items())
+
+    figures_doc = doc["figures"]
+    if not isinstance(figures_doc, list):
+        raise InputFileError(path, f"expected a list, got {type(figures_doc)}", field="figures")
+    figures = tuple(_check_figure(path, i, f) for i, f in enumerate(figures_doc))
+
+    return EvaluationRun(
+        path=path,
+        kind=kind,
+        name=doc["name"],
+        source=doc["source"],
+        summary=dict(summary),
+        tables=tables,
+        figures=figures,
+    )
+
+
+def _check_table(path: Path, title: str, table: object) -> ResultTable:
+    where = f"tables[{title!r}]"
+    if not isinstance(table, dict):
+        raise InputFileError(path, f"expected an object, got {type(table)}", field=where)
+    for key in ("columns", "rows"):
+        if key not in table:
+            raise InputFileError(
+                path, "missing key (a table has columns and rows)", field=f"{where}.{key}"
+            )
+    columns, rows = table["columns"], table["rows"]
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InputFileError(path, "expected a list of strings", field=f"{where}.columns")
+    if not isinstance(rows, list):
+        raise InputFileError(path, "expected a list of rows", field=f"{where}.rows")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise InputFileError(
+                path,
+                f"expected a list of {len(columns)} cells (one per column), got {row!r}",
+                record=i,
+                field=f"{where}.rows",
+            )
+    return ResultTable(str(title), tuple(columns), tuple(tuple(r) for r in rows))
+
+
+def _check_figure(path: Path, index: int, figure: object) -> Path:
+    field = f"figures[{index}]"
+    if not isinstance(figure, str) or not figure:
+        raise InputFileError(path, f"expected a relative PNG path, got {figure!r}", field=field)
+    folder = path.parent.resolve()
+    target = (folder / figure).resolve()
+    if Path(figure).is_absolute() or not target.is_relative_to(folder):
+        raise InputFileError(
+            path, f"{figure!r} must be a path inside the run folder {folder}", field=field
+        )
+    try:
+        with target.open("rb") as fh:
+            head = fh.read(len(_PNG_SIGNATURE))
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read figure {figure!r} ({exc})", field=field) from exc
+    if head != _PNG_SIGNATURE:
+        raise InputFileError(path, f"figure {figure!r} is not a PNG file", field=field)
+    return target
+
+
+def _scan(run_dir: Path) -> tuple[list[EvaluationRun], list[Path]]:
+    """Read every evaluation file of ``run_dir``; also return the JSON files skipped."""
+    if not run_dir.is_dir():
+        raise InputFileError(run_dir, "not a folder (expected a run folder of evaluation files)")
+    runs: list[EvaluationRun] = []
+    skipped: list[Path] = []
+    for path in sorted(run_dir.glob("*.json")):
+        if not path.is_file():
+            continue
+        if _kind_from_name(path) is not None:
+            runs.append(read_run(path))
+            continue
+        # Any other JSON is an evaluation file only if it says so; the rest is left alone.
+        try:
+            doc = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            skipped.append(path)
+            continue
+        if isinstance(doc, dict) and doc.get("kind") in _KINDS:
+            runs.append(_check_run(path, doc))
+        else:
+            skipped.append(path)
+    return runs, skipped
+
+
+def read_runs(run_dir: str | os.PathLike[str]) -> list[EvaluationRun]:
+    """Read every evaluation file of a run folder, sorted by file name.
+
+    A ``*.json`` file is an evaluation file when its name ends in ``.geo.json`` or
+    ``.classify.json``, or its top-level ``kind`` is ``"geo"`` or ``"classify"``; other JSON
+    files (configurations, caches) are skipped. Evaluation files are checked with
+    :func:`read_run`, and a bad one stops the reading with its error.
+
+    Parameters
+    ----------
+    run_dir
+        The run folder (not searched recursively).
+
+    Returns
+    -------
+    list of EvaluationRun
+        Possibly empty.
+
+    Raises
+    ------
+    InputFileError
+        ``run_dir`` is not a folder, or an evaluation file breaks the contract.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text('{"seed": 0}')
+    >>> read_runs(folder)
+    []
+    """
+    return _scan(Path(run_dir))[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting
+
+
+def _is_percent(column: str) -> bool:
+    c = column.lower()
+    if c.endswith("_km"):
+        return False
+    return (
+        c.startswith(("acc_", "acc@"))
+        or c.endswith(("_acc", "_error", "accuracy", "_rate"))
+        or c in ("rate", "share", "fraction")
+    )
+
+
+def format_value(column: str, value: object) -> str:
+    """Format one summary value or table cell for the report (plain text, not escaped).
+
+    Fractions in accuracy, error and rate columns (names starting ``acc_``; ending ``_acc``,
+    ``_error``, ``accuracy`` or ``_rate``; or ``rate``, ``share``, ``fraction``; never ``_km``)
+    become percentages with one decimal; integers get
+    thousands separators; distances in ``_km`` columns and other floats of 1,000 or more get
+    one decimal, smaller floats four significant digits; None and NaN become an en dash.
+
+    Parameters
+    ----------
+    column
+        The column or summary key the value belongs to.
+    value
+        A JSON value.
+
+    Returns
+    -------
+    str
+        The text shown in the report.
+
+    Examples
+    --------
+    >>> format_value("acc_25km", 0.4123), format_value("top1_error", 0.25)
+    ('41.2%', '25.0%')
+    >>> format_value("n", 12345), format_value("median_km", 412.345), format_value("x", 0.123456)
+    ('12,345', '412.3', '0.1235')
+    >>> format_value("geoscore", 3210.55), format_value("continent", "Europe")
+    ('3,210.6', 'Europe')
+    >>> format_value("acc_1km", None), format_value("mean_km", float("nan"))
+    ('–', '–')
+    """
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        if isinstance(value, float) and math.isnan(value):
+            return "–"
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        if _is_percent(column):
+            return f"{100 * value:.1f}%"
+        if isinstance(value, int):
+            return f"{value:,}"
+        if column.lower().endswith("_km") or abs(value) >= 1000:
+            return f"{value:,.1f}"
+        return f"{value:.4g}"
+    return orjson.dumps(value).decode()
+
+
+def _better(column: str) -> Literal[1, -1, 0]:
+    """Return +1 when higher is better, -1 when lower is better, 0 when neither (counts)."""
+    c = column.lower()
+    if c.endswith(("_km", "_error")):
+        return -1
+    if _is_percent(column) or c == "geoscore":
+        return 1
+    return 0
+
+
+def _best(column: str, values: Sequence[object]) -> str | None:
+    """Return the best value's text, or None where the shown values do not differ."""
+    direction = _better(column)
+    numbers = [f for f in map(_as_float, values) if f is not None]
+    if direction == 0 or len(numbers) < 2:
+        return None
+    shown = {format_value(column, f) for f in numbers}
+    if len(shown) < 2:  # 0.0% against 0.0%: nothing to point out
+        return None
+    return format_value(column, max(numbers) if direction > 0 else min(numbers))
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML
+
+_CSS = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f4f5f7; color: #1f2328;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+  sans-serif; }
+main { max-width: 1180px; margin: 0 auto; padding: 28px 32px 48px; background: #fff;
+  min-height: 100vh; box-shadow: 0 0 0 1px #e3e5e8; }
+h1 { font-size: 1.75rem; margin: 0 0 4px; }
+h2 { font-size: 1.3rem; margin: 36px 0 10px; padding-bottom: 4px;
+  border-bottom: 2px solid #e3e5e8; }
+h3 { font-size: 1.05rem; margin: 22px 0 8px; }
+.meta, .note, figcaption, footer { color: #59636e; font-size: 0.87rem; }
+.meta { margin: 0 0 8px; }
+code { font: 0.85em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  background: #f0f1f3; padding: 1px 4px; border-radius: 3px; }
+nav ul { margin: 6px 0 0; padding-left: 20px; columns: 2; }
+a { color: #0b5cad; text-decoration: none; }
+a:hover { text-decoration: underline; }
+.badge { display: inline-block; font-size: 0.72rem; font-weight: 600; letter-spacing: 0.04em;
+  text-transform: uppercase; padding: 2px 8px; border-radius: 10px; vertical-align: middle;
+  margin-left: 8px; }
+.badge.geo { background: #dff3e4; color: #1a7f37; }
+.badge.classify { background: #ddebff; color: #0b5cad; }
+.scroll { overflow: auto; margin: 0 0 6px; border: 1px solid #e3e5e8; border-radius: 6px; }
+.scroll.long { max-height: 30em; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem;
+  font-variant-numeric: tabular-nums; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding: 0 0 6px; }
+th, td { padding: 6px 8px; border-bottom: 1px solid #eceef1; white-space: nowrap; }
+th { white-space: normal; }
+th .label { white-space: nowrap; }
+td.text { white-space: normal; max-width: 24em; overflow-wrap: break-word; }
+td.run { min-width: 10em; }
+td .sub { display: block; font-size: 0.8em; color: #59636e; overflow-wrap: anywhere; }
+th .sub { display: block; font-weight: 400; font-size: 0.8em; color: #59636e; }
+thead th { position: sticky; top: 0; background: #f6f8fa; font-weight: 600;
+  border-bottom: 1px solid #d0d7de; vertical-align: bottom; }
+td.num, th.num { text-align: right; }
+td.text, th.text { text-align: left; }
+td.na { color: #8c959f; text-align: right; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+tbody tr:hover td { background: #f1f6fd; }
+td strong { color: #1a7f37; }
+.figures { display: grid; grid-template-columns: 1fr; gap: 18px; margin-top: 14px; }
+figure { margin: 0; padding: 10px; border: 1px solid #e3e5e8; border-radius: 6px;
+  background: #fff; }
+figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+figcaption { margin-top: 6px; text-align: center; }
+footer { margin-top: 40px; padding-top: 10px; border-top: 1px solid #e3e5e8; }
+@media print { body { background: #fff; } main { box-shadow: none; max-width: none; }
+  .scroll.long { max-height: none; } section.run { break-before: page; } }
+"""
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _cell(column: str, value: object, best: str | None = None) -> str:
+    shown = format_value(column, value)
+    text = _esc(shown)
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if missing:
+        return f'<td class="na">{text}</td>'
+    if _is_number(value):
+        if best is not None and shown == best:
+            text = f"<strong>{text}</strong>"
+        return f'<td class="num">{text}</td>'
+    return f'<td class="text">{text}</td>'
+
+
+def _header(column: str, summary: bool) -> tuple[str, str]:
+    """Return a column's label and its second line."""
+    if summary and column == "run":
+        return ("run", "and its source")
+    if column in _HEADERS:
+        return _HEADERS[column]
+    match = _ACC_KM.fullmatch(column)
+    if match:
+        d = float(match.group(1))
+        return (f"≤ {d:g} km", _SCALES.get(d, "accuracy"))
+    return (column, "")
+
+
+def _head(columns: Iterable[str], numeric: Mapping[str, bool], summary: bool = False) -> str:
+    cells = []
+    for c in columns:
+        label, sub = _header(c, summary)
+        cls = "num" if numeric.get(c, False) else "text"
+        sub_html = f'<span class="sub">{_esc(sub)}</span>' if sub else ""
+        cells.append(
+            f'<th class="{cls}" scope="col" title="{_esc(c)}">'
+            f'<span class="label">{_esc(label)}</span>{sub_html}</th>'
+        )
+    return "<thead><tr>" + "".join(cells) + "</tr></thead>"
+
+
+def _summary_columns(kind: str, summaries: Sequence[Mapping[str, object]]) -> list[str]:
+    """Return the keys of any of the summaries, in the report's column order."""
+    present: dict[str, None] = {}
+    for summary in summaries:
+        present.update(dict.fromkeys(summary))
+    order = _SUMMARY_ORDER[kind]
+    acc_at = order.index("acc_1km") if "acc_1km" in order else len(order)
+
+    def rank(item: tuple[int, str]) -> tuple[float, float, int]:
+        seen, key = item
+        match = _ACC_KM.fullmatch(key) if kind == "geo" else None
+        if match:  # every accuracy threshold, by distance, where the default ones go
+            return (acc_at, float(match.group(1)), seen)
+        if key in order:
+            return (order.index(key), 0.0, seen)
+        return (len(order), 0.0, seen)
+
+    return [key for _, key in sorted(enumerate(present), key=rank)]
+
+
+def _summary_section(kind: str, runs: list[tuple[str, EvaluationRun]]) -> str:
+    keys = _summary_columns(kind, [run.summary for _, run in runs])
+    best = {k: _best(k, [run.summary.get(k) for _, run in runs]) for k in keys}
+    header = _head(["run", *keys], dict.fromkeys(keys, True), summary=True)
+    body = []
+    for anchor, run in runs:
+        cells = [
+            f'<td class="text run"><a href="#{anchor}">{_esc(run.name)}</a>'
+            f'<span class="sub">{_esc(run.source)}</span></td>',
+            *(_cell(k, run.summary.get(k), best[k]) for k in keys),
+        ]
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    title = f"{_KIND_TITLES[kind]} runs"
+    note = (
+        "Accuracy: share of images whose predicted location is within that distance of the "
+        "truth. GeoScore: mean per-image score, 0 to 5000 (higher is better)."
+        if kind == "geo"
+        else "Top-k accuracy: share of images whose true label is among the k best-scored "
+        "labels; error = 1 - accuracy."
+    )
+    return (
+        f'<section id="summary-{kind}"><h2>{_esc(title)}</h2>'
+        f'<div class="scroll"><table>{header}<tbody>{"".join(body)}</tbody></table></div>'
+        f'<p class="note">{_esc(note)} The best value of each column is in bold.</p></section>'
+    )
+
+
+def _table_html(table: ResultTable, max_rows: int | None, source: str) -> str:
+    rows = table.rows if max_rows is None else table.rows[:max_rows]
+    numeric = {c: any(_is_number(row[j]) for row in rows) for j, c in enumerate(table.columns)}
+    body = "".join(
+        "<tr>" + "".join(_cell(c, v) for c, v in zip(table.columns, row, strict=True)) + "</tr>"
+        for row in rows
+    )
+    long = " long" if len(rows) > _LONG_TABLE_ROWS else ""
+    rows_note = f" ({len(table.rows):,} rows)" if long else ""
+    cut = (
+        f'<p class="note">The first {len(rows):,} of {len(table.rows):,} rows; the whole table '
+        f"is in <code>{_esc(source)}</code>.</p>"
+        if len(rows) < len(table.rows)
+        else ""
+    )
+    if not table.rows:
+        body = f'<tr><td class="na" colspan="{len(table.columns)}">no rows</td></tr>'
+    return (
+        f"<h3>{_esc(table.title)}{_esc(rows_note)}</h3>"
+        f'<div class="scroll{long}"><table>{_head(table.columns, numeric)}'
+        f"<tbody>{body}</tbody></table></div>{cut}"
+    )
+
+
+def _figure_html(figure: Path, run_dir: Path) -> str:
+    data = base64.b64encode(figure.read_bytes()).decode("ascii")
+    try:
+        caption = figure.relative_to(run_dir.resolve()).as_posix()
+    except ValueError:
+        caption = figure.name
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(caption)}">'
+        f"<figcaption>{_esc(caption)}</figcaption></figure>"
+    )
+
+
+def _run_section(anchor: str, run: EvaluationRun, run_dir: Path, max_table_rows: int | None) -> str:
+    parts = [
+        f'<section class="run" id="{anchor}">',
+        f'<h2>{_esc(run.name)}<span class="badge {run.kind}">{_esc(run.kind)}</span></h2>',
+        f'<p class="meta">source <code>{_esc(run.source)}</code> · file '
+        f"<code>{_esc(run.path.name)}</code></p>",
+    ]
+    parts.extend(_table_html(t, max_table_rows, run.path.name) for t in run.tables)
+    if run.figures:
+        parts.append('<div class="figures">')
+        parts.extend(_figure_html(f, run_dir) for f in run.figures)
+        parts.append("</div>")
+    if not run.tables and not run.figures:
+        parts.append('<p class="note">This run has no tables or figures.</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("geoaware")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def build_report(
+    run_dir: str | os.PathLike[str],
+    out_html: str | os.PathLike[str],
+    title: str | None = None,
+    *,
+    max_table_rows: int | None = 1000,
+) -> Path:
+    """Write one self-contained HTML report of every evaluation in a run folder.
+
+    The report has a title, a table comparing all geolocation runs side by side (one row per
+    run; accuracies as percentages, the best value of each column in bold), the same for
+    classification runs, then for each run its tables and figures. Images are embedded as
+    base64 ``data:`` URIs and the CSS is inline: the file has no scripts, fonts or links to
+    anything outside itself, so it can be mailed or opened offline. Every string from the run
+    folder is HTML-escaped.
+
+    Parameters
+    ----------
+    run_dir
+        A folder of ``<name>.<kind>.json`` evaluation files (see :func:`read_runs`) and the PNGs
+        they list.
+    out_html
+        The HTML file to write (atomically).
+    title
+        The report's title; by default ``"Evaluation report: <folder name>"``.
+    max_table_rows
+        Longer tables show their first rows and say where the whole table is (None: all).
+
+    Returns
+    -------
+    Path
+        ``out_html``.
+
+    Raises
+    ------
+    InputFileError
+        ``run_dir`` is not a folder or holds no evaluation file, or an evaluation file breaks
+        the contract (the message names the file and the key).
+    ValueError
+        ``max_table_rows`` is below 1.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, orjson
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> summary = {"n": 2, "acc_1km": 0.5, "acc_25km": 0.5, "acc_200km": 1.0, "acc_750km": 1.0,
+    ...            "acc_2500km": 1.0, "median_km": 12.5, "mean_km": 12.5, "geoscore": 4900.1,
+    ...            "skipped_rows": 0}
+    >>> doc = {"kind": "geo", "name": "m", "source": "im2gps3k", "summary": summary,
+    ...        "tables": {"by continent": {"columns": ["continent", "n"], "rows": [["Europe", 2]]}},
+    ...        "figures": []}
+    >>> _ = (folder / "m.geo.json").write_bytes(orjson.dumps(doc))
+    >>> page = build_report(folder, folder / "report.html").read_text()
+    >>> "by continent" in page and "50.0%" in page and "4,900.1" in page
+    True
+    """
+    if max_table_rows is not None and max_table_rows < 1:
+        raise ValueError(f"max_table_rows must be None or at least 1, but given {max_table_rows}")
+    run_dir = Path(run_dir)
+    runs, skipped = _scan(run_dir)
+    if not runs:
+        raise InputFileError(
+            run_dir,
+            "no evaluation results here (expected <name>.geo.json or <name>.classify.json files)",
+        )
+    title = title if title is not None else f"Evaluation report: {run_dir.resolve().name}"
+    runs = sorted(runs, key=lambda r: _KINDS.index(r.kind))  # stable: file order within a kind
+    anchored = [(f"run-{i + 1}", run) for i, run in enumerate(runs)]
+    by_kind = {k: [(a, r) for a, r in anchored if r.kind == k] for k in _KINDS}
+    counts = ", ".join(
+        f"{len(v)} {_KIND_TITLES[k].lower()} run{'s' if len(v) != 1 else ''}"
+        for k, v in by_kind.items()
+        if v
+    )
+
+    toc = "".join(
+        f'<li><a href="#{a}">{_esc(r.name)}</a> <span class="note">({_esc(r.kind)}, '
+        f"{_esc(r.source)})</span></li>"
+        for a, r in anchored
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<header><h1>{_esc(title)}</h1>",
+        f'<p class="meta">{_esc(counts)} from <code>{_esc(run_dir.resolve())}</code></p>',
+        "</header>",
+        f"<nav><h2>Runs</h2><ul>{toc}</ul></nav>",
+    ]
+    parts.extend(_summary_section(k, v) for k, v in by_kind.items() if v)
+    parts.extend(_run_section(a, r, run_dir, max_table_rows) for a, r in anchored)
+    skipped_note = (
+        " Other JSON files, not evaluation results, were skipped: "
+        + ", ".join(p.name for p in skipped)
+        + "."
+        if skipped
+        else ""
+    )
+    parts.append(
+        f"<footer>Generated by geoaware {_esc(_version())} from "
+        f"{len(runs)} evaluation file{'s' if len(runs) != 1 else ''}.{_esc(skipped_note)}"
+        "</footer></main></body></html>"
+    )
+    return atomic_write_text(out_html, "\n".join(parts) + "\n")
