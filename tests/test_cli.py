@@ -15,8 +15,21 @@ from geoaware.catalog import write_catalog
 from geoaware.cli import app
 
 runner = CliRunner()
-COMMANDS = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest", "scan-images",
-            "report", "eval geo"]
+COMMANDS = [
+    "demo",
+    "validate",
+    "stats",
+    "query",
+    "sources",
+    "fetch",
+    "ingest",
+    "scan-images",
+    "report",
+    "eval geo",
+    "eval classify",
+    "submission check",
+    "submission write",
+]
 
 
 def geoaware(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -244,3 +257,72 @@ def test_eval_geo_bad_columns_option(tmp_path):
     p.write_text("a,b,c,d\n1,2,3,4\n")
     result = runner.invoke(app, ["eval", "geo", str(p), "--columns", "a,b,c"])
     assert result.exit_code == 2 and "four names" in result.output
+
+
+def _labelled_catalog(tmp_path: Path) -> Path:
+    return write_catalog(
+        pa.table(
+            {
+                "source": ["inat"] * 6,
+                "split": ["train", "train", "val", "val", "test", "test"],
+                "image_id": ["t1", "t2", "v1", "v2", "x1", "x2"],
+                "label": [3, 7, 3, 7, 3, 7],
+                "genus": ["Anas", "Anas", "Anas", "Anas", "Anas", "Anas"],
+                "supercategory": ["Aves"] * 6,
+            }
+        ),
+        tmp_path / "labels.parquet",
+    )
+
+
+def test_eval_classify_and_submissions(tmp_path):
+    import numpy as np
+
+    catalog = _labelled_catalog(tmp_path)
+    preds = tmp_path / "val.csv"
+    preds.write_text("id,predicted\nv1,7 3\nv2,7\n")
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "classify",
+            str(preds),
+            "--truth",
+            str(catalog),
+            "--split",
+            "val",
+            "--json",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.stdout)["summary"]
+    assert (s["n"], s["top1_acc"], s["top5_acc"]) == (2, 0.5, 1.0)
+    assert (tmp_path / "run/val.classify.json").exists()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,predicted\nx1,3 x\nx1,7\nzz,1\n")
+    result = runner.invoke(
+        app, ["submission", "check", str(bad), "--truth", str(catalog), "--json"]
+    )
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)["problems"]
+    assert {p["line"] for p in problems if p["line"]} >= {2, 3, 4}
+
+    np.savez(
+        tmp_path / "scores.npz",
+        image_id=np.array(["x1", "x2"]),
+        scores=np.array([[0.1, 0.9], [0.8, 0.2]]),
+        class_ids=np.array([3, 7]),
+    )
+    sub = tmp_path / "sub.csv"
+    result = runner.invoke(
+        app, ["submission", "write", str(tmp_path / "scores.npz"), "--out", str(sub), "--k", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sub.read_text().splitlines() == ["id,predicted", "x1,7 3", "x2,3 7"]
+    assert (
+        runner.invoke(app, ["submission", "check", str(sub), "--truth", str(catalog)]).exit_code
+        == 0
+    )

@@ -478,6 +478,128 @@ def _write_geo_run(reports: list[Any], out_dir: Path) -> None:
         atomic_write_text(out_dir / f"{r.name}.geo.json", data.decode())
 
 
+@eval_app.command(
+    "classify",
+    epilog="Example: geoaware eval classify preds.csv --truth catalog.parquet --split val "
+    "--out runs/exp1.  JSON keys: kind, name, source, summary (n, top1_error, top5_error, "
+    "top1_acc, top5_acc, mean_per_class_acc, missing_predictions, unknown_ids; one "
+    "top<k>_error/top<k>_acc pair per --k value), tables, figures.",
+)
+def eval_classify(
+    predictions: Annotated[
+        Path, typer.Argument(help="Kaggle CSV (id,predicted), or Parquet/NPZ of scores or labels.")
+    ],
+    truth: Annotated[Path, typer.Option(help="Catalog with the true labels.")],
+    split: Annotated[str | None, typer.Option(help="Evaluate only this split.")] = None,
+    k: Annotated[str, typer.Option("--k", help="Comma-separated k values.")] = "1,5",
+    train: Annotated[
+        Path | None,
+        typer.Option(help="Catalog of training rows (default: the truth's split == train rows)."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run folder: writes <name>.classify.json.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """INat top-k error and accuracy, per super-category, taxonomic level and class frequency."""
+    from geoaware.errors import EvaluationError
+    from geoaware.evaluate import evaluate_classification
+
+    try:
+        ks = [int(x) for x in k.split(",")]
+    except ValueError:
+        raise EvaluationError(f"--k must be comma-separated integers, got {k!r}") from None
+    result = evaluate_classification(predictions, truth, split=split, ks=ks, train_table=train)
+    if out_dir is not None:
+        result.save(out_dir / f"{result.name}.classify.json")
+    data = result.to_dict()
+    if json:
+        _emit_json(data)
+        return
+    keys = list(data["summary"])
+    out.print(
+        _table(
+            f"{data['name']}: {data['summary']['n']:,} images",
+            keys,
+            [[_fmt_metric(key, data["summary"][key]) for key in keys]],
+        )
+    )
+    for title, t in data["tables"].items():
+        rows = [
+            [_fmt_metric(c, v) for c, v in zip(t["columns"], row, strict=False)]
+            for row in t["rows"]
+        ]
+        out.print(_table(title, t["columns"], rows))
+
+
+submission_app = typer.Typer(help="Check or write Kaggle-style iNat submissions.")
+app.add_typer(submission_app, name="submission")
+
+
+@submission_app.command(
+    "check",
+    epilog="Example: geoaware submission check sub.csv --truth catalog.parquet --split test.  "
+    "Exits 1 on any error.  JSON keys: path, ok, errors, warnings, problems "
+    "(each: line, field, message, severity).",
+)
+def submission_check(
+    file: Annotated[Path, typer.Argument(help="The submission CSV (id,predicted).")],
+    truth: Annotated[Path, typer.Option(help="Catalog holding the test images and labels.")],
+    split: Annotated[str, typer.Option(help="The split the submission is for.")] = "test",
+    show: Annotated[int, typer.Option(help="Problems shown in the terminal.")] = 50,
+    json: JsonOpt = False,
+) -> None:
+    """List every problem of a submission with its line number: header, ids, labels."""
+    import dataclasses
+
+    from geoaware.evaluate import check_submission
+
+    problems = check_submission(file, truth, split)
+    errors = sum(p.severity == "error" for p in problems)
+    if json:
+        _emit_json(
+            {
+                "path": str(file),
+                "ok": errors == 0,
+                "errors": errors,
+                "warnings": len(problems) - errors,
+                "problems": [dataclasses.asdict(p) for p in problems],
+            }
+        )
+    else:
+        out.print(
+            _table(
+                f"{file}: {errors:,} errors, {len(problems) - errors:,} warnings",
+                ["line", "field", "problem", "severity"],
+                [[p.line or "-", p.field, p.message, p.severity] for p in problems[:show]],
+            )
+        )
+    if errors:
+        raise typer.Exit(1)
+
+
+@submission_app.command(
+    "write",
+    epilog="Example: geoaware submission write scores.npz --out submission.csv.  "
+    "JSON keys: out, rows.",
+)
+def submission_write(
+    scores: Annotated[Path, typer.Argument(help="Parquet/NPZ of scores or ranked labels.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Submission CSV to write.")],
+    k: Annotated[int, typer.Option(help="Labels per image.")] = 5,
+    json: JsonOpt = False,
+) -> None:
+    """Write a Kaggle submission (id,predicted with k space-separated ids) from scores."""
+    from geoaware.evaluate import read_predictions, write_submission
+
+    topk = read_predictions(scores, k=k)
+    path = write_submission(topk, out_file, k=k)
+    if json:
+        _emit_json({"out": str(path), "rows": len(topk)})
+    else:
+        out.print(f"wrote {len(topk):,} rows to {path}")
+
+
 @app.command(
     epilog="Example: geoaware report runs/exp1 --out report.html.  "
     "JSON keys: report, runs (each: name, kind, source, file).",

@@ -13,6 +13,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DependencyNotFoundError",
     "DownloadError",
+    "EvaluationError",
     "GeoawareError",
     "InputFileError",
     "InvalidCoordinateError",
@@ -67,6 +68,10 @@ class CatalogError(InputFileError):
 
 class SchemaError(CatalogError):
     """A catalog lacks a required column or a column has the wrong type."""
+
+
+class EvaluationError(GeoawareError, ValueError):
+    """An evaluation cannot run: no labelled truth rows, duplicate ids, a bad argument."""
 
 
 class QueryError(GeoawareError):
