@@ -223,3 +223,15 @@ def test_unreadable_file(tmp_path):
     with open(tmp_path / "e.csv", "w", newline="") as fh:
         csv.writer(fh).writerow(["id", "pred_lat", "pred_lon", "true_lat", "true_lon"])
     assert read_geo_predictions(tmp_path / "e.csv").n == 0
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 1001, 20_000])
+def test_median_from_counts_equals_numpy_median(n):
+    from geoaware.evaluate.geo import median_from_counts
+
+    rng = np.random.default_rng(n)
+    d = np.round(rng.lognormal(np.log(300), 2.0, n), 1)  # ties on purpose
+    for pivots in ((1, 25, 200, 750, 2500), (), (1e9,), (0.0,)):
+        counts = {float(t): int(np.count_nonzero(d <= t)) for t in pivots}
+        assert median_from_counts(d, counts) == float(np.median(d))
+    assert np.isnan(median_from_counts(np.array([1.0, np.nan]), {}))

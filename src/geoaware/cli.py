@@ -9,9 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from geoaware.clikit import (
+    CatalogArg,
+    JsonOpt,
+    emit_json,
+    err,
+    floats_option,
+    fmt_metric,
+    out,
+    table,
+)
 from geoaware.errors import GeoawareError
 
 if TYPE_CHECKING:
@@ -24,24 +32,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-CatalogArg = Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")]
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
-
-
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in r))
-    return t
 
 
 # ----------------------------------------------------------------------------------------------
@@ -59,7 +49,7 @@ def demo(
 
     summary = run_demo(out_dir, progress=not json)
     if json:
-        _emit_json(summary)
+        emit_json(summary)
         return
     out.print(f"[bold]catalog[/] {summary['catalog']}")
     _print_validation(summary["validation"])
@@ -80,7 +70,7 @@ def _print_validation(report: dict[str, Any]) -> None:
         f"validate {report['path']}: {report['rows']:,} rows, "
         f"{report['errors']:,} error rows, {report['warnings']:,} warning rows"
     )
-    out.print(_table(title, ["severity", "check", "rows", "what", "first example"], rows))
+    out.print(table(title, ["severity", "check", "rows", "what", "first example"], rows))
     out.print("[green]OK: no errors[/]" if report["ok"] else "[red]FAILED: errors found[/]")
 
 
@@ -100,7 +90,7 @@ def validate(
 
     report = validate_table(read_catalog(catalog), str(catalog), max_examples=examples)
     if json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
     else:
         _print_validation(report.to_dict())
     if strict and not report.ok:
@@ -110,7 +100,7 @@ def validate(
 # ----------------------------------------------------------------------------------------------
 def _print_stats(s: dict[str, Any]) -> None:
     out.print(
-        _table(
+        table(
             f"{s['rows']:,} images, {s['labels']:,} labels, {s['located']:,} located",
             ["source", "split", "rows"],
             [[r["source"], r["split"] or "-", r["rows"]] for r in s["by_source_split"]],
@@ -122,7 +112,7 @@ def _print_stats(s: dict[str, Any]) -> None:
         return "-" if v is None else f"{v:.2f}"
 
     out.print(
-        _table(
+        table(
             "images per user",
             ["users", "images with user", "mean", "std", "skew", "max"],
             [
@@ -139,7 +129,7 @@ def _print_stats(s: dict[str, Any]) -> None:
     )
     total = max(s["located"], 1)
     out.print(
-        _table(
+        table(
             "located images by continent",
             ["continent", "images", "share"],
             [[k, v, f"{100 * v / total:.1f}%"] for k, v in s["continents"].items()],
@@ -172,7 +162,7 @@ def stats(
         lon = table.column("lon").to_numpy(zero_copy_only=False)
         summary["map"] = str(world_map(lat, lon, map_png, title=str(catalog)))
     if json:
-        _emit_json(summary)
+        emit_json(summary)
         return
     _print_stats(summary)
     if summary["map"]:
@@ -202,7 +192,7 @@ def query(
         write_result(result, out_file)
     if json:
         data = result.slice(0, show).to_pylist() if out_file is None else []
-        _emit_json(
+        emit_json(
             {
                 "rows": result.num_rows,
                 "columns": result.column_names,
@@ -216,7 +206,7 @@ def query(
         return
     rows = [list(r.values()) for r in result.slice(0, show).to_pylist()]
     more = f" (showing {show})" if result.num_rows > show else ""
-    out.print(_table(f"{result.num_rows:,} rows{more}", result.column_names, rows))
+    out.print(table(f"{result.num_rows:,} rows{more}", result.column_names, rows))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,14 +237,14 @@ def sources(json: JsonOpt = False) -> None:
         for name, cls in sorted(SOURCES.items())
     ]
     if json:
-        _emit_json({"sources": data})
+        emit_json({"sources": data})
         return
     rows = [
         [s["name"], p["part"], p["path"], p["size"], s["description"]]
         for s in data
         for p in s["parts"]
     ]
-    out.print(_table("sources", ["source", "part", "file", "bytes", "what"], rows))
+    out.print(table("sources", ["source", "part", "file", "bytes", "what"], rows))
 
 
 @app.command(
@@ -304,7 +294,7 @@ def ingest(
 
     path = write_catalog_batches(counted(), out_path)
     if json:
-        _emit_json({"out": str(path), "rows": rows, "counts": reader.counts})
+        emit_json({"out": str(path), "rows": rows, "counts": reader.counts})
         return
     out.print(f"wrote {rows:,} rows to {path}")
     for key, n in reader.counts.items():
@@ -336,7 +326,7 @@ def scan_images_cmd(
     path = write_catalog(table, out_path)
     summary = {"out": str(path), "rows": table.num_rows, **report.to_dict()}
     if json:
-        _emit_json(summary)
+        emit_json(summary)
         return
     out.print(
         f"wrote {table.num_rows:,} rows to {path}: {report.with_gps:,} with GPS, "
@@ -350,13 +340,6 @@ def scan_images_cmd(
 # ----------------------------------------------------------------------------------------------
 eval_app = typer.Typer(help="Evaluate predictions: geolocation (Im2GPS) and classification (iNat).")
 app.add_typer(eval_app, name="eval")
-
-
-def _floats_option(text: str, what: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError as exc:
-        raise typer.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from exc
 
 
 @eval_app.command(
@@ -409,7 +392,7 @@ def eval_geo(
         reports.append(
             evaluate_geo(
                 preds,
-                thresholds=_floats_option(thresholds, "--thresholds"),
+                thresholds=floats_option(thresholds, "--thresholds"),
                 geodesic=geodesic,
                 by=groups,
                 hit_rates=out_dir is not None or not json,
@@ -419,33 +402,25 @@ def eval_geo(
         _write_geo_run(reports, out_dir)
     if json:
         summaries = {r.name: r.summary for r in reports}
-        _emit_json(reports[0].summary if len(reports) == 1 else summaries)
+        emit_json(reports[0].summary if len(reports) == 1 else summaries)
         return
     keys = list(reports[0].summary)
     out.print(
-        _table(
+        table(
             "geolocation",
             ["predictions", *keys],
-            [[r.name, *(_fmt_metric(k, r.summary[k]) for k in keys)] for r in reports],
+            [[r.name, *(fmt_metric(k, r.summary[k]) for k in keys)] for r in reports],
         )
     )
     for r in reports:
         for title, t in r.tables.items():
             rows = [
-                [_fmt_metric(c, v) for c, v in zip(t["columns"], row, strict=False)]
+                [fmt_metric(c, v) for c, v in zip(t["columns"], row, strict=False)]
                 for row in t["rows"][:50]
             ]
-            out.print(_table(f"{r.name}: {title}", t["columns"], rows))
+            out.print(table(f"{r.name}: {title}", t["columns"], rows))
     if out_dir is not None:
         out.print(f"[bold]run folder[/] {out_dir}")
-
-
-def _fmt_metric(key: str, value: Any) -> Any:
-    if isinstance(value, float):
-        if key.startswith("acc_") or key.endswith("rate") or key.endswith("_acc"):
-            return f"{100 * value:.1f}%"
-        return f"{value:,.2f}"
-    return value
 
 
 def _write_geo_run(reports: list[Any], out_dir: Path) -> None:
@@ -514,22 +489,21 @@ def eval_classify(
         result.save(out_dir / f"{result.name}.classify.json")
     data = result.to_dict()
     if json:
-        _emit_json(data)
+        emit_json(data)
         return
     keys = list(data["summary"])
     out.print(
-        _table(
+        table(
             f"{data['name']}: {data['summary']['n']:,} images",
             keys,
-            [[_fmt_metric(key, data["summary"][key]) for key in keys]],
+            [[fmt_metric(key, data["summary"][key]) for key in keys]],
         )
     )
     for title, t in data["tables"].items():
         rows = [
-            [_fmt_metric(c, v) for c, v in zip(t["columns"], row, strict=False)]
-            for row in t["rows"]
+            [fmt_metric(c, v) for c, v in zip(t["columns"], row, strict=False)] for row in t["rows"]
         ]
-        out.print(_table(title, t["columns"], rows))
+        out.print(table(title, t["columns"], rows))
 
 
 submission_app = typer.Typer(help="Check or write Kaggle-style iNat submissions.")
@@ -557,7 +531,7 @@ def submission_check(
     problems = check_submission(file, truth, split)
     errors = sum(p.severity == "error" for p in problems)
     if json:
-        _emit_json(
+        emit_json(
             {
                 "path": str(file),
                 "ok": errors == 0,
@@ -568,7 +542,7 @@ def submission_check(
         )
     else:
         out.print(
-            _table(
+            table(
                 f"{file}: {errors:,} errors, {len(problems) - errors:,} warnings",
                 ["line", "field", "problem", "severity"],
                 [[p.line or "-", p.field, p.message, p.severity] for p in problems[:show]],
@@ -595,7 +569,7 @@ def submission_write(
     topk = read_predictions(scores, k=k)
     path = write_submission(topk, out_file, k=k)
     if json:
-        _emit_json({"out": str(path), "rows": len(topk)})
+        emit_json({"out": str(path), "rows": len(topk)})
     else:
         out.print(f"wrote {len(topk):,} rows to {path}")
 
@@ -621,7 +595,7 @@ def report(
         for r in read_runs(run_dir)
     ]
     if json:
-        _emit_json({"report": str(path), "runs": runs})
+        emit_json({"report": str(path), "runs": runs})
         return
     out.print(f"[bold]report[/] {path} ({len(runs)} runs)")
 

@@ -80,7 +80,8 @@ class TopK:
     image_ids : pyarrow.StringArray
         One id per image, unique (any sequence of ids given is converted to text).
     labels : numpy.ndarray of int64, shape (n, k)
-        Class ids, best first, padded on the right with :data:`PAD` where an image has fewer.
+        Class ids, best first, padded on the right with :data:`PAD` where an image has fewer;
+        stored column-major, so each rank is one contiguous array.
     scores : numpy.ndarray of float64, shape (n, k), or None
         The score of each label (NaN in padded slots), where the file had scores.
     source : str
@@ -100,7 +101,8 @@ class TopK:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_ids", _string_ids(self.image_ids))
-        object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.int64))
+        # Column-major: the metrics read one rank (column) for all images at a time.
+        object.__setattr__(self, "labels", np.asfortranarray(self.labels, dtype=np.int64))
         if self.scores is not None:
             object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float64))
         if self.labels.ndim != 2 or self.labels.shape[0] != len(self.image_ids):

@@ -28,7 +28,14 @@ from geoaware.geo.encode import unit_vector
 from geoaware.geo.types import ArrayLike, FloatArray
 from geoaware.paths import cache_dir
 
-__all__ = ["CONTINENTS", "continent_of_country", "continents", "countries", "is_land"]
+__all__ = [
+    "CONTINENTS",
+    "continent_of_country",
+    "continents",
+    "countries",
+    "is_land",
+    "region_codes",
+]
 
 CONTINENTS = (
     "Africa",
@@ -159,6 +166,60 @@ def _nearest_places(
     return idx
 
 
+@functools.cache
+def _place_regions() -> tuple[npt.NDArray[np.intp], StrArray, npt.NDArray[np.intp], StrArray]:
+    """Per place: index into the sorted country codes and into the continents.
+
+    Both name lists end with "" (unknown), the index given to NaN points.
+    """
+    _, codes = _places()
+    country_names, country_idx = np.unique(codes, return_inverse=True)
+    table = _continent_table()
+    continent_names = np.array([*CONTINENTS, ""], dtype="U13")
+    position = {name: i for i, name in enumerate(continent_names.tolist())}
+    per_country = np.array(
+        [position[table.get(c, "")] for c in country_names.tolist()], dtype=np.intp
+    )
+    return (
+        country_idx.astype(np.intp),
+        np.append(country_names, "").astype("U2"),
+        per_country[country_idx],
+        continent_names,
+    )
+
+
+def region_codes(
+    lat: ArrayLike, lon: ArrayLike, level: str, *, method: str = "auto"
+) -> tuple[npt.NDArray[np.intp], StrArray]:
+    """Return integer region codes of points and the names they index ("" = unknown).
+
+    ``level`` is ``"country"`` (ISO alpha-2 codes) or ``"continent"``. Integer codes make
+    grouping and comparing millions of points cheap.
+
+    Examples
+    --------
+    >>> codes, names = region_codes([48.85, np.nan], [2.35, 0.0], "continent")
+    >>> names[codes].tolist()
+    ['Europe', '']
+    """
+    if level not in ("country", "continent"):
+        raise ValueError(f"level must be 'country' or 'continent', got {level!r}")
+    if method not in ("auto", "exact", "grid"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'grid', got {method!r}")
+    la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+    check_coordinates(la, lo)
+    country_idx, country_names, continent_idx, continent_names = _place_regions()
+    per_place, names = (
+        (country_idx, country_names) if level == "country" else (continent_idx, continent_names)
+    )
+    out = np.full(la.shape, names.size - 1, dtype=np.intp)
+    ok = ~(np.isnan(la) | np.isnan(lo))
+    if ok.any():
+        out[ok] = per_place[_nearest_places(la[ok], lo[ok], method)]
+    return out, names
+
+
 def countries(lat: ArrayLike, lon: ArrayLike, *, method: str = "auto") -> StrArray:
     """Return the ISO 3166-1 alpha-2 code of the nearest populated place; "" for NaN.
 
@@ -171,17 +232,8 @@ def countries(lat: ArrayLike, lon: ArrayLike, *, method: str = "auto") -> StrArr
     >>> countries([48.8566, -33.8688, 64.1466], [2.3522, 151.2093, -21.9426]).tolist()
     ['FR', 'AU', 'IS']
     """
-    if method not in ("auto", "exact", "grid"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'grid', got {method!r}")
-    la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
-    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
-    check_coordinates(la, lo)
-    out = np.full(la.shape, "", dtype="U2")
-    ok = ~(np.isnan(la) | np.isnan(lo))
-    if ok.any():
-        _, codes = _places()
-        out[ok] = codes[_nearest_places(la[ok], lo[ok], method)]
-    return out
+    codes, names = region_codes(lat, lon, "country", method=method)
+    return names[codes]
 
 
 def continent_of_country(codes: ArrayLike) -> StrArray:
@@ -207,7 +259,8 @@ def continents(lat: ArrayLike, lon: ArrayLike, *, method: str = "auto") -> StrAr
     >>> continents([48.8566, -1.2921], [2.3522, 36.8219]).tolist()
     ['Europe', 'Africa']
     """
-    return continent_of_country(countries(lat, lon, method=method))
+    codes, names = region_codes(lat, lon, "continent", method=method)
+    return names[codes]
 
 
 @functools.cache
