@@ -190,7 +190,8 @@ def main() -> None:
     )
     out.update(bench_classify(args.classify_rows, args.classify_sample, args.repeat))
     print(
-        f"classify: {args.classify_rows:,} rows top-1/top-5 error in {out['classify_ours_s']:.4f} s "
+        f"classify: {args.classify_rows:,} rows top-1/top-5 error in "
+        f"{out['classify_ours_s']:.4f} s "
         f"(full report {out['classify_full_report_s']:.2f} s); loop "
         f"{out['classify_loop_s_scaled']:.2f} s scaled: {out['classify_ratio']:.0f}x"
     )

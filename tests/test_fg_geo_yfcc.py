@@ -69,7 +69,8 @@ def test_wrong_header_names_file_and_line(tmp_path, monkeypatch):
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     root, path = _zip(tmp_path, "id,lat,lon\n1,2,3")
     with pytest.raises(
-        InputFileError, match=rf"^{path}:{FgGeoYfcc.member}, record line 1, field .yfcc100m ID.: column missing from header"
+        InputFileError,
+        match=rf"^{path}:{FgGeoYfcc.member}, record line 1, field .yfcc100m ID.: column missing from header",
     ):
         FgGeoYfcc(root).read()
 
