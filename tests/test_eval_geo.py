@@ -235,3 +235,16 @@ def test_median_from_counts_equals_numpy_median(n):
         counts = {float(t): int(np.count_nonzero(d <= t)) for t in pivots}
         assert median_from_counts(d, counts) == float(np.median(d))
     assert np.isnan(median_from_counts(np.array([1.0, np.nan]), {}))
+
+
+def test_grouped_medians_with_ties_and_many_groups():
+    rng = np.random.default_rng(11)
+    d = np.round(rng.lognormal(np.log(300), 2.5, 50_000), 0)
+    g = rng.integers(0, 150, 50_000).astype(str)
+    rows = {r["group"]: r for r in grouped_geo_summary(d, g)}
+    for name in ("0", "7", "149"):
+        part = d[g == name]
+        assert rows[name]["median_km"] == float(np.median(part))
+        assert rows[name]["acc_750km"] == pytest.approx(np.mean(part <= 750))
+    one = grouped_geo_summary([5.0], ["x"])[0]
+    assert (one["n"], one["median_km"], one["acc_1km"]) == (1, 5.0, 0.0)

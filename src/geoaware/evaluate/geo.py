@@ -129,23 +129,52 @@ def grouped_geo_summary(
     d = np.asarray(errors_km, dtype=np.float64)
     keys = groups if isinstance(groups, pd.Categorical) else np.asarray(groups)
     codes, names = pd.factorize(keys, sort=False)
-    k = len(names)
-    counts = np.bincount(codes, minlength=k)
+    k, ts = len(names), np.sort(np.asarray(thresholds, dtype=np.float64))
+    nb = ts.size + 1
+    # One histogram of (group, threshold bin): bin i holds ts[i-1] < d <= ts[i].
+    key = codes.astype(np.int64) * nb + np.searchsorted(ts, d, side="left")
+    cum = np.bincount(key, minlength=k * nb).reshape(k, nb).cumsum(axis=1)
+    counts = cum[:, -1]
     sums = np.bincount(codes, weights=d, minlength=k)
     scores = np.bincount(codes, weights=geoscore(d), minlength=k)
-    hits = {t: np.bincount(codes, weights=(d <= t), minlength=k) for t in thresholds}
-    by_group = d[np.argsort(codes, kind="stable")]
-    ends = np.cumsum(counts)
+    medians = _group_medians(d, key, cum)
     rows = []
     for g in np.argsort(-counts, kind="stable").tolist():
         row: dict[str, Any] = {"group": str(names[g]), "n": int(counts[g])}
         for t in thresholds:
-            row[_acc_key(t)] = float(hits[t][g] / counts[g])
-        row["median_km"] = float(np.median(by_group[ends[g] - counts[g] : ends[g]]))
+            row[_acc_key(t)] = float(cum[g, int(np.searchsorted(ts, t))] / counts[g])
+        row["median_km"] = medians[g]
         row["mean_km"] = float(sums[g] / counts[g])
         row["geoscore"] = float(scores[g] / counts[g])
         rows.append(row)
     return rows
+
+
+def _group_medians(
+    d: FloatArray, key: npt.NDArray[np.int64], cum: npt.NDArray[np.int64]
+) -> list[float]:
+    """Exact median per group, partitioning only the histogram bins that hold the middle."""
+    k, nb = cum.shape
+    n = cum[:, -1]
+    below = np.concatenate([np.zeros((k, 1), dtype=cum.dtype), cum[:, :-1]], axis=1)
+    ranks = np.stack([(n - 1) // 2, n // 2], axis=1)  # the two middle ranks per group
+    bins = np.stack([(cum <= ranks[:, [j]]).sum(axis=1) for j in (0, 1)], axis=1)
+    wanted = np.zeros(k * nb, dtype=bool)
+    wanted[(np.arange(k)[:, None] * nb + bins).ravel()] = True
+    mask = wanted[key]
+    sub, sub_key = d[mask], key[mask]
+    order = np.argsort(sub_key, kind="stable")
+    sub, sub_key = sub[order], sub_key[order]
+    medians = []
+    for g in range(k):
+        values = []
+        for j in (0, 1):
+            b = int(bins[g, j])
+            lo, hi = np.searchsorted(sub_key, [g * nb + b, g * nb + b + 1])
+            r = int(ranks[g, j] - below[g, b])
+            values.append(float(np.partition(sub[lo:hi], r)[r]))
+        medians.append((values[0] + values[1]) / 2.0)
+    return medians
 
 
 @dataclass
