@@ -606,6 +606,11 @@ def _source(name: str, registry: dict[str, Any]) -> Any:
     return registry[name]
 
 
+from geoaware.build.commands import register as register_build  # noqa: E402
+
+register_build(app)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning geoaware errors into one red line."""
     try:

@@ -1,0 +1,224 @@
+"""CLI commands of the dataset-construction stage: ``register(app)`` adds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geoaware.clikit import CatalogArg, JsonOpt, emit_json, floats_option, out
+
+__all__ = ["register"]
+
+
+def _show(title: str, data: dict[str, Any]) -> None:
+    import orjson
+
+    out.print(f"[bold]{title}[/]")
+    out.print(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``build fg-geo``, ``check fg-geo``, ``split``, ``leakage``, ``partition``, ``fl``."""
+    build_app = typer.Typer(help="Build datasets from raw metadata.", no_args_is_help=True)
+    check_app = typer.Typer(help="Check built datasets against their recipe.", no_args_is_help=True)
+    fl_app = typer.Typer(help="Federated learning on partition folders.", no_args_is_help=True)
+    app.add_typer(build_app, name="build")
+    app.add_typer(check_app, name="check")
+    app.add_typer(fl_app, name="fl")
+
+    @build_app.command(
+        "fg-geo",
+        epilog="Example: geoaware build fg-geo --yfcc yfcc100m_dataset --labels names.txt "
+        "--out fg_geo.parquet.  JSON keys: yfcc, labels, ambiguous_names, rows_read, removed "
+        "(video, not_geotagged, no_label, several_labels, over_per_label), kept, out.",
+    )
+    def build_fg_geo_cmd(
+        yfcc: Annotated[Path, typer.Option(help="YFCC100M metadata table (tab-separated).")],
+        labels: Annotated[Path, typer.Option(help="Catalog, JSON or text file of names.")],
+        out_file: Annotated[Path, typer.Option("--out", help="Catalog to write.")],
+        per_label: Annotated[int, typer.Option(help="At most this many images per label.")] = 10,
+        seed: Annotated[int, typer.Option(help="Seed of the per-label choice.")] = 0,
+        json: JsonOpt = False,
+    ) -> None:
+        """Keep geotagged photos whose tags name exactly one label, at most N per label."""
+        from geoaware.build.fg_geo import build_fg_geo
+
+        report = build_fg_geo(yfcc, labels, out_file, per_label=per_label, seed=seed)
+        emit_json(report) if json else _show(f"wrote {report['kept']:,} rows", report)
+
+    @check_app.command(
+        "fg-geo",
+        epilog="Example: geoaware check fg-geo yfcc100m_geolocated_inat2017species.csv.zip.  "
+        "Exits 1 if a rule is broken.  JSON keys: path, rows, images, labels, duplicate_ids, "
+        "rules (each: violations, examples), ok, label_count_histogram.",
+    )
+    def check_fg_geo_cmd(
+        file: Annotated[Path, typer.Argument(help="Released zip/CSV or a catalog.")],
+        per_label: Annotated[int, typer.Option(help="Largest allowed images per label.")] = 10,
+        json: JsonOpt = False,
+    ) -> None:
+        """Check geotagged, one label per image, at most N per label; label-count histogram."""
+        from geoaware.build.fg_geo import check_fg_geo
+
+        report = check_fg_geo(file, per_label=per_label)
+        emit_json(report) if json else _show("OK" if report["ok"] else "FAILED", report)
+        if not report["ok"]:
+            raise typer.Exit(1)
+
+    @app.command(
+        epilog="Example: geoaware split catalog.parquet --by user --out split.parquet.  "
+        "JSON keys: by, seed, ratios, rows, rows_without_key, keys, rows_per_split, "
+        "labels_missing_a_side, out.",
+    )
+    def split(
+        catalog: CatalogArg,
+        out_file: Annotated[Path, typer.Option("--out", help="Catalog to write.")],
+        by: Annotated[str, typer.Option(help="random, user, cell or time.")] = "random",
+        cell: Annotated[str, typer.Option(help="h3:RES or s2:LEVEL for --by cell.")] = "h3:3",
+        ratios: Annotated[str, typer.Option(help="train,val[,test] shares.")] = "0.8,0.1,0.1",
+        seed: Annotated[int, typer.Option(help="Seed of the key hash.")] = 0,
+        stratify: Annotated[
+            str | None, typer.Option(help="Keep every value of this column on every side.")
+        ] = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Assign train/val/test by a seeded hash of the image, user, cell (or by time)."""
+        from geoaware.build.split import assign_split
+        from geoaware.catalog import read_catalog, write_catalog
+
+        r = floats_option(ratios, "--ratios")
+        result = assign_split(
+            read_catalog(catalog), by,  # type: ignore[arg-type]
+            cell=cell, ratios=r, seed=seed, stratify=stratify, where=str(catalog),
+        )  # fmt: skip
+        write_catalog(result.table, out_file)
+        result.summary["out"] = str(out_file)
+        emit_json(result.summary) if json else _show(f"wrote {out_file}", result.summary)
+
+    @app.command(
+        epilog="Example: geoaware leakage split.parquet --map leaks.png.  JSON keys: path, "
+        "split_column, rows, sides, shared_users, duplicate_ids, duplicate_urls, same_outing, "
+        "labels, leaks, map.",
+    )
+    def leakage(
+        catalog: CatalogArg,
+        split_column: Annotated[str, typer.Option(help="Column naming the side.")] = "split",
+        radius_m: Annotated[float, typer.Option(help="Same-outing distance (m).")] = 100.0,
+        window_s: Annotated[float, typer.Option(help="Same-outing time window (s).")] = 86400.0,
+        map_png: Annotated[Path | None, typer.Option("--map", help="PNG map of leaks.")] = None,
+        json: JsonOpt = False,
+    ) -> None:
+        """Users on both sides, same-outing images, duplicate ids/URLs, label gaps."""
+        from geoaware.build.leakage import leakage_report
+        from geoaware.catalog import read_catalog
+
+        report = leakage_report(
+            read_catalog(catalog), split_column, radius_m=radius_m, window_s=window_s,
+            map_png=map_png, where=str(catalog),
+        )  # fmt: skip
+        emit_json(report) if json else _show(
+            "leaks found" if report["leaks"] else "no leak", report
+        )
+
+    @app.command(
+        epilog="Example: geoaware partition catalog.parquet --by dirichlet --num-partitions 100 "
+        "--alpha 0.1 --out parts/.  JSON keys: clients, rows_assigned, rows_left_out, "
+        "empty_clients, labels, samples_per_client, labels_per_client, label_entropy_bits, "
+        "scheme, settings, left_out, level, files, out.",
+    )
+    def partition(
+        catalog: CatalogArg,
+        out_dir: Annotated[Path, typer.Option("--out", help="Folder to write.")],
+        by: Annotated[str, typer.Option(help="user, cell, dirichlet or iid.")] = "user",
+        level: Annotated[
+            str | None, typer.Option(help="species, genus, family, order, class or phylum.")
+        ] = None,
+        alpha: Annotated[float, typer.Option(help="Dirichlet concentration.")] = 0.1,
+        num_partitions: Annotated[int | None, typer.Option(help="Dirichlet/iid clients.")] = None,
+        min_size: Annotated[
+            int | None, typer.Option(help="Smallest client (Dirichlet default 10; else 1).")
+        ] = None,
+        cell: Annotated[str, typer.Option(help="h3:RES or s2:LEVEL for --by cell.")] = "h3:3",
+        max_cell_size: Annotated[
+            int | None, typer.Option(help="Adaptive cells of at most this many images.")
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+        inat_tables: Annotated[
+            bool, typer.Option(help="Also write the iNat2021 per-user CSV tables.")
+        ] = False,
+        json: JsonOpt = False,
+    ) -> None:
+        """Federated partitions (by user, cell, Dirichlet or IID) with LEAF-style stats."""
+        from geoaware.build.partition import make_partitioner
+        from geoaware.build.stats import write_inat_user_tables, write_partitions
+        from geoaware.catalog import read_catalog
+
+        table = read_catalog(catalog)
+        p = make_partitioner(
+            by, level=level, alpha=alpha, num_partitions=num_partitions, min_size=min_size,
+            cell=cell, max_cell_size=max_cell_size, seed=seed,
+        )  # fmt: skip
+        p.where = str(catalog)
+        p.catalog = table
+        stats = write_partitions(p, out_dir, level=level)
+        if inat_tables:
+            stats["inat_tables"] = [str(x) for x in write_inat_user_tables(table, out_dir)]
+        if json:
+            emit_json(stats)
+            return
+        brief = {k: stats[k] for k in ("clients", "rows_assigned", "rows_left_out", "left_out")}
+        brief["samples_per_client"] = {
+            k: v for k, v in stats["samples_per_client"].items() if k != "histogram"
+        }
+        _show(f"wrote {out_dir}", brief)
+
+    @fl_app.command(
+        "simulate",
+        epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3.  "
+        "Needs flwr[simulation] (Ray: 2 CPUs, 1 per client; shut down on exit).  JSON keys: "
+        "partitions, catalog, clients, classes, rows_train, rows_heldout, rows_dropped, rounds, "
+        "local_epochs, fraction_fit, seed, lr, batch_size, holdout, model, initial_accuracy, "
+        "per_round (each: round, federated_accuracy, centralised_accuracy, train_loss), final "
+        "(federated_accuracy, centralised_accuracy), seconds.",
+    )
+    def fl_simulate(
+        partitions_dir: Annotated[
+            Path, typer.Argument(help="Folder written by `geoaware partition`.")
+        ],
+        catalog: Annotated[Path, typer.Option(help="The catalog it was built from.")],
+        rounds: Annotated[int, typer.Option(help="Federated rounds.")] = 3,
+        local_epochs: Annotated[int, typer.Option(help="Client epochs per round.")] = 1,
+        fraction_fit: Annotated[
+            float, typer.Option(help="Share of clients trained per round.")
+        ] = 1.0,
+        seed: Annotated[int, typer.Option(help="Seed of hold-out, sampling and SGD.")] = 0,
+        json: JsonOpt = False,
+    ) -> None:
+        """FedAvg (Flower simulation) of a location-only softmax head, beside central training."""
+        from geoaware.build.flsim import SimulationSettings, simulate_fedavg
+        from geoaware.clikit import fmt_metric, table
+
+        settings = SimulationSettings(
+            rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed
+        )
+        report = simulate_fedavg(partitions_dir, catalog, settings, quiet=json)
+        if json:
+            emit_json(report)
+            return
+        rows = [
+            [
+                r["round"],
+                fmt_metric("federated_acc", r["federated_accuracy"]),
+                fmt_metric("centralised_acc", r["centralised_accuracy"]),
+                "" if r["train_loss"] is None else f"{r['train_loss']:.4f}",
+            ]
+            for r in report["per_round"]
+        ]
+        title = (
+            f"FedAvg, {report['clients']:,} clients, {report['classes']:,} labels, "
+            f"{report['rows_train']:,} train / {report['rows_heldout']:,} held-out rows "
+            f"(initial accuracy {fmt_metric('acc_0', report['initial_accuracy'])})"
+        )
+        out.print(table(title, ["round", "federated", "centralised", "client loss"], rows))

@@ -1,0 +1,507 @@
+"""FedAvg on a partition folder with Flower's simulation engine, beside centralised training.
+
+The task is small on purpose: a softmax (multinomial logistic) head on the location features
+of :func:`geoaware.geo.encode.wrap_encode` predicts each image's ``label`` from the partition
+file. A seeded hash of the image id holds out a share of the rows (``holdout``) for testing;
+each client trains on its own remaining rows. The same model, from the same zero start, is
+also trained centrally on all the clients' training rows, for the same number of passes, so
+every round can be read beside its centralised counterpart:
+
+* round ``r`` of FedAvg: the clients sampled run ``local_epochs`` epochs of mini-batch SGD
+  from the global weights, and the server averages them weighted by example counts;
+* centralised after round ``r``: ``r * local_epochs`` epochs of the same SGD on the union.
+
+Flower (``flwr[simulation]``, which brings Ray) is imported only by :func:`simulate_fedavg`.
+Ray is started by the simulation with a small footprint (``num_cpus``, one CPU per client)
+and always shut down before :func:`simulate_fedavg` returns or raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from geoaware.build.errors import BuildError
+from geoaware.build.keys import unit_hash
+from geoaware.errors import DependencyNotFoundError
+
+__all__ = [
+    "FlTask",
+    "SimulationSettings",
+    "accuracy",
+    "load_task",
+    "simulate_fedavg",
+    "train_softmax",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+PARTITION_FILE = "partitions.parquet"
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """Settings of one FedAvg simulation (validated on creation).
+
+    Attributes
+    ----------
+    rounds
+        Federated rounds.
+    local_epochs
+        Epochs each sampled client runs per round.
+    fraction_fit
+        Share of the clients sampled for training each round (at least one client).
+    seed
+        Seeds the hold-out hash, the client sampling and every SGD shuffle.
+    lr, batch_size
+        Mini-batch SGD step size and batch size (clients and centralised alike).
+    holdout
+        Share of rows held out for testing, chosen by a seeded hash of the image id.
+    num_cpus
+        CPUs given to Ray; each client takes one.
+
+    Examples
+    --------
+    >>> SimulationSettings(rounds=0)
+    Traceback (most recent call last):
+    ...
+    geoaware.build.errors.BuildError: rounds must be >= 1, got 0
+    """
+
+    rounds: int = 3
+    local_epochs: int = 1
+    fraction_fit: float = 1.0
+    seed: int = 0
+    lr: float = 0.5
+    batch_size: int = 32
+    holdout: float = 0.2
+    num_cpus: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "local_epochs", "batch_size", "num_cpus"):
+            if getattr(self, name) < 1:
+                raise BuildError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.fraction_fit <= 1.0:
+            raise BuildError(f"fraction_fit must be in (0, 1], got {self.fraction_fit}")
+        if not 0.0 < self.holdout < 1.0:
+            raise BuildError(f"holdout must be in (0, 1), got {self.holdout}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise BuildError(f"lr must be a positive number, got {self.lr}")
+
+
+@dataclass
+class FlTask:
+    """The rows of a partition folder with features, label codes and the hold-out flag.
+
+    Attributes
+    ----------
+    x
+        ``wrap_encode`` features, shape ``(n, 4)``.
+    y
+        Label code of each row (index into ``classes``).
+    partition
+        Partition (client) id of each row.
+    heldout
+        True for the rows held out for testing.
+    classes
+        The label names, sorted.
+    num_partitions
+        Number of clients (``max(partition_id) + 1`` of the file).
+    dropped
+        Rows left out, by reason (``no_location``, ``no_label``).
+    """
+
+    x: FloatArray
+    y: IntArray
+    partition: IntArray
+    heldout: npt.NDArray[np.bool_]
+    classes: list[str]
+    num_partitions: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def load_task(
+    partitions_dir: str | os.PathLike[str],
+    catalog: str | os.PathLike[str],
+    *,
+    holdout: float = 0.2,
+    seed: int = 0,
+) -> FlTask:
+    """Join a partition folder with its catalog's locations; hold out rows by image-id hash.
+
+    Raises
+    ------
+    BuildError
+        If the folder has no partition file, a column is missing, or no row is usable.
+
+    Examples
+    --------
+    >>> load_task("parts", "catalog.parquet").num_partitions  # doctest: +SKIP
+    3
+    """
+    import pandas as pd
+
+    from geoaware.build.columns import require_columns
+    from geoaware.catalog import read_catalog
+    from geoaware.geo.encode import wrap_encode
+
+    folder = Path(partitions_dir)
+    pfile = folder / PARTITION_FILE if folder.is_dir() else folder
+    if not pfile.is_file():
+        raise BuildError(f"{folder}: no {PARTITION_FILE}; write one with `geoaware partition`")
+    parts = pq.read_table(pfile)
+    require_columns(parts, ["partition_id", "image_id", "label"], str(pfile))
+    cat = read_catalog(catalog, columns=["image_id", "lat", "lon"])
+    cat_ids = pd.Index(np.asarray(cat.column("image_id").to_numpy(zero_copy_only=False), object))
+    first = np.flatnonzero(~cat_ids.duplicated())  # a repeated id: its first row wins
+    cat_lat = cat.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)[first]
+    cat_lon = cat.column("lon").to_numpy(zero_copy_only=False).astype(np.float64)[first]
+    ids = np.asarray(parts.column("image_id").to_numpy(zero_copy_only=False), dtype=object)
+    row = np.asarray(cat_ids[first].get_indexer(ids), dtype=np.int64)
+    found = row >= 0
+    lat = np.where(found, cat_lat[np.maximum(row, 0)] if len(first) else np.nan, np.nan)
+    lon = np.where(found, cat_lon[np.maximum(row, 0)] if len(first) else np.nan, np.nan)
+    has_loc = ~(np.isnan(lat) | np.isnan(lon))
+    has_label = np.asarray(pc.is_valid(parts.column("label")).to_numpy(zero_copy_only=False))
+    keep = has_loc & has_label
+    dropped = {
+        "not_in_catalog": int((~found).sum()),
+        "no_location": int((found & ~has_loc).sum()),
+        "no_label": int((has_loc & ~has_label).sum()),
+    }
+    if not keep.any():
+        raise BuildError(f"{pfile}: no row has both a label and a location in {catalog}")
+    labels = np.asarray(parts.column("label").to_numpy(zero_copy_only=False), dtype=object)[keep]
+    codes, classes = pd.factorize(labels, sort=True)
+    pid = parts.column("partition_id").to_numpy().astype(np.int64)
+    return FlTask(
+        x=wrap_encode(lat[keep], lon[keep]),
+        y=np.asarray(codes, dtype=np.int64),
+        partition=pid[keep],
+        heldout=unit_hash(ids[keep], seed) < holdout,
+        classes=[str(c) for c in classes],
+        num_partitions=int(pid.max()) + 1 if len(pid) else 0,
+        dropped=dropped,
+    )
+
+
+def _logits(w: FloatArray, x: FloatArray) -> FloatArray:
+    return np.asarray(x @ w[:-1] + w[-1])
+
+
+def train_softmax(
+    w: FloatArray,
+    x: FloatArray,
+    y: IntArray,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> tuple[FloatArray, float]:
+    """Run ``epochs`` of mini-batch SGD on softmax cross-entropy; return (weights, mean loss).
+
+    ``w`` has shape ``(features + 1, classes)``; its last row is the bias. It is not changed
+    in place. The loss is the mean over the last epoch (NaN without rows).
+
+    Examples
+    --------
+    >>> x = np.array([[1.0], [-1.0]] * 8)
+    >>> y = np.array([0, 1] * 8)
+    >>> w, loss = train_softmax(np.zeros((2, 2)), x, y, epochs=20, lr=0.5, batch_size=4,
+    ...                         rng=np.random.default_rng(0))
+    >>> accuracy(w, x, y), loss < 0.2
+    (1.0, True)
+    """
+    w = np.array(w, dtype=np.float64, copy=True)
+    n = len(y)
+    loss = float("nan")
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            b = order[start : start + batch_size]
+            xb, yb = x[b], y[b]
+            z = _logits(w, xb)
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            total += float(-np.log(np.maximum(p[np.arange(len(b)), yb], 1e-300)).sum())
+            p[np.arange(len(b)), yb] -= 1.0
+            p /= len(b)
+            w[:-1] -= lr * (xb.T @ p)
+            w[-1] -= lr * p.sum(axis=0)
+        loss = total / n if n else float("nan")
+    return w, loss
+
+
+def accuracy(w: FloatArray, x: FloatArray, y: IntArray) -> float:
+    """Return the share of rows whose highest logit is their label (NaN without rows).
+
+    Examples
+    --------
+    >>> accuracy(np.array([[1.0, -1.0], [0.0, 0.0]]), np.array([[2.0], [-2.0]]), np.array([0, 0]))
+    0.5
+    """
+    if not len(y):
+        return float("nan")
+    return float((_logits(w, x).argmax(axis=1) == y).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# client side: runs in Ray actor processes; reads its own rows from memory-mapped arrays
+
+_CLIENT_CACHE: dict[str, tuple[FloatArray, IntArray, IntArray]] = {}
+
+
+def _write_client_arrays(task: FlTask, folder: Path) -> None:
+    """Write the training rows sorted by client, with per-client offsets, as ``.npy`` files."""
+    train = np.flatnonzero(~task.heldout)
+    order = train[np.argsort(task.partition[train], kind="stable")]
+    offsets = np.searchsorted(task.partition[order], np.arange(task.num_partitions + 1))
+    np.save(folder / "x.npy", task.x[order])
+    np.save(folder / "y.npy", task.y[order])
+    np.save(folder / "offsets.npy", offsets.astype(np.int64))
+
+
+def _client_rows(folder: str, partition_id: int) -> tuple[FloatArray, IntArray]:
+    if folder not in _CLIENT_CACHE:
+        base = Path(folder)
+        _CLIENT_CACHE[folder] = (
+            np.load(base / "x.npy", mmap_mode="r"),
+            np.load(base / "y.npy", mmap_mode="r"),
+            np.load(base / "offsets.npy"),
+        )
+    x, y, off = _CLIENT_CACHE[folder]
+    a, b = int(off[partition_id]), int(off[partition_id + 1])
+    return np.asarray(x[a:b]), np.asarray(y[a:b])
+
+
+def _client_app(folder: str, settings: SimulationSettings) -> Any:
+    from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
+    app = ClientApp()
+
+    @app.train()  # type: ignore[untyped-decorator]
+    def train(msg: Message, context: Context) -> Message:
+        pid = int(str(context.node_config["partition-id"]))
+        x, y = _client_rows(folder, pid)
+        w = msg.content.array_records["arrays"].to_numpy_ndarrays()[0]
+        config = msg.content.config_records["config"]
+        rnd = int(str(config["server-round"]))
+        rng = np.random.default_rng([settings.seed, pid, rnd])
+        new_w, loss = train_softmax(
+            w, x, y, epochs=int(str(config["local-epochs"])), lr=settings.lr,
+            batch_size=settings.batch_size, rng=rng,
+        )  # fmt: skip
+        metrics: dict[str, int | float | list[int] | list[float]] = {"num-examples": len(y)}
+        if len(y):
+            metrics["train_loss"] = loss
+        content = RecordDict({"arrays": ArrayRecord([new_w]), "metrics": MetricRecord(metrics)})
+        return Message(content=content, reply_to=msg)
+
+    return app
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _centralised(task: FlTask, settings: SimulationSettings, w0: FloatArray) -> list[float]:
+    """Accuracy on the held-out rows after each round's worth of centralised epochs."""
+    train, test = ~task.heldout, task.heldout
+    x, y = task.x[train], task.y[train]
+    rng = np.random.default_rng([settings.seed, 1 << 20])
+    w, out = w0, []
+    for _ in range(settings.rounds):
+        w, _ = train_softmax(
+            w, x, y, epochs=settings.local_epochs, lr=settings.lr,
+            batch_size=settings.batch_size, rng=rng,
+        )  # fmt: skip
+        out.append(accuracy(w, task.x[test], task.y[test]))
+    return out
+
+
+def _shutdown_ray() -> None:
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - depends on the environment
+        return
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def simulate_fedavg(
+    partitions_dir: str | os.PathLike[str],
+    catalog: str | os.PathLike[str],
+    settings: SimulationSettings | None = None,
+    *,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run FedAvg over the clients of a partition folder in Flower's simulation engine.
+
+    Parameters
+    ----------
+    partitions_dir
+        A folder written by ``geoaware partition`` (or its ``partitions.parquet``).
+    catalog
+        The catalog it was built from (for ``lat``/``lon``).
+    settings
+        Rounds, epochs, sampling, seed and SGD settings; defaults if None.
+    quiet
+        Only warnings from Flower's log.
+
+    Returns
+    -------
+    dict
+        ``clients``, ``classes``, ``rows_train``, ``rows_heldout``, ``rows_dropped``, the
+        settings, ``initial_accuracy``, ``per_round`` (each: ``round``,
+        ``federated_accuracy``, ``centralised_accuracy``, ``train_loss``), ``final`` and
+        ``seconds``.
+
+    Raises
+    ------
+    BuildError
+        On bad settings or a partition folder without usable rows.
+    DependencyNotFoundError
+        Without ``flwr[simulation]``.
+
+    Examples
+    --------
+    >>> r = simulate_fedavg("parts", "catalog.parquet")  # doctest: +SKIP
+    >>> [x["round"] for x in r["per_round"]]  # doctest: +SKIP
+    [1, 2, 3]
+    """
+    s = settings or SimulationSettings()
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no GPU is used
+    try:
+        import ray  # noqa: F401
+        from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+        from flwr.serverapp import Grid, ServerApp
+        from flwr.serverapp.strategy import FedAvg
+        from flwr.simulation import run_simulation
+    except ImportError as exc:
+        raise DependencyNotFoundError(
+            "geoaware fl simulate needs Flower's simulation engine: pip install 'flwr[simulation]'"
+        ) from exc
+
+    t0 = time.perf_counter()
+    task = load_task(partitions_dir, catalog, holdout=s.holdout, seed=s.seed)
+    if task.num_partitions < 1:
+        raise BuildError(f"{partitions_dir}: the partition file lists no client")
+    test = task.heldout
+    x_test, y_test = task.x[test], task.y[test]
+    w0 = np.zeros((task.x.shape[1] + 1, len(task.classes)))
+    central = _centralised(task, s, w0)
+
+    federated: dict[int, float] = {}
+    losses: dict[int, float | None] = {}
+    server = ServerApp()
+
+    @server.main()  # type: ignore[untyped-decorator]
+    def main(grid: Grid, context: Context) -> None:
+        import random
+
+        random.seed(s.seed)  # Flower samples clients with the global random module
+
+        def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+            acc = accuracy(arrays.to_numpy_ndarrays()[0], x_test, y_test)
+            federated[server_round] = acc
+            return MetricRecord({"accuracy": acc})
+
+        strategy = FedAvg(
+            fraction_train=s.fraction_fit,
+            fraction_evaluate=0.0,
+            min_train_nodes=1,
+            min_available_nodes=task.num_partitions,
+        )
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord([w0]),
+            num_rounds=s.rounds,
+            train_config=ConfigRecord({"local-epochs": s.local_epochs}),
+            evaluate_fn=evaluate,
+        )
+        for rnd, m in result.train_metrics_clientapp.items():
+            value = m.get("train_loss")
+            losses[rnd] = float(value) if isinstance(value, int | float) else None
+
+    folder = Path(tempfile.mkdtemp(prefix="geoaware-fl-"))
+    flwr_log = logging.getLogger("flwr")
+    old_level = flwr_log.level
+    try:
+        _write_client_arrays(task, folder)
+        if quiet:
+            flwr_log.setLevel(logging.WARNING)
+        run_simulation(
+            server_app=server,
+            client_app=_client_app(str(folder), s),
+            num_supernodes=task.num_partitions,
+            backend_config={
+                "init_args": {
+                    "num_cpus": s.num_cpus,
+                    "num_gpus": 0,
+                    "include_dashboard": False,
+                    "object_store_memory": 100 * 1024 * 1024,
+                },
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            },
+        )
+    finally:
+        flwr_log.setLevel(old_level)
+        _shutdown_ray()
+        shutil.rmtree(folder, ignore_errors=True)
+    if len(federated) < s.rounds + 1:
+        raise BuildError(
+            f"the simulation ended after {max(federated, default=0)} of {s.rounds} rounds; "
+            "see Flower's log above"
+        )
+    per_round = [
+        {
+            "round": r,
+            "federated_accuracy": federated[r],
+            "centralised_accuracy": central[r - 1],
+            "train_loss": losses.get(r),
+        }
+        for r in range(1, s.rounds + 1)
+    ]
+    n_train = int((~task.heldout).sum())
+    return {
+        "partitions": str(partitions_dir),
+        "catalog": str(catalog),
+        "clients": task.num_partitions,
+        "classes": len(task.classes),
+        "rows_train": n_train,
+        "rows_heldout": int(task.heldout.sum()),
+        "rows_dropped": task.dropped,
+        "rounds": s.rounds,
+        "local_epochs": s.local_epochs,
+        "fraction_fit": s.fraction_fit,
+        "seed": s.seed,
+        "lr": s.lr,
+        "batch_size": s.batch_size,
+        "holdout": s.holdout,
+        "model": "softmax regression on wrap_encode(lat, lon)",
+        "initial_accuracy": federated[0],
+        "per_round": per_round,
+        "final": {
+            "federated_accuracy": federated[s.rounds],
+            "centralised_accuracy": central[-1],
+        },
+        "seconds": time.perf_counter() - t0,
+    }

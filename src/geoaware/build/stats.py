@@ -1,0 +1,263 @@
+"""Writing a partition folder: the partition file, ``stats.json``, count matrix and plots.
+
+Statistics follow LEAF's reporting: number of clients, samples per client (mean, std,
+std/mean, skew, histogram), labels per client and label entropy per client; the clients x
+labels count matrix is written sparse (``client_label_counts.parquet``: partition_id, label,
+count). :func:`write_inat_user_tables` writes the two per-user tables of the iNat2021
+federated setting.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from scipy.stats import skew
+
+from geoaware.build.columns import label_values, require_columns
+from geoaware.build.partition import CatalogPartitioner, _sorted_codes, describe
+from geoaware.fileio import atomic_path
+
+__all__ = ["partition_stats", "write_inat_user_tables", "write_partitions"]
+
+PARTITION_FILE = "partitions.parquet"
+
+
+def _summary(values: npt.NDArray[Any], bins: int = 20) -> dict[str, Any]:
+    v = np.asarray(values, dtype=np.float64)
+    if not len(v):
+        return {"mean": None, "std": None, "std_over_mean": None, "skew": None}
+    mean, std = float(v.mean()), float(v.std())
+    hist, edges = np.histogram(v, bins=bins)
+    return {
+        "mean": mean,
+        "std": std,
+        "std_over_mean": std / mean if mean else None,
+        "skew": float(skew(v)) if len(v) > 2 and std > 0 else 0.0,
+        "min": float(v.min()),
+        "median": float(np.median(v)),
+        "max": float(v.max()),
+        "histogram": {"counts": hist.tolist(), "edges": edges.tolist()},
+    }
+
+
+def partition_stats(
+    partition: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], num_partitions: int
+) -> tuple[dict[str, Any], npt.NDArray[np.int64]]:
+    """LEAF-style statistics of an assignment, and the sparse (client, label, count) triples.
+
+    Examples
+    --------
+    >>> s, m = partition_stats(np.array([0, 0, 1, -1]), np.array([0, 1, 1, 0]), 2)
+    >>> s["clients"], s["samples_per_client"]["mean"], m.tolist()
+    (2, 1.5, [[0, 0, 1], [0, 1, 1], [1, 1, 1]])
+    """
+    ok = (partition >= 0) & (labels >= 0)
+    p, lab = partition[ok], labels[ok]
+    samples = np.bincount(partition[partition >= 0], minlength=num_partitions)
+    num_labels = int(lab.max()) + 1 if len(lab) else 0
+    pair = p * max(num_labels, 1) + lab
+    uniq, counts = np.unique(pair, return_counts=True)
+    pp, pl = uniq // max(num_labels, 1), uniq % max(num_labels, 1)
+    labels_per = np.bincount(pp, minlength=num_partitions)
+    totals = np.bincount(pp, weights=counts, minlength=num_partitions)
+    frac = counts / totals[pp]
+    entropy = -np.bincount(pp, weights=frac * np.log2(frac), minlength=num_partitions)
+    stats = {
+        "clients": int(num_partitions),
+        "rows_assigned": int((partition >= 0).sum()),
+        "rows_left_out": int((partition < 0).sum()),
+        "empty_clients": int((samples == 0).sum()),
+        "labels": int(np.count_nonzero(np.bincount(lab))) if len(lab) else 0,
+        "samples_per_client": _summary(samples),
+        "labels_per_client": _summary(labels_per),
+        "label_entropy_bits": _summary(entropy),
+    }
+    matrix = np.stack([pp, pl, counts], axis=1).astype(np.int64)
+    return stats, matrix
+
+
+def _plots(stats: dict[str, Any], folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for key, title in (
+        ("samples_per_client", "samples per client"),
+        ("labels_per_client", "labels per client"),
+    ):
+        h = stats[key].get("histogram")
+        if not h:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        edges = np.asarray(h["edges"])
+        ax.bar(edges[:-1], h["counts"], width=np.diff(edges), align="edge")
+        ax.set_xlabel(title)
+        ax.set_ylabel("clients")
+        ax.set_title(f"{title} ({stats['clients']:,} clients)")
+        fig.tight_layout()
+        name = f"{key}.png"
+        with atomic_path(folder / name) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def write_partitions(
+    partitioner: CatalogPartitioner,
+    out_dir: str | os.PathLike[str],
+    *,
+    level: str | None = None,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Write ``partitions.parquet``, ``stats.json``, the count matrix and plots; atomically.
+
+    The partition file holds ``partition_id, natural_id, image_id, label, split`` for every
+    assigned row. The folder is built beside ``out_dir`` and swapped in whole, so an error
+    leaves the old folder (or nothing).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from geoaware.build.partition import UserPartitioner
+    >>> p = UserPartitioner()
+    >>> p.catalog = pa.table({"image_id": ["1", "2"], "user_id": ["a", "b"],
+    ...                       "label_name": ["x", "y"]})
+    >>> s = write_partitions(p, pathlib.Path(tempfile.mkdtemp()) / "parts", plots=False)
+    >>> s["clients"], s["samples_per_client"]["mean"]
+    (2, 1.0)
+    """
+    table = partitioner.catalog
+    part = partitioner.assignment
+    names = partitioner.natural_ids
+    k = partitioner.num_partitions
+    if "label_name" in table.column_names or level is not None:
+        label_arr = label_values(table, level, partitioner.where)
+    else:
+        label_arr = pa.nulls(table.num_rows, pa.string())
+    label_codes, label_names = _sorted_codes(label_arr)
+    stats, matrix = partition_stats(part, label_codes, k)
+    stats["scheme"] = type(partitioner).__name__
+    stats["settings"] = describe(partitioner)
+    stats["left_out"] = dict(partitioner.left_out)
+    stats["level"] = level
+    keep = np.flatnonzero(part >= 0)
+    keep_arr = pa.array(keep)
+    pid = part[keep].astype(np.int32)
+    split = (
+        table.column("split").take(keep_arr)
+        if "split" in table.column_names
+        else pa.nulls(len(keep), pa.string())
+    )
+    natural = pa.DictionaryArray.from_arrays(pa.array(pid), pa.array(names.tolist(), pa.string()))
+    out_table = pa.table(
+        {
+            "partition_id": pa.array(pid, pa.int32()),
+            "natural_id": natural,
+            "image_id": table.column("image_id").take(keep_arr),
+            "label": label_arr.take(keep_arr),
+            "split": split,
+        }
+    )
+    target = Path(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        pq.write_table(out_table, staging / PARTITION_FILE, compression="zstd")
+        top = label_names.tolist()
+        pq.write_table(
+            pa.table(
+                {
+                    "partition_id": pa.array(matrix[:, 0], pa.int32()),
+                    "label": pa.array([top[i] for i in matrix[:, 1].tolist()], pa.string())
+                    if len(matrix) < 200_000
+                    else pa.DictionaryArray.from_arrays(
+                        pa.array(matrix[:, 1].astype(np.int32)), pa.array(top, pa.string())
+                    ),
+                    "count": pa.array(matrix[:, 2], pa.int64()),
+                }
+            ),
+            staging / "client_label_counts.parquet",
+            compression="zstd",
+        )
+        stats["files"] = [PARTITION_FILE, "client_label_counts.parquet", "stats.json"]
+        if plots:
+            stats["files"] += _plots(stats, staging)
+        (staging / "stats.json").write_bytes(
+            orjson.dumps(stats, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2)
+        )
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            target.rename(old)
+        staging.rename(target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    stats["out"] = str(target)
+    return stats
+
+
+def write_inat_user_tables(
+    table: pa.Table, out_dir: str | os.PathLike[str], where: str = "catalog"
+) -> list[Path]:
+    """Write ``training_image_info.csv`` and ``images_and_categories_per_users.csv``.
+
+    The first has one row per image with a user: ``image_id, user, width, height,
+    file_name, phylum, class, order, species``; the second one row per user: ``user,
+    images, phyla, classes, orders, species`` (totals and distinct counts), sorted by user.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> t = pa.table({"image_id": ["1", "2"], "user_id": ["a", "a"], "species": ["x", "y"]})
+    >>> [p.name for p in write_inat_user_tables(t, tempfile.mkdtemp())]
+    ['training_image_info.csv', 'images_and_categories_per_users.csv']
+    """
+    require_columns(table, ["image_id", "user_id"], where)
+    cols = ["width", "height", "file_name", "phylum", "class", "order", "species"]
+    has_user = pc.is_valid(table.column("user_id"))
+    t = table.filter(has_user)
+    info = {"image_id": t.column("image_id"), "user": t.column("user_id")}
+    for c in cols:
+        info[c] = t.column(c) if c in t.column_names else pa.nulls(t.num_rows, pa.string())
+    info_table = pa.table(info)
+    per_user = info_table.group_by("user").aggregate(
+        [("image_id", "count")]
+        + [(c, "count_distinct") for c in ("phylum", "class", "order", "species")]
+    )
+    per_user = pa.table(
+        {
+            "user": per_user.column("user"),
+            "images": per_user.column("image_id_count"),
+            "phyla": per_user.column("phylum_count_distinct"),
+            "classes": per_user.column("class_count_distinct"),
+            "orders": per_user.column("order_count_distinct"),
+            "species": per_user.column("species_count_distinct"),
+        }
+    ).sort_by("user")
+    folder = Path(out_dir)
+    paths = []
+    for name, data in (
+        ("training_image_info.csv", info_table),
+        ("images_and_categories_per_users.csv", per_user),
+    ):
+        with atomic_path(folder / name) as tmp:
+            pacsv.write_csv(data, tmp)
+        paths.append(folder / name)
+    return paths

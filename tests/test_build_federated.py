@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from geoaware.build.errors import BuildError, PartitionError
+from geoaware.build.federated import CatalogFilePartitioner
+from geoaware.build.partition import UserPartitioner
+from geoaware.build.stats import write_partitions
+from geoaware.catalog import write_catalog
+
+datasets = pytest.importorskip("datasets")
+flwr_datasets = pytest.importorskip("flwr_datasets")
+
+
+def _catalog(n: int = 300, users: int = 3, seed: int = 0) -> pa.Table:
+    """Users and labels whose location tells the label apart (three far-apart clusters)."""
+    rng = np.random.default_rng(seed)
+    lab = rng.integers(0, 3, n)
+    return pa.table(
+        {
+            "source": ["synthetic"] * n,
+            "image_id": [f"img{i}" for i in range(n)],
+            "lat": np.array([-40.0, 0.0, 40.0])[lab] + rng.normal(0, 5, n),
+            "lon": np.array([-100.0, 20.0, 120.0])[lab] + rng.normal(0, 5, n),
+            "user_id": [f"u{u}" for u in rng.integers(0, users, n)],
+            "label_name": [f"Label {x}" for x in lab],
+        }
+    )
+
+
+def _partition_folder(tmp_path: Path, table: pa.Table) -> tuple[Path, Path]:
+    cat = tmp_path / "catalog.parquet"
+    write_catalog(table, cat)
+    p = UserPartitioner()
+    p.catalog = table
+    write_partitions(p, tmp_path / "parts", plots=False)
+    return cat, tmp_path / "parts"
+
+
+def _expected(table: pa.Table, user: str) -> list[str]:
+    return [
+        i
+        for i, u in zip(
+            table.column("image_id").to_pylist(), table.column("user_id").to_pylist(), strict=True
+        )
+        if u == user
+    ]
+
+
+def test_partitioner_returns_the_rows_of_each_partition(tmp_path: Path) -> None:
+    table = _catalog()
+    cat, parts = _partition_folder(tmp_path, table)
+    ds = datasets.Dataset.from_parquet(str(cat), cache_dir=str(tmp_path / "hf"))
+    p = CatalogFilePartitioner(parts / "partitions.parquet")
+    assert isinstance(p, flwr_datasets.partitioner.Partitioner)
+    assert not p.is_dataset_assigned()
+    p.dataset = ds
+    assert p.num_partitions == 3
+    for k, user in enumerate(["u0", "u1", "u2"]):  # ids follow the sorted user ids
+        part = p.load_partition(k)
+        assert part["image_id"][:] == _expected(table, user)
+        assert set(part["user_id"][:]) == {user}
+    with pytest.raises(KeyError, match=r"not in 0\.\.2"):
+        p.load_partition(3)
+
+
+def test_partitioner_in_a_federated_dataset(tmp_path: Path) -> None:
+    """The real flwr_datasets entry point: loads the parquet, shuffles, hands it over."""
+    table = _catalog()
+    cat, parts = _partition_folder(tmp_path, table)
+    fds = flwr_datasets.FederatedDataset(
+        dataset="parquet",
+        data_files={"train": str(cat)},
+        cache_dir=str(tmp_path / "hf"),
+        partitioners={"train": CatalogFilePartitioner(parts / "partitions.parquet")},
+        shuffle=True,
+        seed=1,
+    )
+    part = fds.load_partition(1)
+    assert sorted(part["image_id"][:]) == sorted(_expected(table, "u1"))
+    assert set(part["user_id"][:]) == {"u1"}
+
+
+def test_partitioner_index_is_built_once_and_loads_are_fast(tmp_path: Path) -> None:
+    n, k = 100_000, 1_000
+    rng = np.random.default_rng(0)
+    pid = rng.integers(0, k, n)
+    ids = np.char.add("img", np.arange(n).astype(str))
+    pfile = tmp_path / "partitions.parquet"
+    order = rng.permutation(n)  # the file lists rows in another order than the dataset
+    pq.write_table(
+        pa.table({"partition_id": pa.array(pid[order], pa.int32()), "image_id": ids[order]}),
+        pfile,
+    )
+    p = CatalogFilePartitioner(pfile)
+    p.dataset = datasets.Dataset.from_dict({"image_id": ids.tolist(), "pid": pid.tolist()})
+    first = p.load_partition(0)
+    assert p.index_builds == 1
+    t0 = time.perf_counter()
+    for i in range(200):
+        part = p.load_partition(i)
+        assert len(part) == int((pid == i).sum())
+    per_load = (time.perf_counter() - t0) / 200
+    again = p.load_partition(0)
+    assert p.index_builds == 1  # no rebuild, no scan of the 100k ids per partition
+    assert first["image_id"][:] == again["image_id"][:] == ids[pid == 0].tolist()
+    assert set(again["pid"][:]) == {0}
+    assert per_load < 0.02, f"{per_load * 1000:.1f} ms per load_partition"
+
+
+def test_partitioner_bad_input(tmp_path: Path) -> None:
+    pfile = tmp_path / "partitions.parquet"
+    pq.write_table(pa.table({"partition_id": [0, 1], "image_id": ["a", "zz"]}), pfile)
+    p = CatalogFilePartitioner(pfile)
+    with pytest.raises(AttributeError, match="attach a dataset first"):
+        _ = p.dataset
+    with pytest.raises(TypeError, match="but given <class 'dict'>"):
+        p.dataset = {"image_id": ["a"]}
+    ds = datasets.Dataset.from_dict({"image_id": ["a", "b"]})
+    p.dataset = ds
+    with pytest.raises(ValueError, match="only once"):
+        p.dataset = ds
+    with pytest.raises(PartitionError, match=r"1 image ids are not in the dataset \(e.g. \['zz'\]"):
+        p.load_partition(0)
+    with pytest.raises(PartitionError, match="no column 'image_id'"):
+        CatalogFilePartitioner(pfile).dataset = datasets.Dataset.from_dict({"id": ["a"]})
+    pq.write_table(pa.table({"image_id": ["a"]}), tmp_path / "other.parquet")
+    with pytest.raises(PartitionError, match="not a partition file"):
+        CatalogFilePartitioner(tmp_path / "other.parquet")
+
+
+# ---------------------------------------------------------------------------------------------
+def _cli() -> typer.Typer:
+    from geoaware.build.commands import register
+
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_fl_simulate_real_flower_simulation(tmp_path: Path) -> None:
+    import orjson
+    import ray
+
+    pytest.importorskip("flwr.simulation")
+    cat, parts = _partition_folder(tmp_path, _catalog())
+    result = CliRunner().invoke(
+        _cli(),
+        ["fl", "simulate", str(parts), "--catalog", str(cat), "--rounds", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert report["clients"] == 3 and report["rounds"] == 2
+    assert [r["round"] for r in report["per_round"]] == [1, 2]
+    for r in report["per_round"]:
+        assert 0.0 <= r["federated_accuracy"] <= 1.0
+        assert 0.0 <= r["centralised_accuracy"] <= 1.0
+        assert r["train_loss"] is not None
+    # location separates the three labels: both trainings learn it
+    assert report["final"]["federated_accuracy"] > 0.9
+    assert report["final"]["centralised_accuracy"] > 0.9
+    assert report["rows_train"] + report["rows_heldout"] == 300
+    assert not ray.is_initialized()
+
+
+def test_fl_simulate_shuts_ray_down_on_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flwr.simulation
+
+    from geoaware.build import flsim
+
+    cat, parts = _partition_folder(tmp_path, _catalog(60))
+    calls: list[str] = []
+
+    def interrupted(**kwargs: Any) -> None:
+        calls.append("run")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(flwr.simulation, "run_simulation", interrupted)
+    monkeypatch.setattr(flsim, "_shutdown_ray", lambda: calls.append("shutdown"))
+    with pytest.raises(KeyboardInterrupt):
+        flsim.simulate_fedavg(parts, cat)
+    assert calls == ["run", "shutdown"]
+
+
+def test_fl_simulate_table_and_bad_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from geoaware.build import flsim
+
+    def fake(parts: Path, cat: Path, settings: flsim.SimulationSettings, **kw: Any) -> Any:
+        assert settings.rounds == 2 and settings.fraction_fit == 0.5 and kw == {"quiet": False}
+        rounds = [
+            {"round": r, "federated_accuracy": 0.5, "centralised_accuracy": 0.75, "train_loss": 1.0}
+            for r in (1, 2)
+        ]
+        return {"clients": 3, "classes": 2, "rows_train": 8, "rows_heldout": 2,
+                "initial_accuracy": 0.25, "per_round": rounds}  # fmt: skip
+
+    monkeypatch.setattr(flsim, "simulate_fedavg", fake)
+    args = ["fl", "simulate", str(tmp_path), "--catalog", "c.parquet", "--rounds", "2"]
+    result = CliRunner().invoke(_cli(), [*args, "--fraction-fit", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "FedAvg, 3 clients" in result.stdout and "75.0%" in result.stdout
+    result = CliRunner().invoke(_cli(), [*args, "--fraction-fit", "1.5"])
+    assert isinstance(result.exception, BuildError)
+    assert "fraction_fit must be in (0, 1]" in str(result.exception)
+
+
+def test_load_task_reports_dropped_rows(tmp_path: Path) -> None:
+    from geoaware.build.flsim import load_task
+
+    table = _catalog(40)
+    cat, parts = _partition_folder(tmp_path, table)
+    lat = table.column("lat").to_numpy().copy()
+    lat[:5] = np.nan
+    write_catalog(table.set_column(2, "lat", pa.array(lat)), cat)
+    task = load_task(parts, cat, holdout=0.25, seed=0)
+    assert task.dropped["no_location"] == 5
+    assert len(task.y) == 35 and task.x.shape == (35, 4)
+    assert task.classes == ["Label 0", "Label 1", "Label 2"]
+    with pytest.raises(BuildError, match="no partitions.parquet"):
+        load_task(tmp_path / "nothing", cat)
