@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,fl
+EXTRAS ?= dev,fl,ml
 
 # Offline machines keep the public files under ../shared/data with the releases' own paths.
 ifneq ($(wildcard ../shared/data),)

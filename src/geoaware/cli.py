@@ -607,8 +607,10 @@ def _source(name: str, registry: dict[str, Any]) -> Any:
 
 
 from geoaware.build.commands import register as register_build  # noqa: E402
+from geoaware.priors.commands import register as register_priors  # noqa: E402
 
 register_build(app)
+register_priors(app)
 
 
 def main() -> None:

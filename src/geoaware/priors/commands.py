@@ -1,0 +1,277 @@
+"""The ``geoaware prior`` commands: train, predict, eval, fuse, map.
+
+Each command parses its options and calls one library function; ``register(app)`` adds them
+as the ``prior`` sub-command group. torch is imported inside the commands, so
+``geoaware --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geoaware.clikit import CatalogArg, JsonOpt, emit_json, err, fmt_metric, out, table
+
+__all__ = ["prior_app", "register"]
+
+prior_app = typer.Typer(
+    name="prior",
+    help="Geographical priors p(species | location, date): train, predict, evaluate, fuse, map.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ModelArg = Annotated[Path, typer.Argument(help="Prior checkpoint folder (model.pt, config.json).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``prior`` command group to ``app``.
+
+    Examples
+    --------
+    >>> app = typer.Typer()
+    >>> register(app)
+    >>> [g.name for g in app.registered_groups]
+    ['prior']
+    """
+    app.add_typer(prior_app, name="prior")
+
+
+@prior_app.command(
+    epilog="Example: geoaware prior train catalog.parquet --out prior-model --epochs 30.  "
+    "JSON keys: model_dir, rows, used, dropped (no_location, no_label), classes, epochs, "
+    "seconds, epochs_per_second, losses, config.",
+)
+def train(
+    catalog: CatalogArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write.")],
+    label_column: Annotated[
+        str, typer.Option(help="Class column: label, label_name, species, genus, family, ...")
+    ] = "label_name",
+    split: Annotated[
+        str | None, typer.Option(help="Train on this split only (default: every row).")
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="Location input: wrap, unit or geoclip.")] = "wrap",
+    use_date: Annotated[
+        bool, typer.Option("--date/--no-date", help="Add the day of the year as input.")
+    ] = False,
+    loss: Annotated[
+        str, typer.Option(help="full, ssdl, slds, full_me, ssdl_me or slds_me.")
+    ] = "full",
+    pos_weight: Annotated[float, typer.Option(help="Weight of the observed class.")] = 2048.0,
+    user_weight: Annotated[
+        float, typer.Option(help="Weight of the photographer loss (0: off).")
+    ] = 0.0,
+    width: Annotated[int, typer.Option(help="Network width.")] = 256,
+    blocks: Annotated[int, typer.Option(help="Residual blocks.")] = 4,
+    dropout: Annotated[float, typer.Option(help="Dropout in each block.")] = 0.5,
+    epochs: Annotated[int, typer.Option(help="Epochs.")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Observations per step.")] = 2048,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 5e-4,
+    lr_decay: Annotated[float, typer.Option(help="Learning-rate decay per epoch.")] = 0.98,
+    max_per_class: Annotated[
+        int, typer.Option(help="Observations per class per epoch (0: no cap).")
+    ] = 1000,
+    precision: Annotated[str, typer.Option(help="float32 or bfloat16 training.")] = "float32",
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    json: JsonOpt = False,
+) -> None:
+    """Train a prior on a catalog's located rows (rows without a location are counted)."""
+    from geoaware.priors.config import PriorConfig
+    from geoaware.priors.train import train_prior
+
+    config = PriorConfig(
+        label_column=label_column,
+        encoding=encoding,  # type: ignore[arg-type]  # validated by PriorConfig
+        use_date=use_date,
+        width=width,
+        blocks=blocks,
+        dropout=dropout,
+        loss=loss,  # type: ignore[arg-type]
+        pos_weight=pos_weight,
+        user_weight=user_weight,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_decay=lr_decay,
+        max_per_class=max_per_class or None,
+        precision=precision,  # type: ignore[arg-type]
+        seed=seed,
+    )
+
+    def progress(epoch: int, value: float) -> None:
+        if not json:
+            err.print(f"epoch {epoch}/{config.epochs}: loss {value:.5f}", highlight=False)
+
+    result = train_prior(catalog, out_dir, config, split=split, progress=progress)
+    summary = {**result.to_dict(), "config": config.to_dict()}
+    if json:
+        emit_json(summary)
+        return
+    d = result.dropped
+    out.print(
+        table(
+            f"prior trained: {out_dir}",
+            ["rows", "trained on", "no location", "no label", "classes", "epochs/s", "loss"],
+            [
+                [
+                    result.rows,
+                    result.used,
+                    d.get("no_location", 0),
+                    d.get("no_label", 0),
+                    result.classes,
+                    f"{result.epochs_per_second:.3f}",
+                    f"{result.losses[-1]:.5f}",
+                ]
+            ],
+        )
+    )
+
+
+@prior_app.command(
+    epilog="Example: geoaware prior predict prior-model --lat 37.77 --lon -122.42 "
+    "--date 2017-06-01.  JSON keys: lat, lon, date, top (list of {label, probability}).",
+)
+def predict(
+    model: ModelArg,
+    lat: Annotated[float, typer.Option(help="Latitude, degrees.")],
+    lon: Annotated[float, typer.Option(help="Longitude, degrees.")],
+    date: Annotated[str | None, typer.Option(help="Date, YYYY-MM-DD.")] = None,
+    top: Annotated[int, typer.Option(help="Classes shown.")] = 10,
+    json: JsonOpt = False,
+) -> None:
+    """Print the most likely classes at a location (and date) with their probabilities."""
+    from geoaware.priors.checkpoint import load_prior
+    from geoaware.priors.features import parse_date
+
+    fraction = parse_date(date) if date is not None else None
+    prior = load_prior(model)
+    ranked = prior.top(lat, lon, fraction, k=top)
+    if json:
+        emit_json(
+            {
+                "lat": lat,
+                "lon": lon,
+                "date": date,
+                "top": [{"label": n, "probability": p} for n, p in ranked],
+            }
+        )
+        return
+    where = f"{lat:.4f}, {lon:.4f}" + (f" on {date}" if date else "")
+    out.print(
+        table(
+            f"p(class | {where})",
+            ["rank", "label", "probability"],
+            [[i + 1, n, f"{p:.4f}"] for i, (n, p) in enumerate(ranked)],
+        )
+    )
+
+
+@prior_app.command(
+    name="eval",
+    epilog="Example: geoaware prior eval prior-model catalog.parquet --split test.  "
+    "JSON keys: split, n, dropped, baselines, rows "
+    "(each: method, n, top1_acc, top5_acc, top10_acc, map).",
+)
+def evaluate(
+    model: ModelArg,
+    catalog: CatalogArg,
+    split: Annotated[str, typer.Option(help="Split evaluated.")] = "test",
+    train_split: Annotated[str, typer.Option(help="Split the baselines are fitted on.")] = "train",
+    baselines: Annotated[
+        bool, typer.Option("--baselines/--no-baselines", help="Also score the baselines.")
+    ] = True,
+    json: JsonOpt = False,
+) -> None:
+    """Location-only top-1/5/10 and mean average precision of the prior beside the baselines."""
+    from geoaware.priors.evaluate import evaluate_prior
+
+    report = evaluate_prior(
+        model, catalog, split=split, train_split=train_split, baselines=baselines
+    )
+    if json:
+        emit_json(report)
+        return
+    keys = ["top1_acc", "top5_acc", "top10_acc", "map"]
+    out.print(
+        table(
+            f"location-only, split {split!r}: {report['n']:,} located points",
+            ["method", "n", *keys],
+            [[r["method"], r["n"], *(fmt_metric(k, r[k]) for k in keys)] for r in report["rows"]],
+        )
+    )
+    dropped = {k: v for k, v in report["dropped"].items() if v}
+    if dropped:
+        out.print(f"left out: {dropped}")
+
+
+@prior_app.command(
+    epilog="Example: geoaware prior fuse prior-model --predictions scores.npz "
+    "--catalog catalog.parquet --out fused.parquet --kaggle submission.csv.  "
+    "JSON keys: images, located, out, kaggle, rows (each: group, subset, n, top1_image, "
+    "top1_fused, top5_image, top5_fused).",
+)
+def fuse(
+    model: ModelArg,
+    predictions: Annotated[
+        Path, typer.Option(help="Classifier probabilities (.parquet or .npz, dense or top-k).")
+    ],
+    catalog: Annotated[Path, typer.Option(help="Catalog holding the images' locations.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Fused predictions (.parquet or .npz).")],
+    kaggle: Annotated[
+        Path | None, typer.Option(help="Also write the iNat submission CSV here.")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split the predictions answer.")] = None,
+    top: Annotated[int, typer.Option(help="Labels kept per image in --out.")] = 5,
+    json: JsonOpt = False,
+) -> None:
+    """Combine p(y | image) with the prior p(y | location, date); report with and without."""
+    from geoaware.priors.fuse import fuse_predictions
+
+    result = fuse_predictions(
+        model, predictions, catalog, out=out_file, kaggle=kaggle, split=split, k=top
+    )
+    if json:
+        emit_json(result.to_dict())
+        return
+    cols = ["top1_image", "top1_fused", "top5_image", "top5_fused"]
+    out.print(
+        table(
+            f"fused {result.images:,} images ({result.located:,} located) -> {result.out}",
+            ["group", "subset", "n", *(c.replace("_", " ") for c in cols)],
+            [[r["group"], r["subset"], r["n"], *(_pct(r[c]) for c in cols)] for r in result.rows],
+        )
+    )
+    if result.kaggle:
+        out.print(f"[bold]submission[/] {result.kaggle}")
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+@prior_app.command(
+    name="map",
+    epilog="Example: geoaware prior map prior-model --label 'Vireo griseus' --out vireo.png.  "
+    "JSON keys: label, class_index, png, points, max_prob, land_share_above_half.",
+)
+def range_map_cmd(
+    model: ModelArg,
+    label: Annotated[str, typer.Option(help="Class to map (as in the vocabulary).")],
+    out_png: Annotated[Path, typer.Option("--out", help="PNG to write.")],
+    step: Annotated[int, typer.Option(help="Grid step in 0.25-degree cells.")] = 2,
+    json: JsonOpt = False,
+) -> None:
+    """Draw a class's predicted range over the land grid, with its training points."""
+    from geoaware.priors.plots import range_map
+
+    summary = range_map(model, label, out_png, step=step)
+    if json:
+        emit_json(summary)
+        return
+    out.print(
+        f"[bold]{summary['label']}[/]: {summary['points']:,} training points, "
+        f"max p {summary['max_prob']:.3f} -> {summary['png']}"
+    )

@@ -1,0 +1,155 @@
+"""Location-only evaluation of a prior (or any scorer): top-k accuracy and mean AP, in batches.
+
+For each test observation the scorer ranks every class at its location; the rank of the true
+class gives top-k accuracy and the average precision (one relevant class, so AP = 1 / rank;
+its mean over observations is the mean average precision). Ties rank the lower class index
+first, as :func:`geoaware.evaluate.predictions.top_k_from_scores` does. Points are scored
+``batch_size`` at a time, so memory is ``batch_size x C`` whatever the number of points
+(1M points x 5,000 classes runs in well under 4 GB).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from geoaware.priors.baselines import BASELINES, Scorer, fit_baselines
+from geoaware.priors.checkpoint import LocationPrior, load_prior
+from geoaware.priors.data import Observations, load_table, observations_from_table
+
+__all__ = ["evaluate_prior", "location_ranks", "rank_metrics"]
+
+PathLike = str | os.PathLike[str]
+IntArray = npt.NDArray[np.int64]
+
+
+def location_ranks(
+    scorer: Scorer,
+    lat: npt.ArrayLike,
+    lon: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    date_fraction: npt.ArrayLike | None = None,
+    *,
+    batch_size: int = 4096,
+) -> IntArray:
+    """Return the 1-based rank of each point's true class among the scorer's classes.
+
+    Examples
+    --------
+    >>> from geoaware.priors.baselines import ClassFrequency
+    >>> location_ranks(ClassFrequency([0, 1, 1], 2), [0.0, 0.0], [0.0, 0.0], [1, 0]).tolist()
+    [1, 2]
+    """
+    la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(labels, dtype=np.int64))
+    dates = None if date_fraction is None else np.asarray(date_fraction, dtype=np.float64)
+    ranks = np.empty(y.size, dtype=np.int64)
+    for s in range(0, y.size, batch_size):
+        sl = slice(s, s + batch_size)
+        p = scorer.predict_proba(la[sl], lo[sl], None if dates is None else dates[sl])
+        t = y[sl]
+        true = p[np.arange(t.size), t][:, None]
+        higher = (p > true).sum(axis=1)
+        cols = np.arange(p.shape[1])
+        tied_before = ((p == true) & (cols[None, :] < t[:, None])).sum(axis=1)
+        ranks[sl] = 1 + higher + tied_before
+    return ranks
+
+
+def rank_metrics(ranks: npt.ArrayLike, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Top-k accuracies and mean average precision from true-class ranks.
+
+    Examples
+    --------
+    >>> m = rank_metrics([1, 2, 10], ks=(1, 5))
+    >>> m["n"], round(m["top1_acc"], 3), round(m["top5_acc"], 3), round(m["map"], 3)
+    (3, 0.333, 0.667, 0.533)
+    """
+    r = np.asarray(ranks, dtype=np.int64)
+    out: dict[str, Any] = {"n": int(r.size)}
+    for k in ks:
+        out[f"top{k}_acc"] = float(np.mean(r <= k)) if r.size else float("nan")
+    out["map"] = float(np.mean(1.0 / r)) if r.size else float("nan")
+    return out
+
+
+def evaluate_prior(
+    model: PathLike | LocationPrior,
+    catalog: PathLike | pa.Table,
+    *,
+    split: str | None = "test",
+    train_split: str | None = "train",
+    baselines: bool = True,
+    ks: Sequence[int] = (1, 5, 10),
+) -> dict[str, Any]:
+    """Evaluate a prior location-only on a catalog split, beside the baselines, in one table.
+
+    The baselines are fitted on the catalog's ``train_split`` rows (all rows not in ``split``
+    when the catalog has no such split, or the points stored with the model).
+
+    Returns
+    -------
+    dict
+        ``split``, ``n`` (points evaluated), ``dropped`` (rows left out and why), ``rows``
+        (one per method: ``method``, ``n``, ``top1_acc``, ``top5_acc``, ``top10_acc``, ``map``).
+    """
+    prior = model if isinstance(model, LocationPrior) else load_prior(model)
+    where = "<table>" if isinstance(catalog, pa.Table) else str(catalog)
+    table = load_table(catalog, prior.config.label_column)
+    col = prior.config.label_column
+    test = observations_from_table(
+        table, col, split=split, vocabulary=prior.vocabulary, where=where
+    )
+    rows = [_row("prior", prior, test, ks)]
+    if baselines:
+        train = _train_points(table, col, prior, split, train_split, where)
+        for name, scorer in fit_baselines(
+            train.lat, train.lon, train.labels, prior.n_classes
+        ).items():
+            rows.append(_row(name, scorer, test, ks))
+    return {
+        "split": split,
+        "n": len(test),
+        "dropped": test.dropped,
+        "rows": rows,
+        "baselines": list(BASELINES) if baselines else [],
+    }
+
+
+def _row(name: str, scorer: Scorer, obs: Observations, ks: Sequence[int]) -> dict[str, Any]:
+    ranks = location_ranks(scorer, obs.lat, obs.lon, obs.labels, obs.date_fraction)
+    return {"method": name, **rank_metrics(ranks, ks)}
+
+
+def _train_points(
+    table: pa.Table,
+    col: str,
+    prior: LocationPrior,
+    split: str | None,
+    train_split: str | None,
+    where: str,
+) -> Observations:
+    has_split = "split" in table.column_names and train_split is not None
+    if has_split and train_split in set(table.column("split").to_pylist()):
+        return observations_from_table(
+            table, col, split=train_split, vocabulary=prior.vocabulary, where=where
+        )
+    if prior.points is not None:
+        lat, lon, lab = prior.points
+        n = len(lat)
+        return Observations(
+            [""] * n,
+            np.asarray(lat, np.float64),
+            np.asarray(lon, np.float64),
+            np.full(n, np.nan),
+            np.asarray(lab, np.int64),
+            np.full(n, -1, np.int64),
+            prior.vocabulary,
+        )
+    return observations_from_table(table, col, vocabulary=prior.vocabulary, where=where)

@@ -1,0 +1,147 @@
+"""Network inputs: location encodings (wrap, unit vector, GeoCLIP) and the date encoding.
+
+The numpy encodings come from :mod:`geoaware.geo.encode`; GeoCLIP's pretrained location
+encoder (Vivanco et al. 2023) is loaded from the optional ``geoclip`` package, offline (its
+weights ship with the package; its image model is never loaded).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from geoaware.errors import DependencyNotFoundError
+from geoaware.geo.encode import unit_vector, wrap_encode
+from geoaware.priors.config import PriorConfig
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["date_features", "encode_inputs", "geoclip_encoder", "parse_date"]
+
+FloatArray = npt.NDArray[np.float64]
+_GEOCLIP_BATCH = 8192
+
+
+def date_features(fraction: npt.ArrayLike) -> FloatArray:
+    """Encode fractions of the year as ``[sin 2 pi f, cos 2 pi f]``; NaN (no date) gives (0, 0).
+
+    Examples
+    --------
+    >>> date_features([0.0, float("nan")]).round(6).tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    """
+    f = np.atleast_1d(np.asarray(fraction, dtype=np.float64))
+    out = np.stack([np.sin(2 * np.pi * f), np.cos(2 * np.pi * f)], axis=-1)
+    out[~np.isfinite(f)] = 0.0
+    return out
+
+
+def parse_date(text: str) -> float:
+    """Parse an ISO date (``YYYY-MM-DD``, optionally with a time) into its fraction of the year.
+
+    Raises
+    ------
+    geoaware.errors.InvalidCoordinateError
+        If ``text`` is not a valid date.
+
+    Examples
+    --------
+    >>> parse_date("2020-07-02")
+    0.5
+    >>> parse_date("2020-13-01")
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.InvalidCoordinateError: date '2020-13-01' does not parse as YYYY-MM-DD
+    """
+    from geoaware.errors import InvalidCoordinateError
+    from geoaware.geo.encode import year_fraction
+
+    try:
+        value = np.datetime64(text.strip().replace(" ", "T"), "s")
+    except ValueError as exc:
+        raise InvalidCoordinateError(f"date {text!r} does not parse as YYYY-MM-DD") from exc
+    if np.isnat(value):
+        raise InvalidCoordinateError(f"date {text!r} does not parse as YYYY-MM-DD")
+    return float(year_fraction(np.array([value]))[0])
+
+
+def encode_inputs(
+    lat: npt.ArrayLike,
+    lon: npt.ArrayLike,
+    config: PriorConfig,
+    date_fraction: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.float32]:
+    """Return the network input for points (and dates), shape ``(n, config.input_dim)``.
+
+    Parameters
+    ----------
+    lat, lon
+        Degrees (checked: finite and in range).
+    config
+        Chooses the encoding and whether the date is used.
+    date_fraction
+        Fraction of the year of each point (NaN where unknown); ignored unless
+        ``config.use_date``. ``None`` means unknown for every point.
+
+    Examples
+    --------
+    >>> encode_inputs([0.0], [90.0], PriorConfig(use_date=True), [0.25]).round(3).tolist()
+    [[1.0, 0.0, 0.0, 1.0, 1.0, 0.0]]
+    """
+    if config.encoding == "wrap":
+        loc = wrap_encode(lat, lon)
+    elif config.encoding == "unit":
+        la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+        lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+        wrap_encode(la, lo)  # checks the range
+        loc = unit_vector(la, lo)
+    else:
+        loc = geoclip_features(lat, lon)
+    if config.use_date:
+        n = loc.shape[0]
+        f = np.full(n, np.nan) if date_fraction is None else np.asarray(date_fraction, np.float64)
+        loc = np.concatenate([loc, date_features(np.broadcast_to(f, (n,)))], axis=1)
+    return np.ascontiguousarray(loc, dtype=np.float32)
+
+
+@functools.cache
+def geoclip_encoder() -> torch.nn.Module:
+    """Load GeoCLIP's pretrained location encoder (frozen, eval mode), once per process.
+
+    Raises
+    ------
+    geoaware.errors.DependencyNotFoundError
+        If the optional ``geoclip`` package is not installed.
+    """
+    try:
+        from geoclip import LocationEncoder  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise DependencyNotFoundError(
+            "encoding 'geoclip' needs the geoclip package: pip install geoclip "
+            f"(with torch==2.13.0 already installed) ({exc})"
+        ) from exc
+    model: Any = LocationEncoder()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model  # type: ignore[no-any-return]
+
+
+def geoclip_features(lat: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:
+    """Encode points with GeoCLIP's frozen location encoder, in batches; shape ``(n, 512)``."""
+    import torch
+
+    la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+    wrap_encode(la, lo)  # checks the range
+    encoder = geoclip_encoder()
+    points = torch.from_numpy(np.stack([la, lo], axis=1).astype(np.float32))
+    out = np.empty((la.size, 512), dtype=np.float64)
+    with torch.no_grad():
+        for s in range(0, la.size, _GEOCLIP_BATCH):
+            out[s : s + _GEOCLIP_BATCH] = encoder(points[s : s + _GEOCLIP_BATCH]).numpy()
+    return out
