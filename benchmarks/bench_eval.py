@@ -141,12 +141,13 @@ def bench_classify(m: int, sample: int, repeat: int, classes: int = 10_000) -> d
     hit_at = rng.integers(0, 8, m)  # about 5/8 of images have their label somewhere in the top 5
     rows = np.flatnonzero(hit_at < 5)
     predicted[rows, hit_at[rows]] = truth[rows]
-    t_ours, errs = best_of(
-        lambda: (top_k_error(predicted, truth, 1), top_k_error(predicted, truth, 5)), repeat
-    )
     ids = np.char.add("img", np.arange(m).astype(str))
     catalog = pa.table({"source": ["bench"] * m, "image_id": ids, "label": truth.astype(np.int32)})
-    topk = TopK.from_lists(ids, predicted)
+    topk = TopK.from_lists(ids, predicted)  # as read_predictions returns it: column-major
+    labels = topk.labels
+    t_ours, errs = best_of(
+        lambda: (top_k_error(labels, truth, 1), top_k_error(labels, truth, 5)), repeat
+    )
     t_report, report = best_of(lambda: evaluate_classification(topk, catalog), 1)
     assert math.isclose(report.error(5), errs[1]) and math.isclose(report.error(1), errs[0])
     k = min(sample, m)

@@ -144,11 +144,16 @@ def top_k_error(predicted: npt.ArrayLike, truth: npt.ArrayLike, k: int = 5) -> f
         raise EvaluationError(f"predicted must be (n, k) with n = {g.size}; got {p.shape}")
     if g.size == 0:
         return float("nan")
-    hit = np.zeros(g.size, dtype=bool)
+    width = min(k, p.shape[1])
+    if width == 0:
+        return 1.0
+    # One contiguous compare per rank (labels are column-major), OR-ed into the first.
+    hit = np.equal(p[:, 0], g)
     match = np.empty(g.size, dtype=bool)
-    for j in range(min(k, p.shape[1])):
+    for j in range(1, width):
         np.logical_or(hit, np.equal(p[:, j], g, out=match), out=hit)
-    hit &= g != PAD
+    if g.min() < 0:  # an unknown truth (PAD) must not match a padded slot
+        hit &= g != PAD
     return float((g.size - np.count_nonzero(hit)) / g.size)
 
 
