@@ -1,8 +1,8 @@
 """Sources: one small class per dataset release that knows its files and reads them.
 
 >>> sorted(SOURCES)  # doctest: +NORMALIZE_WHITESPACE
-['fg_geo_yfcc', 'git10m', 'gps_gallery', 'im2gps', 'im2gps3k', 'mp16', 'osv5m',
- 'osv5m_select', 'yfcc26k', 'yfcc4k']
+['fg_geo_yfcc', 'git10m', 'gps_gallery', 'im2gps', 'im2gps3k', 'inat2017', 'inat2018',
+ 'inat2021', 'mp16', 'osv5m', 'osv5m_select', 'yfcc26k', 'yfcc4k']
 """
 
 from geoaware.sources.base import Source
@@ -11,6 +11,7 @@ from geoaware.sources.fg_geo_yfcc import FgGeoYfcc
 from geoaware.sources.gallery import GpsGallery
 from geoaware.sources.git10m import Git10M
 from geoaware.sources.im2gps import Im2gps, Im2gps3k, Mp16, Yfcc4k, Yfcc26k
+from geoaware.sources.inat import Inat2017, Inat2018, Inat2021
 from geoaware.sources.osv5m import Osv5m, Osv5mSelect
 
 SOURCES: dict[str, type[Source]] = {
@@ -21,6 +22,9 @@ SOURCES: dict[str, type[Source]] = {
         GpsGallery,
         Im2gps,
         Im2gps3k,
+        Inat2017,
+        Inat2018,
+        Inat2021,
         Mp16,
         Osv5m,
         Osv5mSelect,
@@ -37,6 +41,9 @@ __all__ = [
     "GpsGallery",
     "Im2gps",
     "Im2gps3k",
+    "Inat2017",
+    "Inat2018",
+    "Inat2021",
     "Mp16",
     "Osv5m",
     "Osv5mSelect",

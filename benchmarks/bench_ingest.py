@@ -1,0 +1,330 @@
+"""Benchmark ingesting an iNat2021-sized release: our streaming reader against the obvious way.
+
+What is compared, on the same synthetic files and in the same run:
+
+* **baseline** ("json.load + pandas merge"): for each split, ``json.load`` the document, build
+  DataFrames of ``images``, ``annotations`` and ``categories``, merge images with annotations
+  on the image id and with categories on the category id, concatenate the splits, parse the
+  dates with ``pandas.to_datetime(utc=True, format="ISO8601")`` and write ``to_parquet``.
+* **ours**: ``write_catalog_batches(Inat2021(root, splits=["train", "val"]).read_batches(),
+  out)``: streamed, chunked decoding into Arrow, joins, dates, counts, one Parquet file.
+
+The files are written first, in the shape of the real ``train.json`` and ``val.json`` (keys in
+the release's order: ``info, images, categories, annotations, licenses``; 10,000 categories with
+the full taxonomy, common names and image folder names; images with ``file_name``, ``license``,
+``rights_holder``, ``date``, ``latitude``, ``longitude`` and ``location_uncertainty``, a few
+percent of them null, a few uncertainties junk, a few dates date-only or offset). ``train.json``
+holds ``--images`` images (default 2,700,000, the size of iNat2021's), ``val.json`` ten per
+category. Each side runs in its own child process, one after the other; its wall time is
+measured inside the child (imports excluded), its peak resident memory is the child's
+``ru_maxrss`` as ``os.wait4`` reports it. Both outputs must hold every image, or the script
+exits with status 1.
+
+The last line printed is one JSON object: ``ratio`` (baseline time / ours; target >= 3) and
+``memory_ratio`` (our peak RSS / JSON bytes; target <= 1.5), with the raw figures.
+
+Run it from the repository root::
+
+    .venv/bin/python benchmarks/bench_ingest.py
+    .venv/bin/python benchmarks/bench_ingest.py --images 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TARGET_RATIO = 3.0
+TARGET_MEMORY_RATIO = 1.5
+BASELINE = "json.load + pandas merge"
+SPLITS = ("train", "val")
+
+_KINGDOMS = ("Animalia", "Plantae", "Fungi")
+_SUPER = ("Plants", "Insects", "Birds", "Fungi", "Reptiles", "Mammals", "Ray-finned Fishes",
+          "Amphibians", "Mollusks", "Arachnids", "Animalia")  # fmt: skip
+_FIRST = ("Glenn", "Ann", "Ken-ichi", "María", "Li", "Olu", "Sven", "Priya", "Tom", "Zoë")
+_LAST = ("Caspers", "Ueda", "Smith", "Müller", "Okafor", "Nakamura", "Silva", "Khan")
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic release
+
+
+def _word(rng: np.random.Generator, capital: bool) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    text = "".join(letters[i] for i in rng.integers(0, 26, int(rng.integers(5, 11))))
+    return text.capitalize() if capital else text
+
+
+def make_categories(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Return ``n`` categories with iNat2021's fields and a plausible taxonomy tree."""
+    phyla = [_word(rng, True) for _ in range(13)]
+    classes = [(_word(rng, True), phyla[i % 13]) for i in range(51)]
+    orders = [(_word(rng, True), classes[i % 51]) for i in range(270)]
+    families = [(_word(rng, True), orders[i % 270]) for i in range(1103)]
+    genera = [(_word(rng, True), families[i % 1103]) for i in range(4884)]
+    cats = []
+    for i in range(n):
+        genus, (family, (order, (klass, phylum))) = genera[i % len(genera)]
+        epithet = _word(rng, False)
+        kingdom = _KINGDOMS[i % 3]
+        cats.append(
+            {
+                "id": i,
+                "name": f"{genus} {epithet}",
+                "common_name": f"{_word(rng, True)} {_word(rng, False)}",
+                "supercategory": _SUPER[i % len(_SUPER)],
+                "kingdom": kingdom,
+                "phylum": phylum,
+                "class": klass,
+                "order": order,
+                "family": family,
+                "genus": genus,
+                "specific_epithet": epithet,
+                "image_dir_name": (
+                    f"{i:05d}_{kingdom}_{phylum}_{klass}_{order}_{family}_{genus}_{epithet}"
+                ),
+            }
+        )
+    return cats
+
+
+def write_split(
+    path: Path, split: str, first_id: int, cat_of_image: np.ndarray, cats: list[dict[str, Any]],
+    rng: np.random.Generator,
+) -> None:  # fmt: skip
+    """Write one split's document, streaming, in the release's key order."""
+    n = cat_of_image.size
+    users = [f"{_FIRST[i % 10]} {_LAST[(i // 10) % 8]}{i // 80 or ''}" for i in range(158_873)]
+    user_of = rng.integers(0, len(users), n)
+    lat = np.round(rng.uniform(-60, 70, n), 5)
+    lon = np.round(rng.uniform(-180, 180, n), 5)
+    private = rng.random(n) < 0.03
+    unc = rng.integers(1, 5000, n)
+    unc_kind = rng.random(n)
+    year = rng.integers(1990, 2021, n)
+    month = rng.integers(1, 13, n)
+    day = rng.integers(1, 29, n)
+    hour = rng.integers(0, 24, n)
+    minute = rng.integers(0, 60, n)
+    date_kind = rng.random(n)
+    uuids = rng.integers(0, 2**63, (n, 2))
+    with open(path, "w", encoding="utf-8") as fh:
+        info = {
+            "year": 2021,
+            "version": "2021",
+            "description": "synthetic iNat2021",
+            "contributor": "geoaware benchmark",
+            "url": "",
+            "date_created": "2021-02-24",
+        }
+        fh.write('{"info": ' + json.dumps(info) + ', "images": [')
+        batch = []
+        for i in range(n):
+            if private[i]:
+                la = lo = un = "null"
+            else:
+                la, lo = repr(float(lat[i])), repr(float(lon[i]))
+                k = unc_kind[i]
+                un = "null" if k < 0.3 else ("-80" if k < 0.301 else str(int(unc[i])))
+            k = date_kind[i]
+            day_text = f"{year[i]}-{month[i]:02d}-{day[i]:02d}"
+            time_text = f"{hour[i]:02d}:{minute[i]:02d}:00"
+            if k < 0.01:
+                date = "null"
+            elif k < 0.05:
+                date = f'"{day_text}"'
+            elif k < 0.08:
+                date = f'"{day_text} {time_text}-05:00"'
+            else:
+                date = f'"{day_text} {time_text}+00:00"'
+            c = cats[cat_of_image[i]]
+            u = f"{uuids[i, 0]:016x}{uuids[i, 1]:016x}"
+            uid = f"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:32]}"
+            name = f"{split}/{c['image_dir_name']}/{uid}.jpg"
+            batch.append(
+                f'{{"id": {first_id + i}, "width": 500, "height": {300 + i % 200}, '
+                f'"file_name": "{name}", "license": {1 + i % 6}, '
+                f'"rights_holder": {json.dumps(users[user_of[i]])}, "date": {date}, '
+                f'"latitude": {la}, "longitude": {lo}, "location_uncertainty": {un}}}'
+            )
+            if len(batch) == 100_000:
+                fh.write(("" if i < 100_000 else ", ") + ", ".join(batch))
+                batch = []
+        if batch:
+            fh.write(("" if n <= len(batch) else ", ") + ", ".join(batch))
+        fh.write('], "categories": ' + json.dumps(cats) + ', "annotations": [')
+        fh.write(
+            ", ".join(
+                f'{{"id": {first_id + i}, "image_id": {first_id + i}, '
+                f'"category_id": {int(cat_of_image[i])}}}'
+                for i in range(n)
+            )
+        )
+        licenses = [{"id": i, "name": f"License {i}", "url": f"http://x/{i}"} for i in range(7)]
+        fh.write('], "licenses": ' + json.dumps(licenses) + "}")
+
+
+def make_release(root: Path, images: int, categories: int, per_val: int, seed: int) -> int:
+    """Write ``root/inat2021/train.json`` and ``val.json``; return their total size."""
+    rng = np.random.default_rng(seed)
+    cats = make_categories(categories, rng)
+    folder = root / "inat2021"
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = rng.pareto(1.2, categories) + 1
+    train_cats = rng.choice(categories, images, p=weights / weights.sum())
+    val_cats = np.repeat(np.arange(categories), per_val)
+    write_split(folder / "train.json", "train", 0, train_cats, cats, rng)
+    write_split(folder / "val.json", "val", images, val_cats, cats, rng)
+    return sum((folder / f"{s}.json").stat().st_size for s in SPLITS)
+
+
+# --------------------------------------------------------------------------------------------
+# The two sides, each in a child process
+
+
+def run_ours(root: Path, out: Path) -> dict[str, Any]:
+    """Ingest with geoaware: streamed batches into one Parquet file."""
+    import pyarrow.parquet as pq
+
+    from geoaware.catalog.io import write_catalog_batches
+    from geoaware.sources.inat import Inat2021
+
+    start = time.perf_counter()
+    source = Inat2021(root, splits=SPLITS)
+    write_catalog_batches(source.read_batches(), out)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": pq.read_metadata(out).num_rows, "counts": source.counts}
+
+
+def run_baseline(root: Path, out: Path) -> dict[str, Any]:
+    """Ingest the obvious way: json.load, DataFrames, merges, to_parquet."""
+    import pandas as pd
+
+    start = time.perf_counter()
+    frames = []
+    for split in SPLITS:
+        with open(root / "inat2021" / f"{split}.json", encoding="utf-8") as fh:
+            doc = json.load(fh)
+        images = pd.DataFrame(doc["images"])
+        annotations = pd.DataFrame(doc["annotations"])[["image_id", "category_id"]]
+        categories = pd.DataFrame(doc["categories"]).add_prefix("category_")
+        del doc
+        df = images.merge(annotations, left_on="id", right_on="image_id", how="left")
+        df = df.merge(categories, on="category_id", how="left")
+        df["split"] = split
+        frames.append(df)
+        del images, annotations, categories, df
+    catalog = pd.concat(frames, ignore_index=True)
+    del frames
+    catalog["taken_at"] = pd.to_datetime(
+        catalog["date"], utc=True, format="ISO8601", errors="coerce"
+    )
+    catalog.to_parquet(out, index=False)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": len(catalog)}
+
+
+def child(side: str, root: Path, out: Path) -> dict[str, Any]:
+    """Run one side in a fresh interpreter; return its result and peak RSS (MB)."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[4]); import bench_ingest as b; "
+        "from pathlib import Path; "
+        "r = getattr(b, 'run_' + sys.argv[1])(Path(sys.argv[2]), Path(sys.argv[3])); "
+        "print(json.dumps(r))"
+    )
+    here = str(Path(__file__).resolve().parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, side, str(root), str(out), here],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{side} failed with status {proc.returncode}")
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    result["peak_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2_700_000, help="train images (N)")
+    parser.add_argument("--categories", type=int, default=10_000, help="categories")
+    parser.add_argument("--val-per-category", type=int, default=10, help="val images each")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--workdir", type=Path, default=None, help="where files go (temp)")
+    parser.add_argument("--keep", action="store_true", help="keep the files afterwards")
+    args = parser.parse_args(argv)
+    if args.images < 1 or args.categories < 1 or args.val_per_category < 0:
+        parser.error("--images and --categories must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the files, run both sides, print the table and the JSON line."""
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench_ingest.", dir=args.workdir))
+    try:
+        start = time.perf_counter()
+        json_bytes = make_release(
+            work, args.images, args.categories, args.val_per_category, args.seed
+        )
+        made_s = time.perf_counter() - start
+        n = args.images + args.categories * args.val_per_category
+        print(f"wrote {n:,} images, {json_bytes / 1e6:,.0f} MB of JSON in {made_s:.1f} s")
+        ours = child("ours", work, work / "ours.parquet")
+        baseline = child("baseline", work, work / "baseline.parquet")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    correct = ours["rows"] == baseline["rows"] == n
+    ratio = baseline["seconds"] / ours["seconds"]
+    memory_ratio = ours["peak_mb"] * 2**20 / json_bytes
+    meets = bool(correct and ratio >= TARGET_RATIO and memory_ratio <= TARGET_MEMORY_RATIO)
+    print(f"{'method':<28} {'time (s)':>9} {'images/s':>12} {'peak RSS (MB)':>14}")
+    for name, r in (("json.load + pandas merge", baseline), ("geoaware Inat2021", ours)):
+        print(f"{name:<28} {r['seconds']:>9.2f} {n / r['seconds']:>12,.0f} {r['peak_mb']:>14,.0f}")
+    print(
+        f"ours vs baseline: {ratio:.2f}x faster (target >= {TARGET_RATIO:g}x); our peak RSS is "
+        f"{memory_ratio:.2f}x the JSON size (target <= {TARGET_MEMORY_RATIO:g}x); rows: "
+        f"ours {ours['rows']:,}, baseline {baseline['rows']:,}: {'OK' if correct else 'MISMATCH'}"
+    )
+    print(f"counts: {json.dumps(ours['counts'])}")
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "baseline": BASELINE,
+                "ratio": ratio,
+                "memory_ratio": memory_ratio,
+                "images": args.images,
+                "total_images": n,
+                "json_bytes": json_bytes,
+                "ours_s": ours["seconds"],
+                "baseline_s": baseline["seconds"],
+                "ours_peak_mb": ours["peak_mb"],
+                "baseline_peak_mb": baseline["peak_mb"],
+                "meets_targets": meets,
+            }
+        )
+    )
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
