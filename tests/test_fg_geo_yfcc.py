@@ -111,3 +111,22 @@ def test_registry_and_unknown_part(tmp_path):
 
 def test_parse_csv_header_only():
     assert parse_csv(",".join(HEADER).encode(), "x.csv").num_rows == 0
+
+
+def test_labels_mapped_to_inat2017_ids_when_categories_are_given(tmp_path, monkeypatch):
+    monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
+    root, _ = _zip(tmp_path, ",".join(HEADER) + "\n" + ROW + "\n0001,8,Anas,1,2,u,v")
+    cats = tmp_path / "train2017.json"
+    cats.write_text(
+        json.dumps(
+            {
+                "images": [],
+                "categories": [{"id": 4242, "name": "Vireo griseus", "supercategory": "Aves"}],
+            }
+        )
+    )
+    source = FgGeoYfcc(root, inat2017=cats)
+    t = source.read()
+    assert t.column("label").to_pylist() == [4242, None]
+    assert source.counts == {"labels_without_inat2017_id": 1}
+    assert FgGeoYfcc(root).read().column_names.count("label") == 0  # no categories: no ids

@@ -18,15 +18,17 @@ mostly no longer resolve; the Flickr URL and the YFCC line number go to ``extra`
 
 from __future__ import annotations
 
+import os
 import zipfile
 from typing import ClassVar
 
 import numpy as np
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geoaware.errors import InputFileError
+from geoaware.errors import DatasetNotFoundError, InputFileError
 from geoaware.sources.base import Source
 from geoaware.sources.csvio import read_csv_columns
 from geoaware.sources.download import RemoteFile
@@ -72,8 +74,40 @@ class FgGeoYfcc(Source):
     }
     member: ClassVar[str] = "yfcc100m_geolocated_inat2017species.csv"
 
+    def __init__(
+        self, root: str | os.PathLike[str], inat2017: str | os.PathLike[str] | None = None
+    ) -> None:
+        super().__init__(root)
+        self.inat2017 = inat2017
+        """iNat2017 categories (a root, a COCO JSON or its zip) to map names to label ids."""
+
     def read(self) -> pa.Table:
-        """Read the zipped CSV into a catalog table."""
+        """Read the zipped CSV into a catalog table.
+
+        Where the iNat2017 categories are available (``inat2017`` given, or the release
+        fetched under the same root), ``label`` gets the iNat2017 category id of each
+        species; names without one are counted as ``labels_without_inat2017_id``.
+        """
+        table = self._read_csv()
+        ids = self._category_ids()
+        if ids is None:
+            return table
+        mapped = pd.Series(table.column("label_name").to_numpy(zero_copy_only=False)).map(ids)
+        self.count("labels_without_inat2017_id", int(mapped.isna().sum()))
+        label = pa.array(mapped.to_numpy(dtype="float64"), mask=mapped.isna().to_numpy())
+        return table.append_column("label", label.cast(pa.int32()))
+
+    def _category_ids(self) -> dict[str, int] | None:
+        from geoaware.sources.inat import inat2017_category_ids
+
+        if self.inat2017 is not None:
+            return inat2017_category_ids(self.inat2017)
+        try:
+            return inat2017_category_ids(self.root)
+        except (DatasetNotFoundError, InputFileError, FileNotFoundError):
+            return None  # the categories are optional
+
+    def _read_csv(self) -> pa.Table:
         path = self.local("csv")
         try:
             with zipfile.ZipFile(path) as zf:
