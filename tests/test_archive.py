@@ -146,3 +146,34 @@ def test_source_fetch_downloads_verifies_and_extracts_once(tmp_path, monkeypatch
         Tiny(root).fetch(progress=False)  # verified and extracted before: nothing redone
         assert (root / "tiny/train_val_images/Aves/1.jpg").read_bytes() == b"edited"
         assert len(files.requests) == 1
+
+
+def test_fetch_defaults_to_the_catalog_parts(tmp_path, monkeypatch):
+    from typing import ClassVar
+
+    import pyarrow as pa
+
+    from geoaware.sources.base import Source
+    from geoaware.sources.download import RemoteFile
+
+    monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
+    mirror = tmp_path / "mirror"
+    (mirror / "t").mkdir(parents=True)
+    for name in ("ann.json", "images.tar"):
+        (mirror / "t" / name).write_bytes(name.encode())
+    monkeypatch.setenv("GEOAWARE_MIRROR", str(mirror))
+
+    class Two(Source):
+        name: ClassVar[str] = "two"
+        description: ClassVar[str] = "test"
+        files: ClassVar[dict[str, RemoteFile]] = {
+            "annotations": RemoteFile("t/ann.json", ()),
+            "images": RemoteFile("t/images.tar", ()),
+        }
+        catalog_parts: ClassVar[tuple[str, ...] | None] = ("annotations",)
+
+        def read(self) -> pa.Table:
+            raise NotImplementedError
+
+    assert list(Two(tmp_path).fetch(progress=False)) == ["annotations"]
+    assert list(Two(tmp_path).fetch(["all"], progress=False)) == ["annotations", "images"]

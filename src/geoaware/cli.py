@@ -254,7 +254,8 @@ def sources(json: JsonOpt = False) -> None:
 def fetch(
     source: Annotated[str, typer.Argument(help="Source name (see `geoaware sources`).")],
     parts: Annotated[
-        str | None, typer.Option(help="Comma-separated parts; all by default.")
+        str | None,
+        typer.Option(help="Comma-separated parts, or `all`; default: the parts the catalog needs."),
     ] = None,
     dest: Annotated[Path, typer.Option(help="Download folder.")] = Path("data"),
 ) -> None:

@@ -37,6 +37,8 @@ class Source(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     files: ClassVar[dict[str, RemoteFile]]
+    catalog_parts: ClassVar[tuple[str, ...] | None] = None
+    """The parts :meth:`read` needs (default: all); image archives are left out here."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -46,10 +48,18 @@ class Source(ABC):
     def fetch(self, parts: list[str] | None = None, *, progress: bool = True) -> dict[str, Path]:
         """Download (or find in the mirror) and verify parts; return their local paths.
 
+        ``parts=None`` fetches :attr:`catalog_parts` (what the catalog needs), ``["all"]``
+        every part, image archives included.
+
         Parts marked ``extract`` are then unpacked safely into the folder they sit in under
         ``root`` (once: a stamp records the archive's size and mtime).
         """
-        wanted = list(self.files) if parts is None else parts
+        if parts is None:
+            wanted = list(self.catalog_parts or self.files)
+        elif parts == ["all"]:
+            wanted = list(self.files)
+        else:
+            wanted = parts
         unknown = [p for p in wanted if p not in self.files]
         if unknown:
             raise ValueError(

@@ -313,7 +313,7 @@ class _Inat(Source):
     year: ClassVar[int]
     splits: ClassVar[dict[str, Split]]
     default_splits: ClassVar[tuple[str, ...]]
-    catalog_parts: ClassVar[tuple[str, ...]]
+    catalog_parts: ClassVar[tuple[str, ...] | None]
     """The parts :meth:`read` needs for the default splits (the image archives are not)."""
     image_spec: ClassVar[RecordSpec] = IMAGE_SPEC
     category_spec: ClassVar[RecordSpec]
