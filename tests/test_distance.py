@@ -163,4 +163,6 @@ def test_parallel_path_equals_single_thread():
     n = PARALLEL_MIN_PAIRS + 12_345
     la1, la2 = rng.uniform(-90, 90, (2, n))
     lo1, lo2 = rng.uniform(-180, 180, (2, n))
-    np.testing.assert_array_equal(haversine_km(la1, lo1, la2, lo2), _haversine(la1, lo1, la2, lo2, R))
+    np.testing.assert_array_equal(
+        haversine_km(la1, lo1, la2, lo2), _haversine(la1, lo1, la2, lo2, R)
+    )

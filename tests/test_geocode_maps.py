@@ -106,5 +106,11 @@ def test_country_grid_gives_exactly_the_exact_search(shared_data):
     exact = codes[_nearest_places(lat, lon, "exact")]
     grid = codes[_nearest_places(lat, lon, "grid", step=1.0)]
     np.testing.assert_array_equal(grid, exact)
+    from geoaware.geo.geocode import _place_regions
+
+    _, _, continent_idx, _ = _place_regions()
+    exact_idx = _nearest_places(lat, lon, "exact")
+    grid_idx = _nearest_places(lat, lon, "grid", step=1.0, level="continent")
+    np.testing.assert_array_equal(continent_idx[grid_idx], continent_idx[exact_idx])
     with pytest.raises(ValueError, match="method"):
         countries([0.0], [0.0], method="fast")

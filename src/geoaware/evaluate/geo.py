@@ -292,7 +292,12 @@ def evaluate_geo(
         from geoaware.geo.geocode import is_land, region_codes
 
         rows = []
-        for level in ("country", "continent"):
+        levels = (
+            ("country", "continent")
+            if hit_rates
+            else [b for b in wanted if b in ("country", "continent")]
+        )
+        for level in levels:
             true_codes, names = region_codes(preds.true_lat, preds.true_lon, level)
             labels = ["unknown" if n == "" else n for n in names.tolist()]
             regions[level] = pd.Categorical.from_codes(

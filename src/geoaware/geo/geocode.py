@@ -92,15 +92,22 @@ def _exact(la: FloatArray, lo: FloatArray) -> npt.NDArray[np.intp]:
 
 
 @functools.cache
-def _foreign_distance(k: int = 256) -> FloatArray:
-    """Return, per place, a lower bound on its chord distance to another country's place.
-
-    The k nearest places are searched; where all are of the same country, the k-th
-    distance is the bound.
-    """
-    tree, codes = _places()
-    _, code_idx = np.unique(codes, return_inverse=True)
+def _neighbours(k: int = 256) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    tree, _ = _places()
     dist, nbr = tree.query(tree.data, k=k, workers=-1)
+    return dist, nbr
+
+
+@functools.cache
+def _foreign_distance(level: str = "country") -> FloatArray:
+    """Return, per place, a lower bound on its chord distance to another region's place.
+
+    The 256 nearest places are searched; where all are in the same region (country or
+    continent), the 256th distance is the bound.
+    """
+    country_idx, _, continent_idx, _ = _place_regions()
+    code_idx = country_idx if level == "country" else continent_idx
+    dist, nbr = _neighbours()
     foreign = code_idx[nbr] != code_idx[:, None]
     first = np.argmax(foreign, axis=1)
     bound: FloatArray = np.where(
@@ -110,11 +117,12 @@ def _foreign_distance(k: int = 256) -> FloatArray:
 
 
 @functools.cache
-def _country_grid(step: float = GRID_STEP_DEG) -> npt.NDArray[np.int32]:
-    """Return a place index per grid cell, or -1 where the cell's country is not sure.
+def _region_grid(level: str = "country", step: float = GRID_STEP_DEG) -> npt.NDArray[np.int32]:
+    """Return a place index per grid cell, or -1 where the cell's region is not sure.
 
-    Sure means every point of the cell gets that place's country from the exact search;
-    cells on borders and at open sea are -1.
+    Sure means every point of the cell gets that place's region (country or continent)
+    from the exact search; cells on borders and at open sea are -1. Continents have far
+    fewer borders, so their grid is sure almost everywhere on land.
 
     A cell is sure when its centre's nearest place q is much nearer than any place of
     another country: with r the centre's distance to q, d the cell's half-diagonal and o(q)
@@ -122,7 +130,7 @@ def _country_grid(step: float = GRID_STEP_DEG) -> npt.NDArray[np.int32]:
     |p - q| <= r + d while every foreign place b has |p - b| >= o(q) - r - d, so
     o(q) > 2 (r + d) settles it (chord distances obey the triangle inequality).
     """
-    path = cache_dir("geocode") / f"country_grid_{step:g}_v1.npy"
+    path = cache_dir("geocode") / f"{level}_grid_{step:g}_v1.npy"
     if path.exists():
         try:
             cached: npt.NDArray[np.int32] = np.load(path)
@@ -130,7 +138,7 @@ def _country_grid(step: float = GRID_STEP_DEG) -> npt.NDArray[np.int32]:
         except (OSError, ValueError):
             pass
     tree, _ = _places()
-    other = _foreign_distance()
+    other = _foreign_distance(level)
     rows, cols = round(180 / step), round(360 / step)
     lat = 90.0 - (np.arange(rows) + 0.5) * step
     lon = -180.0 + (np.arange(cols) + 0.5) * step
@@ -151,15 +159,24 @@ def _country_grid(step: float = GRID_STEP_DEG) -> npt.NDArray[np.int32]:
 
 
 def _nearest_places(
-    la: FloatArray, lo: FloatArray, method: str, step: float = GRID_STEP_DEG
+    la: FloatArray,
+    lo: FloatArray,
+    method: str,
+    step: float = GRID_STEP_DEG,
+    level: str = "country",
 ) -> npt.NDArray[np.intp]:
+    """Index of a place in each point's region: the nearest place, or one of its region."""
     if method == "exact" or (method == "auto" and la.size < GRID_MIN_POINTS):
         return _exact(la, lo)
-    grid = _country_grid(step)
+    grid = _region_grid(level, step)
     rows, cols = grid.shape
-    r = np.minimum(((90.0 - la) / step).astype(np.intp), rows - 1)
-    c = np.minimum(((lo + 180.0) / step).astype(np.intp), cols - 1)
-    idx: npt.NDArray[np.intp] = grid[r, c].astype(np.intp)
+    cell = ((90.0 - la) / step).astype(np.intp)
+    np.minimum(cell, rows - 1, out=cell)
+    cell *= cols
+    c = ((lo + 180.0) / step).astype(np.intp)
+    np.minimum(c, cols - 1, out=c)
+    cell += c
+    idx: npt.NDArray[np.intp] = grid.ravel().take(cell).astype(np.intp)
     unsure = idx < 0
     if unsure.any():
         idx[unsure] = _exact(la[unsure], lo[unsure])
@@ -213,10 +230,12 @@ def region_codes(
     per_place, names = (
         (country_idx, country_names) if level == "country" else (continent_idx, continent_names)
     )
-    out = np.full(la.shape, names.size - 1, dtype=np.intp)
     ok = ~(np.isnan(la) | np.isnan(lo))
+    if ok.all():  # the usual case: no copies
+        return per_place.take(_nearest_places(la, lo, method, level=level)), names
+    out = np.full(la.shape, names.size - 1, dtype=np.intp)
     if ok.any():
-        out[ok] = per_place[_nearest_places(la[ok], lo[ok], method)]
+        out[ok] = per_place[_nearest_places(la[ok], lo[ok], method, level=level)]
     return out, names
 
 
