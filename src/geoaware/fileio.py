@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
 
 
 @contextlib.contextmanager
@@ -54,6 +55,39 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``target``; swap it in whole on success.
+
+    An existing ``target`` is replaced only once everything was written; on error the old
+    folder (or nothing) stays and the staging folder is removed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "parts"
+    >>> with atomic_dir(out) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("1")
+    >>> sorted(p.name for p in out.iterdir())
+    ['a.txt']
+    """
+    final = Path(target)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield staging
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            final.rename(old)
+        staging.rename(final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _umask() -> int:

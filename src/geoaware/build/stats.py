@@ -10,8 +10,6 @@ federated setting.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from scipy.stats import skew
 
 from geoaware.build.columns import label_values, require_columns
 from geoaware.build.partition import CatalogPartitioner, _sorted_codes, describe
-from geoaware.fileio import atomic_path
+from geoaware.fileio import atomic_dir, atomic_path
 
 __all__ = ["partition_stats", "write_inat_user_tables", "write_partitions"]
 
@@ -173,9 +171,7 @@ def write_partitions(
         }
     )
     target = Path(out_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as staging:
         pq.write_table(out_table, staging / PARTITION_FILE, compression="zstd")
         top = label_names.tolist()
         pq.write_table(
@@ -199,16 +195,6 @@ def write_partitions(
         (staging / "stats.json").write_bytes(
             orjson.dumps(stats, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2)
         )
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     stats["out"] = str(target)
     return stats
 

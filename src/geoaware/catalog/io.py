@@ -7,8 +7,6 @@ into place; a folder of parts is written beside the target and swapped in whole)
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pyarrow.parquet as pq
 
 from geoaware.catalog.schema import METADATA_KEY, REQUIRED_COLUMNS, SCHEMA_VERSION, conform
 from geoaware.errors import CatalogError
-from geoaware.fileio import atomic_path
+from geoaware.fileio import atomic_dir, atomic_path
 
 __all__ = ["catalog_files", "read_catalog", "write_catalog", "write_catalog_batches"]
 
@@ -160,23 +158,11 @@ def write_catalog_batches(batches: Iterable[pa.Table], path: PathLike) -> Path:
                 if writer is not None:
                     writer.close()
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as staging:
         n = 0
         for batch in batches:
             pq.write_table(conform(batch), staging / f"part-{n:05d}.parquet", compression="zstd")
             n += 1
         if n == 0:
             pq.write_table(_empty_catalog(), staging / "part-00000.parquet", compression="zstd")
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return target
