@@ -153,10 +153,14 @@ def write_partitions(
     stats["left_out"] = dict(partitioner.left_out)
     stats["level"] = level
     keep = np.flatnonzero(part >= 0)
-    keep_arr = pa.array(keep)
+    everyone = keep.size == table.num_rows  # the usual case: no copy of the columns
+
+    def kept(column: Any) -> Any:
+        return column if everyone else column.take(pa.array(keep))
+
     pid = part[keep].astype(np.int32)
     split = (
-        table.column("split").take(keep_arr)
+        kept(table.column("split"))
         if "split" in table.column_names
         else pa.nulls(len(keep), pa.string())
     )
@@ -165,14 +169,18 @@ def write_partitions(
         {
             "partition_id": pa.array(pid, pa.int32()),
             "natural_id": natural,
-            "image_id": table.column("image_id").take(keep_arr),
-            "label": label_arr.take(keep_arr),
+            "image_id": kept(table.column("image_id")),
+            "label": kept(label_arr),
             "split": split,
         }
     )
     target = Path(out_dir)
     with atomic_dir(target) as staging:
-        pq.write_table(out_table, staging / PARTITION_FILE, compression="zstd")
+        # Unique ids gain nothing from a dictionary: do not try one.
+        dictionary = [c for c in out_table.column_names if c != "image_id"]
+        pq.write_table(
+            out_table, staging / PARTITION_FILE, compression="zstd", use_dictionary=dictionary
+        )
         top = label_names.tolist()
         pq.write_table(
             pa.table(
