@@ -53,12 +53,12 @@ from typing import IO, Any, NamedTuple
 import msgspec
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from geoaware.errors import InputFileError
+from geoaware.sources.csvio import json_objects as csv_json_objects
 
 __all__ = [
     "BLOCK_SIZE",
@@ -1538,49 +1538,19 @@ def _parse_one(text: str) -> int | None:
 
 
 def json_objects(columns: dict[str, pa.Array | pa.ChunkedArray]) -> pa.Array:
-    r"""Build one JSON object string per row from columns; null values leave their key out.
+    r"""Build one JSON object string per row; a row whose values are all null gets a null.
 
-    A row whose values are all null gets a null (not ``{}``). Strings are escaped as JSON
-    requires; numbers are written as Arrow prints them.
+    :func:`geoaware.sources.csvio.json_objects` does the work (escaping, no NaN in the JSON);
+    here an empty object becomes null, so rows with no extra metadata stay null.
 
     Examples
     --------
     >>> json_objects({"a": pa.array(['x"y', None]), "n": pa.array([1, None])}).to_pylist()
     ['{"a":"x\\"y","n":1}', None]
     """
-    pieces = []
-    n = None
-    for key, values in columns.items():
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        n = len(values)
-        prefix = "," + orjson.dumps(key).decode() + ":"
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            text = _json_strings(values.cast(pa.string()))
-        else:
-            text = pc.cast(values, pa.string())
-        piece = pc.binary_join_element_wise(pa.scalar(prefix), text, "")
-        pieces.append(pc.fill_null(piece, ""))
-    if n is None:
+    if not columns:
         raise ValueError("json_objects needs at least one column")
-    joined = pc.binary_join_element_wise(*pieces, "") if len(pieces) > 1 else pieces[0]
-    body = pc.utf8_slice_codeunits(joined, 1)
-    objects = pc.binary_join_element_wise("{", body, "}", "")
-    empty = pc.equal(pc.utf8_length(joined), 0)
-    return pc.if_else(empty, pa.scalar(None, pa.string()), objects)
-
-
-def _json_strings(values: pa.Array) -> pa.Array:
-    """Quote strings for JSON: backslash, quote and control characters escaped."""
-    escaped = pc.replace_substring(values, "\\", "\\\\")
-    escaped = pc.replace_substring(escaped, '"', '\\"')
-    control = pc.match_substring_regex(escaped, r"[\x00-\x1f]")
-    if pc.any(control).as_py():
-        rows = np.flatnonzero(control.fill_null(False).to_numpy(zero_copy_only=False))
-        fixed = values.take(pa.array(rows)).to_pylist()
-        texts = escaped.to_pylist()
-        for i, text in zip(rows.tolist(), fixed, strict=True):
-            texts[i] = orjson.dumps(text).decode()[1:-1]
-        escaped = pa.array(texts, pa.string())
-    quoted: pa.Array = pc.binary_join_element_wise('"', escaped, '"', "")
-    return quoted
+    objects = csv_json_objects(columns)
+    empty = pc.equal(objects, "{}")
+    result: pa.Array = pc.if_else(empty, pa.scalar(None, pa.string()), objects)
+    return result
