@@ -102,7 +102,7 @@ def catalog_stats(table: pa.Table) -> CatalogStats:
     >>> s.rows, s.located, s.users.users, s.continents
     (3, 2, 2, {'Europe': 1, 'Oceania': 1})
     """
-    from geoaware.geo.geocode import continents
+    from geoaware.geo.geocode import region_codes
 
     frame = table.select(["source", "split"]).to_pandas()
     groups = frame.groupby(["source", "split"], dropna=False, sort=True).size()
@@ -119,9 +119,10 @@ def catalog_stats(table: pa.Table) -> CatalogStats:
     lon = np.asarray(table.column("lon").to_numpy(zero_copy_only=False), dtype=np.float64)
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-    names_c, counts = np.unique(continents(lat[ok], lon[ok]), return_counts=True)
+    codes, names_c = region_codes(lat[ok], lon[ok], "continent")
+    counts = np.bincount(codes, minlength=names_c.size)
     order = np.argsort(-counts, kind="stable")
-    cont = {(str(names_c[i]) or "unknown"): int(counts[i]) for i in order}
+    cont = {(str(names_c[i]) or "unknown"): int(counts[i]) for i in order if counts[i]}
     return CatalogStats(
         rows=table.num_rows,
         by_source_split=by_source_split,
