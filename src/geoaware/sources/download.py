@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from geoaware.errors import ChecksumError, DownloadError
 from geoaware.paths import mirror_dir
@@ -190,12 +191,8 @@ def fetch(
     raise failure(f"{remote.path}: every URL failed:\n  " + "\n  ".join(errors))
 
 
-def _part(target: Path) -> Path:
-    return target.with_name(target.name + ".part")
-
-
-def _download(url: str, target: Path, *, retries: int, timeout: float, progress: bool) -> None:
-    import requests
+def _progress(show: bool) -> Any:
+    """Return a transient byte-count progress bar (rich) for the HTTP and S3 paths."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -204,16 +201,27 @@ def _download(url: str, target: Path, *, retries: int, timeout: float, progress:
         TransferSpeedColumn,
     )
 
-    part = _part(target)
-    last: Exception | None = None
-    columns = (
+    return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
+        disable=not show,
+        transient=True,
     )
-    with Progress(*columns, disable=not progress, transient=True) as bar:
+
+
+def _part(target: Path) -> Path:
+    return target.with_name(target.name + ".part")
+
+
+def _download(url: str, target: Path, *, retries: int, timeout: float, progress: bool) -> None:
+    import requests
+
+    part = _part(target)
+    last: Exception | None = None
+    with _progress(progress) as bar:
         task = bar.add_task(f"download {target.name}", total=None)
         for attempt in range(max(retries, 1)):
             have = part.stat().st_size if part.exists() else 0
@@ -259,8 +267,6 @@ def _download_s3(url: str, target: Path, *, retries: int, timeout: float, progre
         import botocore.exceptions
     except ImportError as exc:
         raise DownloadError(f"{url}: S3 downloads need boto3: pip install 'geoaware[s3]'") from exc
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
     bucket, _, key = url.removeprefix("s3://").partition("/")
     config = botocore.config.Config(
         read_timeout=timeout, connect_timeout=timeout, retries={"max_attempts": retries}
@@ -282,13 +288,7 @@ def _download_s3(url: str, target: Path, *, retries: int, timeout: float, progre
     except botocore.exceptions.ClientError as exc:
         raise DownloadError(f"{url}: {exc}") from exc
     mode = "ab" if answer.get("ContentRange") else "wb"
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-    )
-    with Progress(*columns, disable=not progress, transient=True) as bar, open(part, mode) as fh:
+    with _progress(progress) as bar, open(part, mode) as fh:
         task = bar.add_task(f"s3 {target.name}", total=total, completed=have if mode == "ab" else 0)
         for block in answer["Body"].iter_chunks(STREAM_CHUNK):
             fh.write(block)
