@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
 from geoaware.clikit import (
@@ -425,7 +424,6 @@ def eval_geo(
 
 
 def _write_geo_run(reports: list[Any], out_dir: Path) -> None:
-    from geoaware.fileio import atomic_write_text
     from geoaware.report.plots import error_cdf, error_map, group_bars
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -450,8 +448,7 @@ def _write_geo_run(reports: list[Any], out_dir: Path) -> None:
                 ).name
             )
         r.figures = figures
-        data = orjson.dumps(r.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2)
-        atomic_write_text(out_dir / f"{r.name}.geo.json", data.decode())
+        r.save(out_dir / f"{r.name}.geo.json")
 
 
 @eval_app.command(

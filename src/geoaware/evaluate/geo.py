@@ -8,14 +8,18 @@ WGS84 geodesic is asked for. GeoScore is OSV-5M's ``5000 * exp(-d / 1492.7)``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pandas as pd
 
 from geoaware.evaluate.geo_io import GeoPredictions, SkippedRow
+from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import great_circle_km
 
 __all__ = [
@@ -209,6 +213,11 @@ class GeoReport:
     skipped: list[SkippedRow] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`to_dict` as JSON to ``path`` atomically; return the path."""
+        data = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+        return atomic_write_bytes(path, data + b"\n")
+
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"kind": "geo", "name", "source", "summary", "tables", "figures"}``."""
         tables = dict(self.tables)
@@ -338,6 +347,4 @@ def evaluate_geo(
 
 
 def _stem(path: str) -> str:
-    from pathlib import Path
-
     return Path(path).stem
