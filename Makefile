@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,fl,ml
+EXTRAS ?= dev,fl,ml,image
 
 # Offline machines keep the public files under ../shared/data with the releases' own paths.
 ifneq ($(wildcard ../shared/data),)

@@ -1,0 +1,66 @@
+"""The interface every geolocation method implements, and what it predicts.
+
+A method is a class with a ``method`` name, a ``fit`` classmethod, ``predict``, ``save`` and
+``load``; :mod:`geoaware.geolocate.model` finds the class from the name stored in a model
+folder's ``config.json``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Geolocator", "PlacePredictions"]
+
+
+@dataclass(frozen=True)
+class PlacePredictions:
+    """One predicted point per query and its ``k`` ranked candidate places.
+
+    ``lat``/``lon`` have shape ``(n,)``; ``cand_lat``/``cand_lon``/``cand_score`` have shape
+    ``(n, k)``, best first (scores: higher is better; their scale is the method's).
+
+    Examples
+    --------
+    >>> p = PlacePredictions(np.zeros(1), np.zeros(1), np.zeros((1, 2)), np.zeros((1, 2)),
+    ...                      np.array([[0.9, 0.1]]))
+    >>> len(p), p.k
+    (1, 2)
+    """
+
+    lat: np.ndarray
+    lon: np.ndarray
+    cand_lat: np.ndarray
+    cand_lon: np.ndarray
+    cand_score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lat)
+
+    @property
+    def k(self) -> int:
+        """The number of candidates per query."""
+        return int(self.cand_lat.shape[1])
+
+
+class Geolocator(ABC):
+    """A fitted geolocation model: embeddings in, places out."""
+
+    method: ClassVar[str]
+
+    @abstractmethod
+    def predict(self, vectors: np.ndarray, k: int = 5) -> PlacePredictions:
+        """Predict a place and ``k`` candidates for each row of ``vectors``."""
+
+    @abstractmethod
+    def save(self, folder: Path) -> None:
+        """Write the model's weights and a ``config.json`` (with ``method``) into ``folder``."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> Geolocator:
+        """Rebuild the model from ``folder`` and its parsed ``config.json``."""
