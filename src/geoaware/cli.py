@@ -605,10 +605,12 @@ def _source(name: str, registry: dict[str, Any]) -> Any:
 
 
 from geoaware.build.commands import register as register_build  # noqa: E402
+from geoaware.evaluate.commands import register as register_imagetext  # noqa: E402
 from geoaware.priors.commands import register as register_priors  # noqa: E402
 
 register_build(app)
 register_priors(app)
+register_imagetext(app)
 
 
 def main() -> None:
