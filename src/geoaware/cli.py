@@ -606,11 +606,13 @@ def _source(name: str, registry: dict[str, Any]) -> Any:
 
 from geoaware.build.commands import register as register_build  # noqa: E402
 from geoaware.evaluate.commands import register as register_imagetext  # noqa: E402
+from geoaware.geolocate.commands import register as register_geolocate  # noqa: E402
 from geoaware.priors.commands import register as register_priors  # noqa: E402
 
 register_build(app)
 register_priors(app)
 register_imagetext(app)
+register_geolocate(app)
 
 
 def main() -> None:

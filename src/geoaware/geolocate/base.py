@@ -64,3 +64,23 @@ class Geolocator(ABC):
     @abstractmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> Geolocator:
         """Rebuild the model from ``folder`` and its parsed ``config.json``."""
+
+    def reference_locations(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Return the stored locations the model learnt from or predicts among, by name.
+
+        ``{"training": (lat, lon), "gallery": (lat, lon)}`` or a subset; empty when the model
+        keeps none. Overlap reports (test points within 1 km of one) are made against these.
+        """
+        return {}
+
+    def without(self, keep: np.ndarray) -> Geolocator:
+        """Return the model restricted to the reference points where ``keep`` is True.
+
+        ``keep`` is a mask over the points a prediction can return (the first entry of
+        :meth:`reference_locations` that prediction uses: the training images for k-NN, the
+        gallery for gallery retrieval). Methods that cannot drop points raise.
+        """
+        raise NotImplementedError(
+            f"method {self.method!r} cannot drop reference points at prediction time; "
+            "refit it without them (geoaware geolocate fit --exclude-within KM)"
+        )
