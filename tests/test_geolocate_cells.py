@@ -448,6 +448,7 @@ def test_save_load_round_trip(world_model, tmp_path):
         "cells_0.csv",
         "cells_1.csv",
         "config.json",
+        "locations.npz",
         "model.pt",
     ]
     loaded = CellGeolocator.load(tmp_path / "model", config)
@@ -456,6 +457,10 @@ def test_save_load_round_trip(world_model, tmp_path):
     for field in ("lat", "lon", "cand_lat", "cand_lon", "cand_score"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
     assert loaded.sizes == world_model.sizes and loaded.training == world_model.training
+    # the training locations travel with the model, so predict can report test-train overlap
+    _, lat, lon = synthetic_world(0)
+    ref_lat, ref_lon = loaded.reference_locations()["training"]
+    assert np.array_equal(ref_lat, lat) and np.array_equal(ref_lon, lon)
 
 
 def test_hidden_layer_save_load(tmp_path):

@@ -242,6 +242,7 @@ class CellGeolocator(Geolocator):
         *,
         dim: int,
         training: dict[str, Any] | None = None,
+        locations: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         if not partitions:
             raise ValueError("a cell geolocator needs at least one partition")
@@ -250,6 +251,8 @@ class CellGeolocator(Geolocator):
         self.config = config
         self.dim = int(dim)
         self.training = dict(training or {})
+        empty = np.zeros(0)
+        self.train_lat, self.train_lon = locations if locations is not None else (empty, empty)
         sizes = [len(p) for p in self.partitions]
         self.finest = int(np.argmax(sizes))
         fine = self.partitions[self.finest]
@@ -393,7 +396,7 @@ class CellGeolocator(Geolocator):
             "cells": [len(p) for p in cells],
             "final_loss": losses[-1] if losses else None,
         }
-        model = cls(cells, net, config, dim=x.shape[1], training=training)
+        model = cls(cells, net, config, dim=x.shape[1], training=training, locations=(la, lo))
         model.training["finest_without_parent"] = [int((lk < 0).sum()) for lk in model.links]
         return model
 
@@ -493,7 +496,7 @@ class CellGeolocator(Geolocator):
         >>> d = Path(tempfile.mkdtemp())
         >>> m.save(d)
         >>> sorted(p.name for p in d.iterdir())
-        ['cells_0.csv', 'config.json', 'model.pt']
+        ['cells_0.csv', 'config.json', 'locations.npz', 'model.pt']
         """
         import torch
 
@@ -504,6 +507,8 @@ class CellGeolocator(Geolocator):
             partition.write(folder / name)
         with atomic_path(folder / "model.pt", suffix=".pt") as tmp:
             torch.save(self.net.state_dict(), tmp)
+        with atomic_path(folder / "locations.npz") as tmp, tmp.open("wb") as fh:
+            np.savez(fh, lat=self.train_lat, lon=self.train_lon)  # a file object: no added suffix
         meta = {
             "method": self.method,
             "version": FORMAT_VERSION,
@@ -552,4 +557,13 @@ class CellGeolocator(Geolocator):
             raise InputFileError(
                 folder / "model.pt", f"weights do not load into the configured network ({exc})"
             ) from exc
-        return cls(cells, net, settings, dim=dim, training=dict(config.get("training", {})))
+        locations = None
+        if (folder / "locations.npz").is_file():  # older folders have none: no overlap report
+            with np.load(folder / "locations.npz") as npz:
+                locations = (npz["lat"], npz["lon"])
+        training = dict(config.get("training", {}))
+        return cls(cells, net, settings, dim=dim, training=training, locations=locations)
+
+    def reference_locations(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Return the training locations (what the cells and their means were built from)."""
+        return {"training": (self.train_lat, self.train_lon)} if len(self.train_lat) else {}
