@@ -252,7 +252,9 @@ class CellGeolocator(Geolocator):
         self.dim = int(dim)
         self.training = dict(training or {})
         empty = np.zeros(0)
-        self.train_lat, self.train_lon = locations if locations is not None else (empty, empty)
+        lat, lon = locations if locations is not None else (empty, empty)
+        self.train_lat: np.ndarray = lat
+        self.train_lon: np.ndarray = lon
         sizes = [len(p) for p in self.partitions]
         self.finest = int(np.argmax(sizes))
         fine = self.partitions[self.finest]
