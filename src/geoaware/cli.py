@@ -608,11 +608,13 @@ from geoaware.build.commands import register as register_build  # noqa: E402
 from geoaware.evaluate.commands import register as register_imagetext  # noqa: E402
 from geoaware.geolocate.commands import register as register_geolocate  # noqa: E402
 from geoaware.priors.commands import register as register_priors  # noqa: E402
+from geoaware.vision.commands import register as register_vision  # noqa: E402
 
 register_build(app)
 register_priors(app)
 register_imagetext(app)
 register_geolocate(app)
+register_vision(app)
 
 
 def main() -> None:
