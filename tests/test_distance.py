@@ -157,12 +157,35 @@ def test_short_distances_near_poles_to_the_centimetre(a, b):
 
 
 def test_parallel_path_equals_single_thread():
-    from geoaware.geo.distance import PARALLEL_MIN_PAIRS, _haversine
+    from geoaware.blocks import PARALLEL_MIN
+    from geoaware.geo.distance import _haversine
 
     rng = np.random.default_rng(5)
-    n = PARALLEL_MIN_PAIRS + 12_345
+    n = PARALLEL_MIN + 12_345
     la1, la2 = rng.uniform(-90, 90, (2, n))
     lo1, lo2 = rng.uniform(-180, 180, (2, n))
     np.testing.assert_array_equal(
         haversine_km(la1, lo1, la2, lo2), _haversine(la1, lo1, la2, lo2, R)
     )
+
+
+def test_agrees_with_the_textbook_sin_asin_form():
+    """The tangent/arctan kernel equals the textbook formula to a relative 1e-9, far and near."""
+    import math
+
+    rng = np.random.default_rng(11)
+    n = 50_000
+    la1, lo1 = rng.uniform(-90, 90, n), rng.uniform(-180, 180, n)
+    scale = np.where(rng.random(n) < 0.5, 1e-3, 40.0)  # half metres-to-km apart, half far
+    la2 = np.clip(la1 + rng.normal(0, 1, n) * scale, -90, 90)
+    lo2 = (lo1 + rng.normal(0, 1, n) * scale + 180) % 360 - 180
+
+    def textbook(a: float, b: float, c: float, d: float) -> float:
+        p1, p2 = math.radians(a), math.radians(c)
+        h = math.sin((p2 - p1) / 2) ** 2
+        h += math.cos(p1) * math.cos(p2) * math.sin(math.radians(d - b) / 2) ** 2
+        return 2 * R * math.asin(math.sqrt(min(1.0, h)))
+
+    expected = np.array([textbook(*r) for r in zip(la1, lo1, la2, lo2, strict=True)])
+    got = haversine_km(la1, lo1, la2, lo2)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)

@@ -248,3 +248,28 @@ def test_grouped_medians_with_ties_and_many_groups():
         assert rows[name]["acc_750km"] == pytest.approx(np.mean(part <= 750))
     one = grouped_geo_summary([5.0], ["x"])[0]
     assert (one["n"], one["median_km"], one["acc_1km"]) == (1, 5.0, 0.0)
+
+
+@pytest.mark.parametrize("n", [7, 1_100_003])  # one block; many blocks on all cores
+def test_block_summaries_equal_plain_numpy(n):
+    """The blocked, threaded passes give numpy's own figures, per group and overall."""
+    rng = np.random.default_rng(n)
+    d = rng.exponential(800, n)
+    d[: n // 3] = rng.choice([1.0, 25.0, 200.0], n // 3)  # exact threshold values (inclusive)
+    g = rng.choice(list("abcdefgh"), n)
+    s = geo_summary(d)
+    assert s["median_km"] == float(np.median(d))
+    assert s["mean_km"] == pytest.approx(float(d.mean()), rel=1e-12)
+    assert s["geoscore"] == pytest.approx(float(np.mean(5000 * np.exp(-d / 1492.7))), rel=1e-12)
+    assert s["acc_25km"] == np.count_nonzero(d <= 25.0) / n
+    for row in grouped_geo_summary(d, g):
+        x = d[g == row["group"]]
+        assert row["n"] == x.size and row["median_km"] == float(np.median(x))
+        assert row["acc_200km"] == np.count_nonzero(x <= 200.0) / x.size
+        assert row["mean_km"] == pytest.approx(float(x.mean()), rel=1e-12)
+
+
+def test_grouped_summary_of_a_categorical_skips_unused_categories():
+    cat = pd.Categorical(["b", "b", "c"], categories=["a", "b", "c"])
+    rows = grouped_geo_summary([10.0, 30.0, 5.0], cat)
+    assert [(r["group"], r["n"], r["median_km"]) for r in rows] == [("b", 2, 20.0), ("c", 1, 5.0)]

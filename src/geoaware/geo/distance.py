@@ -15,13 +15,11 @@ broadcast, and never loop over pairs in Python.
 from __future__ import annotations
 
 import functools
-import itertools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
 
+from geoaware.blocks import BLOCK, map_blocks
 from geoaware.errors import InvalidCoordinateError
 from geoaware.geo.types import ArrayLike, FloatArray
 
@@ -75,12 +73,18 @@ def check_coordinates(lat: ArrayLike, lon: ArrayLike, *, name: str = "") -> None
 
 
 def _haversine_term(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Return hav(b - a) = sin((b - a) / 2) ** 2 for degree arrays, as a new array."""
-    out = np.asarray(np.subtract(b, a))  # 0-d input gives a scalar: keep an array
-    out *= np.pi / 360.0
-    np.sin(out, out=out)
-    np.square(out, out=out)
-    return out
+    """Return hav(b - a) = sin((b - a) / 2) ** 2 for degree arrays, as a new array.
+
+    Computed as ``t**2 / (1 + t**2)`` with ``t = tan((b - a) / 2)``: the same value (both
+    sides have period 180 degrees in ``b - a``, and ``tan`` never overflows in float64 at a
+    multiple of 90 degrees), but numpy's SIMD ``tan`` is several times faster than its ``sin``.
+    """
+    t = np.asarray(np.subtract(b, a))  # 0-d input gives a scalar: keep an array
+    t *= np.pi / 360.0
+    np.tan(t, out=t)
+    np.square(t, out=t)
+    t /= t + 1.0
+    return t
 
 
 def haversine_km(
@@ -111,14 +115,16 @@ def haversine_km(
     Notes
     -----
     ``a = hav(dlat) + cos(lat1) cos(lat2) hav(dlon)`` with the product of cosines written as
-    ``1 - hav(dlat) - hav(lat1 + lat2)``, so three sines replace two sines and two cosines;
-    all work is done in place on full-size arrays. From :data:`PARALLEL_MIN_PAIRS` pairs on
-    (1-D inputs), the work is split over the cores (numpy releases the GIL).
+    ``1 - hav(dlat) - hav(lat1 + lat2)``, so three half-angle terms replace two sines and two
+    cosines; each term comes from a tangent (see ``_haversine_term``), and the distance is
+    ``2 R atan(sqrt(a / (1 - a)))``, which equals ``2 R asin(sqrt(a))``. Work is done in place,
+    in cache-sized blocks that large 1-D inputs share among the cores
+    (:func:`geoaware.blocks.map_blocks`).
 
     The haversine term is clipped to [0, 1] so that rounding never yields NaN at the
     antipodes. Float64 rounding limits the formula to about 0.2 m within a few metres of the
-    antipode (``asin`` is ill-conditioned there); elsewhere it agrees with the textbook form
-    to better than a millimetre. Use :func:`geodesic_km` where that matters.
+    antipode; elsewhere it agrees with the textbook ``sin``/``asin`` form to better than a
+    millimetre (a relative 1e-9 or better). Use :func:`geodesic_km` where that matters.
 
     Examples
     --------
@@ -133,34 +139,15 @@ def haversine_km(
     la1, lo1, la2, lo2 = np.broadcast_arrays(
         *(np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2))
     )
-    workers = _workers(la1)
-    if workers == 1:
+    if la1.ndim != 1 or la1.size <= BLOCK:
         return _haversine(la1, lo1, la2, lo2, radius_km)
-    # numpy releases the GIL inside ufuncs: one contiguous slice per thread.
     out = np.empty(la1.shape)
-    edges = np.linspace(0, la1.size, workers + 1).astype(int)
-    slices = [slice(a, b) for a, b in itertools.pairwise(edges)]
 
-    def run(s: slice) -> None:
-        out[s] = _haversine(la1[s], lo1[s], la2[s], lo2[s], radius_km)
+    def run(b: slice) -> None:
+        out[b] = _haversine(la1[b], lo1[b], la2[b], lo2[b], radius_km)
 
-    list(_executor().map(run, slices))
+    map_blocks(run, la1.size)
     return out
-
-
-PARALLEL_MIN_PAIRS = 1_000_000
-"""From this many pairs on, distances are computed on all cores (numpy threads)."""
-
-
-def _workers(arr: FloatArray) -> int:
-    if arr.ndim != 1 or arr.size < PARALLEL_MIN_PAIRS:
-        return 1
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-@functools.cache
-def _executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8)))
 
 
 def _haversine(
@@ -174,8 +161,11 @@ def _haversine(
     a *= h_lon
     a += h_lat
     np.clip(a, 0.0, 1.0, out=a)
+    rest = np.subtract(1.0, a)
+    with np.errstate(divide="ignore"):  # a == 1 (antipodes): atan(inf) = pi / 2
+        np.divide(a, rest, out=a)
     np.sqrt(a, out=a)
-    np.arcsin(a, out=a)
+    np.arctan(a, out=a)  # atan(sqrt(a / (1 - a))) = asin(sqrt(a)); SIMD atan is the faster
     a *= 2.0 * radius_km
     return a
 
