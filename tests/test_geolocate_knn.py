@@ -80,6 +80,7 @@ def test_gallery_smaller_than_k() -> None:
     p = model.predict(np.eye(3), k=5)
     assert p.cand_lat.shape == (3, 5)
     assert np.isnan(p.cand_score[:, 3:]).all() and np.isfinite(p.lat).all()
+    assert np.isnan(p.cand_lat[:, 3:]).all() and np.isfinite(p.cand_lat[:, :3]).all()
 
 
 def test_ivfpq_above_threshold_recall_against_exact() -> None:

@@ -400,12 +400,13 @@ class KnnGeolocator(Geolocator):
         n = np.arange(len(lat))
         pick = np.where(valid[n, best], best, cand[:, 0])
         cand_score = np.take_along_axis(score, cand, 1)
+        real = np.isfinite(cand_score)  # False past the end of a gallery smaller than k
         return PlacePredictions(
             lat=lat[n, pick],
             lon=lon[n, pick],
-            cand_lat=np.take_along_axis(lat, cand, 1),
-            cand_lon=np.take_along_axis(lon, cand, 1),
-            cand_score=np.where(np.isfinite(cand_score), cand_score, np.nan),
+            cand_lat=np.where(real, np.take_along_axis(lat, cand, 1), np.nan),
+            cand_lon=np.where(real, np.take_along_axis(lon, cand, 1), np.nan),
+            cand_score=np.where(real, cand_score, np.nan),
         )
 
     # -- reference points ----------------------------------------------------------------------
