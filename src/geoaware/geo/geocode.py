@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from geoaware.blocks import map_blocks
 from geoaware.fileio import atomic_path
 from geoaware.geo.distance import check_coordinates
 from geoaware.geo.encode import unit_vector
@@ -170,13 +171,21 @@ def _nearest_places(
         return _exact(la, lo)
     grid = _region_grid(level, step)
     rows, cols = grid.shape
-    cell = ((90.0 - la) / step).astype(np.intp)
-    np.minimum(cell, rows - 1, out=cell)
-    cell *= cols
-    c = ((lo + 180.0) / step).astype(np.intp)
-    np.minimum(c, cols - 1, out=c)
-    cell += c
-    idx: npt.NDArray[np.intp] = grid.ravel().take(cell).astype(np.intp)
+    flat, shape = grid.ravel(), la.shape
+    la, lo = la.reshape(-1), lo.reshape(-1)
+    idx: npt.NDArray[np.intp] = np.empty(la.size, dtype=np.intp)
+
+    def look_up(s: slice) -> None:  # one cache-sized block; blocks run on all cores
+        cell = ((90.0 - la[s]) / step).astype(np.intp)
+        np.minimum(cell, rows - 1, out=cell)
+        cell *= cols
+        c = ((lo[s] + 180.0) / step).astype(np.intp)
+        np.minimum(c, cols - 1, out=c)
+        cell += c
+        idx[s] = flat.take(cell)
+
+    map_blocks(look_up, la.size)
+    idx = idx.reshape(shape)
     unsure = idx < 0
     if unsure.any():
         idx[unsure] = _exact(la[unsure], lo[unsure])
