@@ -19,19 +19,21 @@ from geoaware.evaluate.commands import register
 from geoaware.evaluate.imagetext import (
     DEFAULT_TEMPLATES,
     average_template_vectors,
-    caption_ids,
     class_ranks,
     class_text_embeddings,
-    evaluate_retrieval,
-    evaluate_zeroshot,
     fill_templates,
-    read_captions,
-    read_class_names,
-    read_templates,
     retrieval_ranks,
     retrieval_report,
     zeroshot_report,
     zeroshot_scores,
+)
+from geoaware.evaluate.imagetext_files import (
+    caption_ids,
+    evaluate_retrieval,
+    evaluate_zeroshot,
+    read_captions,
+    read_class_names,
+    read_templates,
 )
 from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings
 

@@ -110,7 +110,7 @@ def zeroshot(
     json: JsonOpt = False,
 ) -> None:
     """Zero-shot top-k accuracy: images against prompt-averaged class text vectors."""
-    from geoaware.evaluate.imagetext import evaluate_zeroshot
+    from geoaware.evaluate.imagetext_files import evaluate_zeroshot
 
     _one_source(encoder, text_embeddings)
     report = evaluate_zeroshot(
@@ -172,7 +172,7 @@ def retrieval(
     json: JsonOpt = False,
 ) -> None:
     """Image-to-text and text-to-image recall at 1/5/10 and their mean (mean recall)."""
-    from geoaware.evaluate.imagetext import evaluate_retrieval
+    from geoaware.evaluate.imagetext_files import evaluate_retrieval
 
     _one_source(encoder, text_embeddings)
     report = evaluate_retrieval(
