@@ -53,7 +53,13 @@ def train(
     split: Annotated[
         str | None, typer.Option(help="Train on this split only (default: every row).")
     ] = None,
-    encoding: Annotated[str, typer.Option(help="Location input: wrap, unit or geoclip.")] = "wrap",
+    encoding: Annotated[
+        str, typer.Option(help="Location input: wrap, unit, multiscale or geoclip.")
+    ] = "wrap",
+    levels: Annotated[
+        int,
+        typer.Option(help="Frequencies of the multiscale encoding (finest ~40,030 km/2^(n-1))."),
+    ] = 10,
     use_date: Annotated[
         bool, typer.Option("--date/--no-date", help="Add the day of the year as input.")
     ] = False,
@@ -85,6 +91,7 @@ def train(
     config = PriorConfig(
         label_column=label_column,
         encoding=encoding,  # type: ignore[arg-type]  # validated by PriorConfig
+        levels=levels,
         use_date=use_date,
         width=width,
         blocks=blocks,

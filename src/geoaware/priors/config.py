@@ -15,7 +15,7 @@ from geoaware.priors.errors import PriorConfigError
 
 __all__ = ["ENCODINGS", "LOSSES", "PRECISIONS", "Encoding", "LossName", "Precision", "PriorConfig"]
 
-Encoding = Literal["wrap", "unit", "geoclip"]
+Encoding = Literal["wrap", "unit", "multiscale", "geoclip"]
 Precision = Literal["float32", "bfloat16"]
 LossName = Literal["full", "ssdl", "slds", "full_me", "ssdl_me", "slds_me"]
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
@@ -32,11 +32,19 @@ class PriorConfig:
     label_column : str
         Catalog column whose values are the classes (``label_name``, ``label``, ``species``,
         ``genus``, ``family``, ...). Default ``"label_name"``.
-    encoding : {"wrap", "unit", "geoclip"}
+    encoding : {"wrap", "unit", "multiscale", "geoclip"}
         Location input. ``"wrap"`` (default): ``sin``/``cos`` of ``pi lon/180`` and
-        ``pi lat/90`` (Mac Aodha et al. 2019); ``"unit"``: the 3-D unit vector; ``"geoclip"``:
+        ``pi lat/90`` (Mac Aodha et al. 2019); ``"unit"``: the 3-D unit vector;
+        ``"multiscale"``: the wrap encoding at ``levels`` dyadic frequencies (``sin``/``cos`` of
+        ``2^k pi lon/180`` and ``2^k pi lat/90``, ``k = 0 .. levels - 1``), the multi-scale
+        sinusoidal input of Space2Vec / Sphere2Vec (Mai et al. 2020, 2023) so that the network
+        can draw ranges much smaller than a continent; ``"geoclip"``:
         the 512-d output of GeoCLIP's pretrained location encoder, kept frozen (only the
         network on top is trained; needs the optional ``geoclip`` package).
+    levels : int
+        Frequencies of the ``"multiscale"`` encoding (default 10: the finest wavelength is
+        40,030 km / 2^9, about 78 km along the equator); ``levels=1`` is the wrap encoding.
+        Ignored by the other encodings.
     use_date : bool
         Append ``sin``/``cos`` of ``2 pi`` times the fraction of the year (default False).
         Rows without a date get ``(0, 0)``, the centre of the date circle.
@@ -88,6 +96,7 @@ class PriorConfig:
 
     label_column: str = "label_name"
     encoding: Encoding = "wrap"
+    levels: int = 10
     use_date: bool = False
     width: int = 256
     blocks: int = 4
@@ -114,6 +123,7 @@ class PriorConfig:
         _choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.use_date, bool):
             raise PriorConfigError(f"use_date: must be true or false; got {self.use_date!r}")
+        _int("levels", self.levels, 1)
         _int("width", self.width, 1)
         _int("blocks", self.blocks, 0)
         _int("epochs", self.epochs, 1)
@@ -131,8 +141,45 @@ class PriorConfig:
     @property
     def input_dim(self) -> int:
         """Width of the network's input (location encoding plus the date, if used)."""
-        loc = {"wrap": 4, "unit": 3, "geoclip": 512}[self.encoding]
+        loc = {"wrap": 4, "unit": 3, "multiscale": 4 * self.levels, "geoclip": 512}[self.encoding]
         return loc + (2 if self.use_date else 0)
+
+    @classmethod
+    def small_data(cls, **changes: Any) -> PriorConfig:
+        """Return the documented recipe for few observations per class (about 1-10).
+
+        The defaults follow Mac Aodha et al. (2019), tuned for iNat-scale data (hundreds to
+        thousands of points per class). With 1-10 points per class (fg_geo YFCC: 36k
+        observations, 4,472 species) that recipe underfits badly: after 30 epochs the wrap
+        encoding ranks the true species in the top 5 for under 10 % of its *training* points.
+        The ranges to draw are a few km to a few hundred km wide, which a network fed only
+        the lowest frequency (wrap) cannot express in a reasonable number of steps. This
+        recipe changes:
+
+        * ``encoding="multiscale"``, ``levels=10`` (wavelengths 40,030 km down to ~78 km);
+        * ``batch_size=512``, ``lr=5e-3``, ``lr_decay=0.97``: 4x more, larger steps per epoch
+          (an epoch is only ~29k points);
+        * ``dropout=0.0``: with so few points the network has nothing to spare.
+
+        Everything else (width 256, 4 blocks, the full loss, ``pos_weight=2048``, 30 epochs,
+        ``max_per_class=1000``) stays at the default. ``changes`` override fields.
+
+        Examples
+        --------
+        >>> cfg = PriorConfig.small_data(epochs=5)
+        >>> cfg.encoding, cfg.levels, cfg.epochs, cfg.pos_weight
+        ('multiscale', 10, 5, 2048.0)
+        """
+        recipe: dict[str, Any] = {
+            "encoding": "multiscale",
+            "levels": 10,
+            "batch_size": 512,
+            "lr": 5e-3,
+            "lr_decay": 0.97,
+            "dropout": 0.0,
+        }
+        recipe.update(changes)
+        return cls(**recipe)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dictionary.

@@ -22,7 +22,7 @@ from geoaware.priors.baselines import BASELINES, Scorer, fit_baselines
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.data import Observations, load_table, observations_from_table
 
-__all__ = ["evaluate_prior", "location_ranks", "rank_metrics"]
+__all__ = ["evaluate_prior", "location_ranks", "rank_metrics", "same_class_twins"]
 
 PathLike = str | os.PathLike[str]
 IntArray = npt.NDArray[np.int64]
@@ -60,6 +60,49 @@ def location_ranks(
         tied_before = ((p == true) & (cols[None, :] < t[:, None])).sum(axis=1)
         ranks[sl] = 1 + higher + tied_before
     return ranks
+
+
+def same_class_twins(
+    train_lat: npt.ArrayLike,
+    train_lon: npt.ArrayLike,
+    train_labels: npt.ArrayLike,
+    lat: npt.ArrayLike,
+    lon: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    *,
+    radius_km: float = 1.0,
+) -> npt.NDArray[np.bool_]:
+    """Flag the points that have a training point of the same class within ``radius_km``.
+
+    Such "twins" (often the very same coordinates: one photographer, one site, several
+    photos) make a random split easy for memorising methods such as nearest neighbours;
+    reporting the metrics on the points without a twin as well shows how far a method
+    generalises to new places.
+
+    Examples
+    --------
+    >>> same_class_twins([10.0, 10.0], [20.0, 20.0], [0, 1], [10.0, 10.0, 10.5],
+    ...                  [20.0, 20.001, 20.0], [1, 2, 0]).tolist()
+    [True, False, False]
+    """
+    from scipy.spatial import cKDTree
+
+    from geoaware.geo.distance import EARTH_RADIUS_KM
+    from geoaware.geo.encode import unit_vector
+
+    y_train = np.atleast_1d(np.asarray(train_labels, dtype=np.int64))
+    y = np.atleast_1d(np.asarray(labels, dtype=np.int64))
+    q = unit_vector(lat, lon)
+    out = np.zeros(y.size, dtype=bool)
+    if y_train.size == 0 or y.size == 0:
+        return out
+    chord = 2.0 * np.sin(min(radius_km / EARTH_RADIUS_KM, np.pi) / 2.0)
+    tree = cKDTree(unit_vector(train_lat, train_lon))
+    pairs = tree.query_ball_point(q, chord * (1 + 1e-12), workers=-1)
+    for i, near in enumerate(pairs):
+        if near:
+            out[i] = bool(np.any(y_train[np.asarray(near, dtype=np.int64)] == y[i]))
+    return out
 
 
 def rank_metrics(ranks: npt.ArrayLike, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:

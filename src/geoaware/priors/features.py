@@ -1,4 +1,4 @@
-"""Network inputs: location encodings (wrap, unit vector, GeoCLIP) and the date encoding.
+"""Network inputs: location encodings (wrap, unit vector, multi-scale, GeoCLIP) and the date.
 
 The numpy encodings come from :mod:`geoaware.geo.encode`; GeoCLIP's pretrained location
 encoder (Vivanco et al. 2023) is loaded from the optional ``geoclip`` package, offline (its
@@ -20,7 +20,13 @@ from geoaware.priors.config import PriorConfig
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["date_features", "encode_inputs", "geoclip_encoder", "parse_date"]
+__all__ = [
+    "date_features",
+    "encode_inputs",
+    "geoclip_encoder",
+    "multiscale_encode",
+    "parse_date",
+]
 
 FloatArray = npt.NDArray[np.float64]
 _GEOCLIP_BATCH = 8192
@@ -37,6 +43,34 @@ def date_features(fraction: npt.ArrayLike) -> FloatArray:
     f = np.atleast_1d(np.asarray(fraction, dtype=np.float64))
     out = np.stack([np.sin(2 * np.pi * f), np.cos(2 * np.pi * f)], axis=-1)
     out[~np.isfinite(f)] = 0.0
+    return out
+
+
+def multiscale_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> FloatArray:
+    """Encode points at ``levels`` dyadic frequencies; shape ``(n, 4 levels)``.
+
+    For ``k = 0 .. levels - 1``, the four columns ``4k .. 4k + 3`` are ``sin``/``cos`` of
+    ``2^k pi lon/180`` and of ``2^k pi lat/90``: level 0 is the wrap encoding, and every level
+    is continuous across the antimeridian (integer frequencies of the longitude).
+
+    Examples
+    --------
+    >>> x = multiscale_encode([10.0], [20.0], 3)
+    >>> x.shape, bool(np.allclose(x[:, :4], wrap_encode([10.0], [20.0])))
+    ((1, 12), True)
+    >>> east, west = multiscale_encode([5.0, 5.0], [180.0, -180.0], 4)
+    >>> bool(np.allclose(east, west))
+    True
+    """
+    la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+    wrap_encode(la, lo)  # checks the range
+    f = 2.0 ** np.arange(levels)
+    a = (np.pi * lo / 180.0)[:, None] * f
+    b = (np.pi * la / 90.0)[:, None] * f
+    out: FloatArray = np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], axis=-1).reshape(
+        la.size, 4 * levels
+    )
     return out
 
 
@@ -99,6 +133,8 @@ def encode_inputs(
         lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
         wrap_encode(la, lo)  # checks the range
         loc = unit_vector(la, lo)
+    elif config.encoding == "multiscale":
+        loc = multiscale_encode(lat, lon, config.levels)
     else:
         loc = geoclip_features(lat, lon)
     if config.use_date:

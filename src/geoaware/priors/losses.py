@@ -186,18 +186,27 @@ def user_loss(z_user_obs: Tensor, z_user_bg: Tensor) -> Tensor:
 
 
 class _Workspace:
-    """One reusable ``(rows, classes)`` buffer (no fresh pages per step)."""
+    """Reusable buffers (no fresh pages per step): the ``(rows, classes)`` logits and a chunk."""
 
     def __init__(self) -> None:
-        self.buffer = torch.empty(0)
+        self.buffers: dict[str, Tensor] = {}
 
-    def get(self, rows: int, cols: int, dtype: torch.dtype) -> Tensor:
-        if self.buffer.dtype != dtype or self.buffer.numel() < rows * cols:
-            self.buffer = torch.empty(rows * cols, dtype=dtype)
-        return self.buffer[: rows * cols].view(rows, cols)
+    def get(self, name: str, rows: int, cols: int, dtype: torch.dtype) -> Tensor:
+        buf = self.buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.numel() < rows * cols:
+            buf = self.buffers[name] = torch.empty(rows * cols, dtype=dtype)
+        return buf[: rows * cols].view(rows, cols)
 
 
 class _FusedHead(torch.autograd.Function):
+    """Forward: logits, loss value and (unscaled) logit gradient in one buffer; backward: GEMMs.
+
+    The per-row loss scales (``1 / (B C)`` for the observed rows, ``1 / (B' C)`` for the
+    background rows) are applied to the small ``(n, width)`` operands of the backward products
+    instead of to the ``(n, C)`` gradient, which saves a pass over it; the bias gradient is a
+    matrix product too (``s^T G``) rather than a column sum.
+    """
+
     @staticmethod
     def forward(
         ctx: Any,
@@ -213,10 +222,12 @@ class _FusedHead(torch.autograd.Function):
     ) -> Tensor:
         n, c = h.shape[0], weight.shape[0]
         hd, wd = h.detach().to(dtype), weight.detach().to(dtype)
-        z = workspace.get(n, c, dtype)
+        z = workspace.get("logits", n, c, dtype)
         torch.addmm(bias.detach().to(dtype), hd, wd.t(), out=z)
         rows = torch.arange(n_obs)
         z_pos = z[rows, target].float()
+        s_obs = 1.0 / (n_obs * c)
+        s_bg = 1.0 / ((n - n_obs) * c) if n > n_obs else 0.0
         zero = torch.zeros((), dtype=dtype)
         total = 0.0
         with torch.no_grad():
@@ -225,23 +236,26 @@ class _FusedHead(torch.autograd.Function):
                     if lo >= hi:
                         continue
                     block = z[lo:hi]
-                    scale = 1.0 / (n_obs * c) if lo < n_obs else 1.0 / ((n - n_obs) * c)
-                    total += float(torch.logaddexp(block, zero).sum(dtype=torch.float32)) * scale
-                    block.sigmoid_().mul_(scale)
+                    tmp = workspace.get("chunk", hi - lo, c, dtype)
+                    torch.logaddexp(block, zero, out=tmp)
+                    total += float(tmp.sum(dtype=torch.float32)) * (s_obs if lo < n_obs else s_bg)
+                    block.sigmoid_()
             pos = pos_weight * F.softplus(-z_pos).sum() - F.softplus(z_pos).sum()
-            total += float(pos) / (n_obs * c)
-            z[rows, target] = (pos_weight * (torch.sigmoid(z_pos) - 1.0) / (n_obs * c)).to(dtype)
-        ctx.save_for_backward(hd, wd, z)
+            total += float(pos) * s_obs
+            z[rows, target] = (pos_weight * (torch.sigmoid(z_pos) - 1.0)).to(dtype)
+        scales = torch.full((n,), s_bg, dtype=torch.float32)
+        scales[:n_obs] = s_obs
+        ctx.save_for_backward(hd, wd, z, scales)
         return torch.tensor(total, dtype=torch.float32)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        h, weight, g = ctx.saved_tensors
-        gh = torch.mm(g, weight).float()
-        gw = torch.mm(g.t(), h).float()
-        gb = g.sum(0, dtype=torch.float32)
-        if float(grad) != 1.0:
-            gh, gw, gb = gh * grad, gw * grad, gb * grad
+        h, weight, g, scales = ctx.saved_tensors
+        s = scales * grad.float()
+        gh = torch.mm(g, weight).float().mul_(s[:, None])
+        hs = (h.float() * s[:, None]).to(g.dtype)
+        gw = torch.mm(g.t(), hs).float()
+        gb = torch.mm(s[None, :].to(g.dtype), g).float().view(-1)
         return gh, gw, gb, None, None, None, None, None, None
 
 
@@ -249,9 +263,11 @@ class FullLossHead:
     """The class head and the full assume-negative loss fused, for fast training.
 
     Computes ``assume_negative_full(h_obs W^T + b, h_bg W^T + b, target, pos_weight)`` and its
-    gradients with respect to ``h``, ``W`` and ``b`` with one reusable ``(n, C)`` buffer: the
-    logits are turned into the gradient in place, chunk by chunk, so no other matrix of that
-    size is allocated per step (on CPU, fresh pages cost as much as the arithmetic).
+    gradients with respect to ``h``, ``W`` and ``b`` with one reusable ``(n, C)`` buffer (and
+    one reusable ``(chunk, C)`` scratch): the logits are turned into the gradient in place,
+    chunk by chunk, so no other matrix of that size is allocated per step (on CPU, fresh pages
+    cost as much as the arithmetic), and the loss scales are applied to the small operands of
+    the backward products, not to the ``(n, C)`` gradient.
 
     Parameters
     ----------
@@ -275,7 +291,7 @@ class FullLossHead:
     """
 
     def __init__(
-        self, pos_weight: float = 2048.0, chunk: int = 512, dtype: torch.dtype = torch.float32
+        self, pos_weight: float = 2048.0, chunk: int = 128, dtype: torch.dtype = torch.float32
     ) -> None:
         self.pos_weight = float(pos_weight)
         self.chunk = chunk

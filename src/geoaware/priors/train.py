@@ -36,7 +36,7 @@ from geoaware.priors.losses import (
 from geoaware.priors.model import PriorNet
 from geoaware.priors.sampling import balanced_indices, uniform_sphere
 
-__all__ = ["TrainResult", "fit_prior", "set_threads", "train_prior"]
+__all__ = ["TrainResult", "fit_prior", "multiscale_torch", "set_threads", "train_prior"]
 
 PathLike = str | os.PathLike[str]
 
@@ -90,6 +90,25 @@ class TrainResult:
         return dict(self.__dict__)
 
 
+def multiscale_torch(a: Tensor, b: Tensor, levels: int) -> Tensor:
+    """Compute :func:`~geoaware.priors.features.multiscale_encode` in torch.
+
+    From ``a = pi lon/180`` and ``b = pi lat/90``: for the background points drawn at each
+    step, without a round trip to numpy.
+
+    Examples
+    --------
+    >>> from geoaware.priors.features import multiscale_encode
+    >>> a, b = torch.tensor([0.3], dtype=torch.float64), torch.tensor([-1.1], dtype=torch.float64)
+    >>> ref = multiscale_encode(np.degrees(b.numpy()) / 2, np.degrees(a.numpy()), 5)
+    >>> bool(np.allclose(multiscale_torch(a, b, 5).numpy(), ref))
+    True
+    """
+    f = 2.0 ** torch.arange(levels, dtype=a.dtype)
+    fa, fb = a[:, None] * f, b[:, None] * f
+    return torch.stack([fa.sin(), fa.cos(), fb.sin(), fb.cos()], dim=-1).reshape(-1, 4 * levels)
+
+
 class _Background:
     """Draws background inputs (uniform on the sphere, random dates) as tensors."""
 
@@ -111,6 +130,8 @@ class _Background:
             if self.config.encoding == "wrap":
                 b = 2 * torch.asin(z)  # pi * lat / 90
                 loc = torch.stack([torch.sin(lon), torch.cos(lon), torch.sin(b), torch.cos(b)], 1)
+            elif self.config.encoding == "multiscale":
+                loc = multiscale_torch(lon, 2 * torch.asin(z), self.config.levels)
             else:
                 c = torch.sqrt(1 - z * z)
                 loc = torch.stack([c * torch.cos(lon), c * torch.sin(lon), z], 1)
@@ -169,7 +190,9 @@ def fit_prior(
     u_all = torch.from_numpy(obs.users.astype(np.int64))
     background = _Background(config, gen)
     net = PriorNet(config, n_classes, n_users)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    # fused: one kernel for every parameter. For CPU tensors torch's default is the
+    # per-tensor loop, which cost ~40 % of an epoch on fg_geo (1.1M-weight class head).
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, fused=True)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=config.lr_decay)
     me = config.loss.endswith("_me")
     kind = config.loss.removesuffix("_me")
