@@ -52,7 +52,7 @@ def fg_model(fg_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     out = tmp_path_factory.mktemp("fgm") / "prior"
     args = ["prior", "train", str(fg_catalog), "--out", str(out), "--split", "train",
             "--width", "32", "--blocks", "1", "--epochs", "2", "--batch-size", "4096",
-            "--lr", "0.005", "--json"]  # fmt: skip
+            "--recipe", "small-data", "--json"]  # fmt: skip
     result = runner.invoke(_app(), args)
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout.strip().splitlines()[-1])
@@ -65,6 +65,9 @@ def test_train_reports_rows(fg_model: tuple[Path, dict]) -> None:
     assert summary["classes"] > 4000 and summary["config"]["label_column"] == "label_name"
     meta = json.loads((model / "config.json").read_text())
     assert len(meta["vocabulary"]) == summary["classes"] and meta["config"]["width"] == 32
+    # the small-data recipe's defaults, with the explicitly given batch size winning
+    assert meta["config"]["encoding"] == "multiscale" and meta["config"]["lr"] == 5e-3
+    assert meta["config"]["batch_size"] == 4096 and meta["config"]["dropout"] == 0.0
 
 
 def test_predict(fg_model: tuple[Path, dict]) -> None:

@@ -7,6 +7,7 @@ as the ``prior`` sub-command group. torch is imported inside the commands, so
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,7 +41,9 @@ def register(app: typer.Typer) -> None:
 
 
 @prior_app.command(
-    epilog="Example: geoaware prior train catalog.parquet --out prior-model --epochs 30.  "
+    epilog="Example: geoaware prior train catalog.parquet --out prior-model --epochs 30; "
+    "geoaware prior train fg_geo.parquet --recipe small-data --out prior-model (1-10 "
+    "observations per class).  "
     "JSON keys: model_dir, rows, used, dropped (no_location, no_label), classes, epochs, "
     "seconds, epochs_per_second, losses, config.",
 )
@@ -53,13 +56,25 @@ def train(
     split: Annotated[
         str | None, typer.Option(help="Train on this split only (default: every row).")
     ] = None,
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="Defaults of the options marked [recipe]: published (Mac Aodha et al. 2019: "
+            "wrap, batch 2048, lr 5e-4, decay 0.98, dropout 0.5) or small-data (multiscale 10 "
+            "levels, batch 512, lr 5e-3, decay 0.97, dropout 0; for 1-10 observations per "
+            "class). Options given explicitly win."
+        ),
+    ] = "published",
     encoding: Annotated[
-        str, typer.Option(help="Location input: wrap, unit, multiscale or geoclip.")
-    ] = "wrap",
+        str | None,
+        typer.Option(help="[recipe] Location input: wrap, unit, multiscale or geoclip."),
+    ] = None,
     levels: Annotated[
-        int,
-        typer.Option(help="Frequencies of the multiscale encoding (finest ~40,030 km/2^(n-1))."),
-    ] = 10,
+        int | None,
+        typer.Option(
+            help="[recipe] Frequencies of the multiscale encoding (finest ~40,030 km/2^(n-1))."
+        ),
+    ] = None,
     use_date: Annotated[
         bool, typer.Option("--date/--no-date", help="Add the day of the year as input.")
     ] = False,
@@ -72,11 +87,13 @@ def train(
     ] = 0.0,
     width: Annotated[int, typer.Option(help="Network width.")] = 256,
     blocks: Annotated[int, typer.Option(help="Residual blocks.")] = 4,
-    dropout: Annotated[float, typer.Option(help="Dropout in each block.")] = 0.5,
+    dropout: Annotated[float | None, typer.Option(help="[recipe] Dropout in each block.")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 30,
-    batch_size: Annotated[int, typer.Option(help="Observations per step.")] = 2048,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 5e-4,
-    lr_decay: Annotated[float, typer.Option(help="Learning-rate decay per epoch.")] = 0.98,
+    batch_size: Annotated[int | None, typer.Option(help="[recipe] Observations per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="[recipe] Adam learning rate.")] = None,
+    lr_decay: Annotated[
+        float | None, typer.Option(help="[recipe] Learning-rate decay per epoch.")
+    ] = None,
     max_per_class: Annotated[
         int, typer.Option(help="Observations per class per epoch (0: no cap).")
     ] = 1000,
@@ -88,24 +105,33 @@ def train(
     from geoaware.priors.config import PriorConfig
     from geoaware.priors.train import train_prior
 
-    config = PriorConfig(
+    recipes: dict[str, Callable[..., PriorConfig]] = {
+        "published": PriorConfig,
+        "small-data": PriorConfig.small_data,
+    }
+    if recipe not in recipes:
+        raise typer.BadParameter(f"{recipe!r}: use published or small-data", param_hint="--recipe")
+    given = {
+        "encoding": encoding,
+        "levels": levels,
+        "dropout": dropout,
+        "batch_size": batch_size,
+        "lr": lr,
+        "lr_decay": lr_decay,
+    }
+    config = recipes[recipe](
         label_column=label_column,
-        encoding=encoding,  # type: ignore[arg-type]  # validated by PriorConfig
-        levels=levels,
         use_date=use_date,
         width=width,
         blocks=blocks,
-        dropout=dropout,
-        loss=loss,  # type: ignore[arg-type]
+        loss=loss,
         pos_weight=pos_weight,
         user_weight=user_weight,
         epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_decay=lr_decay,
         max_per_class=max_per_class or None,
-        precision=precision,  # type: ignore[arg-type]
+        precision=precision,
         seed=seed,
+        **{k: v for k, v in given.items() if v is not None},
     )
 
     def progress(epoch: int, value: float) -> None:
