@@ -37,7 +37,7 @@ import pyarrow as pa
 import torch
 from PIL import Image, ImageOps
 
-from geoaware.vision.embed import embed_catalog
+from geoaware.vision.embed import default_batch, embed_catalog
 from geoaware.vision.embeddings import read_embeddings
 from geoaware.vision.encoders import load_encoder
 
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=4000)
     ap.add_argument("--height", type=int, default=3000)
     ap.add_argument("--quality", type=int, default=90)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=None, help="default: embed's own (8 on CPU)")
     ap.add_argument("--workers", type=int, default=None, help="decoder processes (default: ours)")
     ap.add_argument("--baseline-images", type=int, default=None, help="baseline sample (scaled)")
     args = ap.parse_args()
@@ -130,7 +130,7 @@ def main() -> None:
         "images": len(names),
         "megapixels": args.width * args.height / 1e6,
         "encoder": report.encoder,
-        "batch": args.batch,
+        "batch": args.batch or default_batch("cpu"),
         "workers": args.workers,
         "ours_s": report.seconds,
         "ours_images_per_s": report.images_per_second,

@@ -53,7 +53,10 @@ def embed(
     encoder: Annotated[
         str, typer.Option(help="Encoder name (efficientnet-lite0, open_clip:..., timm:...).")
     ] = "efficientnet-lite0",
-    batch: Annotated[int, typer.Option(help="Images per model call.", min=1)] = 64,
+    batch: Annotated[
+        int | None,
+        typer.Option(help="Images per model call (default: 8 on a CPU, 64 on a GPU).", min=1),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
