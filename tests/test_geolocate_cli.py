@@ -216,3 +216,32 @@ def test_cells_method_passes_options_through(files: dict[str, Path]) -> None:
         str(files["catalog"]), "--out", str(pred), "--json"]))  # fmt: skip
     assert res["method"] == "cells" and res["predicted"] == 18
     assert _eval_cli(pred, files["catalog"])["n"] == 18
+
+
+def test_cells_from_a_published_partition_file(files: dict[str, Path], shared_data: Path) -> None:
+    """--partitions takes MP-16's published cell file: its cells and their mean locations."""
+    import importlib.util
+
+    if importlib.util.find_spec("geoaware.geolocate.cellhead") is None:
+        pytest.skip("geoaware.geolocate.cellhead not present")
+    from geoaware.geolocate.cells import CellPartition
+
+    cells_file = shared_data / "im2gps" / "geo-cells" / "cells_50_5000.csv"
+    model = files["dir"] / "cells-published"
+    fit = _json(runner.invoke(_app(), [
+        "geolocate", "fit", str(files["emb"]), "--catalog", str(files["catalog"]),
+        "--method", "cells", "--partitions", str(cells_file), "--epochs", "40",
+        "--batch-size", "16", "--option", "lr=0.02", "--out", str(model), "--json"]))  # fmt: skip
+    assert fit["method"] == "cells"
+    pred = files["dir"] / "cells-published.parquet"
+    _json(runner.invoke(_app(), [
+        "geolocate", "predict", str(model), str(files["emb"]), "--catalog",
+        str(files["catalog"]), "--out", str(pred), "--json"]))  # fmt: skip
+    published = CellPartition.from_file(cells_file)
+    got = pq.read_table(pred).to_pandas()
+    # every prediction is the published mean location of one of the file's 3,298 cells ...
+    cell = published.assign(got["pred_lat"].to_numpy(), got["pred_lon"].to_numpy())
+    assert (cell >= 0).all()
+    assert np.allclose(published.lat[cell], got["pred_lat"]) and len(published) == 3298
+    # ... and, the test images being near six cities, mostly the right city's cell
+    assert _eval_cli(pred, files["catalog"])["acc_200km"] >= 0.8
