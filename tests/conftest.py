@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FG_GEO_ZIP = SHARED_DATA / "fg_geo_yfcc" / "yfcc100m_geolocated_inat2017species.csv.zip"
@@ -22,3 +24,15 @@ def _isolated_cache(
 ) -> None:
     """Each test gets its own download cache; the map background cache is shared per session."""
     monkeypatch.setenv("GEOAWARE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def command_app(register: Callable[[typer.Typer], None]) -> typer.Typer:
+    """A typer app holding one stage's commands (``register(app)``), called by name."""
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(app)
+    return app

@@ -21,6 +21,7 @@ from geoaware.geolocate.base import PlacePredictions  # noqa: E402
 from geoaware.geolocate.commands import register  # noqa: E402
 from geoaware.geolocate.model import load_geolocator, write_predictions  # noqa: E402
 from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings  # noqa: E402
+from tests.conftest import command_app  # noqa: E402
 
 runner = CliRunner()
 CITIES = np.array([[48.85, 2.35], [40.71, -74.0], [-33.87, 151.21], [35.68, 139.69],
@@ -29,14 +30,7 @@ GEOAWARE = Path(sys.executable).with_name("geoaware")
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """Test root."""
-
-    register(app)
-    return app
+    return command_app(register)
 
 
 def _json(result) -> dict:

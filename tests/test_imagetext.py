@@ -36,6 +36,7 @@ from geoaware.evaluate.imagetext_files import (
     read_templates,
 )
 from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings
+from tests.conftest import command_app
 
 runner = CliRunner()
 
@@ -311,14 +312,7 @@ def test_caption_ids_and_read_captions(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------
 # End to end: files and the CLI
 def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """Test root."""
-
-    register(app)
-    return app
+    return command_app(register)
 
 
 CLASSES = ["beach", "forest", "port"]

@@ -15,21 +15,13 @@ from typer.testing import CliRunner  # noqa: E402
 from geoaware.catalog import write_catalog  # noqa: E402
 from geoaware.priors.commands import register  # noqa: E402
 from geoaware.sources.fg_geo_yfcc import FgGeoYfcc  # noqa: E402
-
-from .conftest import SHARED_DATA  # noqa: E402
+from tests.conftest import SHARED_DATA, command_app  # noqa: E402
 
 runner = CliRunner()
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """Test root."""
-
-    register(app)
-    return app
+    return command_app(register)
 
 
 @pytest.fixture(scope="module")
