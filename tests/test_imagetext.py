@@ -504,6 +504,8 @@ def test_cli_zeroshot_with_encoder(
 @pytest.fixture
 def rt_files(tmp_path: Path) -> dict[str, Path]:
     """Images a, b, c (+ z without caption); captions: a x2, b x2, c x1, d (no vector)."""
+    tmp_path = tmp_path / "rt"  # apart from the zero-shot files
+    tmp_path.mkdir()
     info = EmbeddingInfo("fake:clip", dim=3)
     write_embeddings(tmp_path / "img.parquet", ["a", "b", "c", "z"],
                      np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]]), info)  # fmt: skip
@@ -610,3 +612,28 @@ def test_help_has_example_and_json_keys(command: str) -> None:
     r = runner.invoke(_app(), [command, "--help"])
     assert r.exit_code == 0
     assert "Example: geoaware " + command in r.output and "JSON keys" in r.output
+
+
+def test_cli_runs_go_into_the_html_report(
+    zs_files: dict[str, Path], rt_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """--out writes run documents that `geoaware report` reads: one page with both kinds."""
+    from geoaware.report.html import build_report, read_runs
+
+    run = tmp_path / "run"
+    r = runner.invoke(_app(), _zs_args(zs_files, "--text-embeddings", str(zs_files["text"]),
+                                       "--split", "test", "--out", str(run), "--json"))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["run_file"] == str(run / "img.zeroshot.json")
+    r = runner.invoke(_app(), ["retrieval", str(rt_files["img"]), "--captions",
+                               str(rt_files["caps"]), "--text-embeddings", str(rt_files["text"]),
+                               "--out", str(run), "--name", "clip-rs"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    runs = {x.kind: x for x in read_runs(run)}
+    assert runs["zeroshot"].summary["top1_acc"] == pytest.approx(4 / 5)
+    assert runs["zeroshot"].tables[0].rows[0][:2] == ("beach", 2)
+    assert runs["retrieval"].name == "clip-rs" and runs["retrieval"].summary["n"] == 3
+    assert runs["retrieval"].summary["t2i_r1"] == pytest.approx(4 / 5)
+    page = build_report(run, tmp_path / "report.html").read_text()
+    assert "Zero-shot classification runs" in page and "Image-text retrieval runs" in page
+    assert "80.0%" in page  # t2i R@1 and zero-shot top-1, as percentages

@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
         "--text-embeddings text.parquet (ids: class names, or '<class>|<prompt>' averaged per "
         "class).  JSON keys: n, classes, templates, top1_acc, top5_acc (one top<k>_acc per "
         "--k value; fractions 0..1), mean_per_class_acc, ties, truth_without_embedding, "
-        "embeddings_without_truth, unlabelled, per_class (each: class, n, top<k>_acc), notes.",
+        "embeddings_without_truth, unlabelled, per_class (each: class, n, top<k>_acc), notes, "
+        "and run_file with --out (then: geoaware report RUN --out report.html).",
     )(zeroshot)
     app.command(
         "retrieval",
@@ -62,7 +63,8 @@ def register(app: typer.Typer) -> None:
         "(ids: the captions' caption_id column, else <image_id>#<k>, k counting each image's "
         "captions from 0 in file order).  JSON keys: images, captions, i2t_r1, i2t_r5, "
         "i2t_r10, t2i_r1, t2i_r5, t2i_r10 (one per --k value; fractions 0..1), mean_recall, "
-        "ties, images_without_embedding, embeddings_without_caption, empty_captions, notes.",
+        "ties, images_without_embedding, embeddings_without_caption, empty_captions, notes, "
+        "and run_file with --out.",
     )(retrieval)
 
 
@@ -80,6 +82,25 @@ def _one_source(encoder: str | None, text_embeddings: Path | None) -> None:
 
 def _pct(v: Any) -> str:
     return "-" if v is None else f"{100 * v:.2f}"
+
+
+RunOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Run folder: also write <name>.<kind>.json there for `geoaware report`."
+    ),
+]
+NameOpt = Annotated[
+    str | None, typer.Option(help="Run name in the report (default: the embeddings' name).")
+]
+
+
+def _save_run(
+    report: Any, kind: str, run: Path, name: str | None, embeddings: Path, source: str
+) -> Path:
+    """Write the report's run document into the run folder; return the file."""
+    name = name or (embeddings.stem if embeddings.suffix else embeddings.name)
+    return Path(report.save(run / f"{name}.{kind}.json", name, source))
 
 
 def _print_notes(notes: list[str]) -> None:
@@ -107,6 +128,8 @@ def zeroshot(
     k: Annotated[str, typer.Option("--k", help="Comma-separated k of top-k accuracy.")] = "1,5",
     ties: TiesOpt = "pessimistic",
     show: Annotated[int, typer.Option(help="Per-class rows shown in the terminal.")] = 30,
+    run: RunOpt = None,
+    name: NameOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Zero-shot top-k accuracy: images against prompt-averaged class text vectors."""
@@ -126,6 +149,9 @@ def zeroshot(
         ties=ties,  # type: ignore[arg-type]
     )
     data = report.to_dict()
+    if run is not None:
+        saved = _save_run(report, "zeroshot", run, name, embeddings, str(truth))
+        data["run_file"] = str(saved)
     if json:
         emit_json(data)
         return
@@ -169,6 +195,8 @@ def retrieval(
     split: SplitOpt = None,
     k: Annotated[str, typer.Option("--k", help="Comma-separated k of recall at k.")] = "1,5,10",
     ties: TiesOpt = "pessimistic",
+    run: RunOpt = None,
+    name: NameOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Image-to-text and text-to-image recall at 1/5/10 and their mean (mean recall)."""
@@ -184,8 +212,12 @@ def retrieval(
         ks=_ks(k),
         ties=ties,  # type: ignore[arg-type]
     )
+    data = report.to_dict()
+    if run is not None:
+        saved = _save_run(report, "retrieval", run, name, embeddings, str(captions))
+        data["run_file"] = str(saved)
     if json:
-        emit_json(report.to_dict())
+        emit_json(data)
         return
     s = report.summary
     recalls = [key for key in s if key.startswith(("i2t_", "t2i_"))]

@@ -33,14 +33,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.errors import EvaluationError
+from geoaware.fileio import atomic_write_bytes
 
 __all__ = [
     "DEFAULT_TEMPLATES",
@@ -313,6 +316,23 @@ class ZeroShotReport:
         """Return the summary's keys plus ``per_class`` and ``notes`` (the ``--json`` object)."""
         return {**self.summary, "per_class": list(self.per_class), "notes": list(self.notes)}
 
+    def run_document(self, name: str, source: str) -> dict[str, Any]:
+        """Return the run-folder document (``<name>.zeroshot.json``) that ``report`` reads.
+
+        >>> r = ZeroShotReport({"n": 2, "top1_acc": 0.5, "ties": "pessimistic"},
+        ...                    [{"class": "forest", "n": 2, "top1_acc": 0.5}], np.array([1, 2]))
+        >>> r.run_document("clip", "test")["tables"]["per class"]["rows"]
+        [['forest', 2, 0.5]]
+        """
+        columns = list(self.per_class[0]) if self.per_class else ["class", "n"]
+        rows = [[row.get(c) for c in columns] for row in self.per_class]
+        tables = {"per class": {"columns": columns, "rows": rows}}
+        return _run_document("zeroshot", name, source, self.summary, tables, self.notes)
+
+    def save(self, path: PathLike, name: str, source: str) -> Path:
+        """Write :meth:`run_document` as JSON to ``path`` atomically; return the path."""
+        return _save_json(path, self.run_document(name, source))
+
 
 def _class_indices(truth: npt.ArrayLike, class_names: Sequence[str]) -> IntArray:
     t = np.asarray(truth)
@@ -499,6 +519,57 @@ class RetrievalReport:
     def to_dict(self) -> dict[str, Any]:
         """Return the summary's keys plus ``notes`` (the ``--json`` object)."""
         return {**self.summary, "notes": list(self.notes)}
+
+    def run_document(self, name: str, source: str) -> dict[str, Any]:
+        """Return the run-folder document (``<name>.retrieval.json``) that ``report`` reads.
+
+        ``n`` is the number of image queries (the summary's ``images``).
+
+        >>> r = RetrievalReport({"images": 3, "captions": 15, "i2t_r1": 1.0}, np.ones(3, int),
+        ...                     np.ones(15, int))
+        >>> r.run_document("clip", "rsicd")["summary"]
+        {'n': 3, 'captions': 15, 'i2t_r1': 1.0}
+        """
+        summary = {"n": self.summary.get("images"), **self.summary}
+        summary.pop("images", None)
+        return _run_document("retrieval", name, source, summary, {}, self.notes)
+
+    def save(self, path: PathLike, name: str, source: str) -> Path:
+        """Write :meth:`run_document` as JSON to ``path`` atomically; return the path."""
+        return _save_json(path, self.run_document(name, source))
+
+
+def _run_document(
+    kind: str,
+    name: str,
+    source: str,
+    summary: dict[str, Any],
+    tables: dict[str, Any],
+    notes: Sequence[str],
+) -> dict[str, Any]:
+    """Build a run-folder document: numbers in the summary, settings and notes as a table."""
+    numbers = {
+        k: v
+        for k, v in summary.items()
+        if v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+    }
+    other = [[k, str(v)] for k, v in summary.items() if k not in numbers]
+    other += [["note", note] for note in notes]
+    if other:
+        tables = {**tables, "settings and notes": {"columns": ["item", "value"], "rows": other}}
+    return {
+        "kind": kind,
+        "name": name,
+        "source": source,
+        "summary": numbers,
+        "tables": tables,
+        "figures": [],
+    }
+
+
+def _save_json(path: PathLike, document: dict[str, Any]) -> Path:
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    return atomic_write_bytes(path, data + b"\n")
 
 
 def retrieval_report(

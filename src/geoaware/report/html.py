@@ -2,7 +2,7 @@
 
 An evaluation writes into a run folder one JSON file per evaluation, ``<name>.<kind>.json``::
 
-    {"kind": "geo" | "classify", "name": str, "source": str,
+    {"kind": "geo" | "classify" | "zeroshot" | "retrieval", "name": str, "source": str,
      "summary": {key: number or null},
      "tables": {title: {"columns": [str, ...], "rows": [[cell, ...], ...]}},
      "figures": [PNG paths relative to the folder]}
@@ -73,13 +73,57 @@ CLASSIFY_SUMMARY_KEYS: tuple[str, ...] = (
     "top5_acc",
     "mean_per_class_acc",
 )
+#: The summary keys of a ``zeroshot`` evaluation (image-text zero-shot classification).
+ZEROSHOT_SUMMARY_KEYS: tuple[str, ...] = (
+    "n",
+    "top1_acc",
+    "top5_acc",
+    "mean_per_class_acc",
+    "classes",
+    "templates",
+)
+#: The summary keys of a ``retrieval`` evaluation (``n``: image queries), in column order.
+RETRIEVAL_SUMMARY_KEYS: tuple[str, ...] = (
+    "n",
+    "captions",
+    "i2t_r1",
+    "i2t_r5",
+    "i2t_r10",
+    "t2i_r1",
+    "t2i_r5",
+    "t2i_r10",
+    "mean_recall",
+)
 #: The summary keys every evaluation file must have (thresholds and k are the evaluator's choice).
 REQUIRED_SUMMARY_KEYS: tuple[str, ...] = ("n",)
-_KINDS = ("geo", "classify")
-_SUMMARY_ORDER = {"geo": GEO_SUMMARY_KEYS, "classify": CLASSIFY_SUMMARY_KEYS}
+Kind = Literal["geo", "classify", "zeroshot", "retrieval"]
+_KINDS: tuple[Kind, ...] = ("geo", "classify", "zeroshot", "retrieval")
+_SUMMARY_ORDER = {
+    "geo": GEO_SUMMARY_KEYS,
+    "classify": CLASSIFY_SUMMARY_KEYS,
+    "zeroshot": ZEROSHOT_SUMMARY_KEYS,
+    "retrieval": RETRIEVAL_SUMMARY_KEYS,
+}
+_RECALL = re.compile(r"(?:i2t|t2i)_r\d+|mean_recall")
 _ACC_KM = re.compile(r"acc_(\d+(?:\.\d+)?)km")
 _SCALES = {1.0: "street", 25.0: "city", 200.0: "region", 750.0: "country", 2500.0: "continent"}
-_KIND_TITLES = {"geo": "Geolocation", "classify": "Classification"}
+_KIND_TITLES = {
+    "geo": "Geolocation",
+    "classify": "Classification",
+    "zeroshot": "Zero-shot classification",
+    "retrieval": "Image-text retrieval",
+}
+_NOTES = {
+    "geo": "Accuracy: share of images whose predicted location is within that distance of the "
+    "truth. GeoScore: mean per-image score, 0 to 5000 (higher is better).",
+    "classify": "Top-k accuracy: share of images whose true label is among the k best-scored "
+    "labels; error = 1 - accuracy.",
+    "zeroshot": "Top-k accuracy: share of images whose class is among the k classes whose "
+    "prompt-averaged text vectors are closest.",
+    "retrieval": "Recall@k: share of image queries with one of their captions among the k best "
+    "captions (image to text), and of caption queries with their image among the k best images "
+    "(text to image); mean recall averages them.",
+}
 _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "n": ("images", ""),
     "median_km": ("median error", "km"),
@@ -91,6 +135,12 @@ _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "top1_error": ("top-1", "error"),
     "top5_error": ("top-5", "error"),
     "mean_per_class_acc": ("per-class", "mean accuracy"),
+    **{
+        f"{d}_r{k}": (name, f"R@{k}")
+        for d, name in (("i2t", "image→text"), ("t2i", "text→image"))
+        for k in (1, 5, 10)
+    },
+    "mean_recall": ("mean", "recall"),
 }
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LONG_TABLE_ROWS = 25
@@ -123,8 +173,9 @@ class EvaluationRun:
     ----------
     path : Path
         The JSON file.
-    kind : {"geo", "classify"}
-        What was evaluated: predicted coordinates or predicted labels.
+    kind : {"geo", "classify", "zeroshot", "retrieval"}
+        What was evaluated: predicted coordinates, predicted labels, zero-shot labels or
+        image-text retrieval.
     name : str
         The run's name (the model or prediction file).
     source : str
@@ -138,7 +189,7 @@ class EvaluationRun:
     """
 
     path: Path
-    kind: Literal["geo", "classify"]
+    kind: Kind
     name: str
     source: str
     summary: dict[str, float | int | None]
@@ -350,8 +401,8 @@ def _scan(run_dir: Path) -> tuple[list[EvaluationRun], list[Path]]:
 def read_runs(run_dir: str | os.PathLike[str]) -> list[EvaluationRun]:
     """Read every evaluation file of a run folder, sorted by file name.
 
-    A ``*.json`` file is an evaluation file when its name ends in ``.geo.json`` or
-    ``.classify.json``, or its top-level ``kind`` is ``"geo"`` or ``"classify"``; other JSON
+    A ``*.json`` file is an evaluation file when its name ends in ``.<kind>.json`` or its
+    top-level ``kind`` is one of ``geo``, ``classify``, ``zeroshot``, ``retrieval``; other JSON
     files (configurations, caches) are skipped. Evaluation files are checked with
     :func:`read_run`, and a bad one stops the reading with its error.
 
@@ -393,6 +444,7 @@ def _is_percent(column: str) -> bool:
         c.startswith(("acc_", "acc@"))
         or c.endswith(("_acc", "_error", "accuracy", "_rate"))
         or c in ("rate", "share", "fraction")
+        or _RECALL.fullmatch(c) is not None
     )
 
 
@@ -605,13 +657,7 @@ def _summary_section(kind: str, runs: list[tuple[str, EvaluationRun]]) -> str:
         ]
         body.append("<tr>" + "".join(cells) + "</tr>")
     title = f"{_KIND_TITLES[kind]} runs"
-    note = (
-        "Accuracy: share of images whose predicted location is within that distance of the "
-        "truth. GeoScore: mean per-image score, 0 to 5000 (higher is better)."
-        if kind == "geo"
-        else "Top-k accuracy: share of images whose true label is among the k best-scored "
-        "labels; error = 1 - accuracy."
-    )
+    note = _NOTES[kind]
     return (
         f'<section id="summary-{kind}"><h2>{_esc(title)}</h2>'
         f'<div class="scroll"><table>{header}<tbody>{"".join(body)}</tbody></table></div>'
@@ -745,7 +791,8 @@ def build_report(
     if not runs:
         raise InputFileError(
             run_dir,
-            "no evaluation results here (expected <name>.geo.json or <name>.classify.json files)",
+            "no evaluation results here (expected <name>.<kind>.json files, kind one of "
+            f"{', '.join(_KINDS)})",
         )
     title = title if title is not None else f"Evaluation report: {run_dir.resolve().name}"
     runs = sorted(runs, key=lambda r: _KINDS.index(r.kind))  # stable: file order within a kind
