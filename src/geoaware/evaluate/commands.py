@@ -95,12 +95,26 @@ NameOpt = Annotated[
 ]
 
 
-def _save_run(
-    report: Any, kind: str, run: Path, name: str | None, embeddings: Path, source: str
-) -> Path:
-    """Write the report's run document into the run folder; return the file."""
-    name = name or (embeddings.stem if embeddings.suffix else embeddings.name)
-    return Path(report.save(run / f"{name}.{kind}.json", name, source))
+def _write_out(
+    report: Any,
+    kind: str,
+    run: Path | None,
+    name: str | None,
+    embeddings: Path,
+    source: str,
+    json: bool,
+) -> bool:
+    """Save the run document with ``--out``; print the JSON object with ``--json``.
+
+    Returns True when the JSON object was printed (the command is then done).
+    """
+    data = report.to_dict()
+    if run is not None:
+        name = name or (embeddings.stem if embeddings.suffix else embeddings.name)
+        data["run_file"] = str(report.save(run / f"{name}.{kind}.json", name, source))
+    if json:
+        emit_json(data)
+    return json
 
 
 def _print_notes(notes: list[str]) -> None:
@@ -148,12 +162,7 @@ def zeroshot(
         ks=_ks(k),
         ties=ties,  # type: ignore[arg-type]
     )
-    data = report.to_dict()
-    if run is not None:
-        saved = _save_run(report, "zeroshot", run, name, embeddings, str(truth))
-        data["run_file"] = str(saved)
-    if json:
-        emit_json(data)
+    if _write_out(report, "zeroshot", run, name, embeddings, str(truth), json):
         return
     s = report.summary
     tops = [key for key in s if key.startswith("top")]
@@ -212,12 +221,7 @@ def retrieval(
         ks=_ks(k),
         ties=ties,  # type: ignore[arg-type]
     )
-    data = report.to_dict()
-    if run is not None:
-        saved = _save_run(report, "retrieval", run, name, embeddings, str(captions))
-        data["run_file"] = str(saved)
-    if json:
-        emit_json(data)
+    if _write_out(report, "retrieval", run, name, embeddings, str(captions), json):
         return
     s = report.summary
     recalls = [key for key in s if key.startswith(("i2t_", "t2i_"))]

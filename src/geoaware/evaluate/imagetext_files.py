@@ -254,6 +254,18 @@ def _check_encoder_names(a: str, b: str, a_where: PathLike, b_what: str) -> None
         )
 
 
+def _check_text_encoder(text_embeddings: PathLike, image_encoder: str, images: PathLike) -> None:
+    """Refuse text vectors made by another encoder than the image vectors."""
+    from geoaware.vision.embeddings import read_info
+
+    _check_encoder_names(
+        read_info(text_embeddings).encoder,
+        image_encoder,
+        text_embeddings,
+        f"the image vectors of {images} were made by",
+    )
+
+
 def _text_encoder(
     encoder: str | TextEncoder, made_by: str, embeddings: PathLike, notes: list[str]
 ) -> TextEncoder:
@@ -441,7 +453,7 @@ def evaluate_zeroshot(
     >>> r.summary["top1_acc"], r.per_class[0]["n"]
     (0.5, 2)
     """
-    from geoaware.vision.embeddings import read_embeddings, read_info
+    from geoaware.vision.embeddings import read_embeddings
 
     kk = _check_ks(ks)
     _check_ties(ties)
@@ -507,12 +519,7 @@ def evaluate_zeroshot(
     truth_cls = cls[has]
 
     if text_embeddings is not None:
-        _check_encoder_names(
-            read_info(text_embeddings).encoder,
-            emb.info.encoder,
-            text_embeddings,
-            f"the image vectors of {embeddings} were made by",
-        )
+        _check_text_encoder(text_embeddings, emb.info.encoder, embeddings)
         class_vecs, n_templates = class_vectors_from_file(text_embeddings, class_names)
         text_where = str(text_embeddings)
     elif encoder is not None:
@@ -587,7 +594,7 @@ def evaluate_retrieval(
     >>> r.summary["i2t_r1"], r.summary["t2i_r1"], r.summary["captions"]
     (1.0, 1.0, 3)
     """
-    from geoaware.vision.embeddings import read_embeddings, read_info
+    from geoaware.vision.embeddings import read_embeddings
 
     kk = _check_ks(ks)
     _check_ties(ties)
@@ -639,12 +646,7 @@ def evaluate_retrieval(
     kept_ids = cap_id[keep]
 
     if text_embeddings is not None:
-        _check_encoder_names(
-            read_info(text_embeddings).encoder,
-            emb.info.encoder,
-            text_embeddings,
-            f"the image vectors of {embeddings} were made by",
-        )
+        _check_text_encoder(text_embeddings, emb.info.encoder, embeddings)
         temb = read_embeddings(text_embeddings)
         t_ids = temb.ids.astype(str)
         _unique_or_fail(t_ids, text_embeddings, "caption id", "image_id")
