@@ -5,12 +5,8 @@ import pytest
 
 from geoaware.errors import InvalidCoordinateError
 from geoaware.geo import haversine_km
-from geoaware.geolocate.overlap import (
-    chord_of_km,
-    exclude_within,
-    km_of_chord,
-    overlap_report,
-)
+from geoaware.geo.distance import chord_of_km, km_of_chord
+from geoaware.geolocate.overlap import exclude_within, overlap_report
 
 KM_PER_DEG = np.pi * 6371.0 / 180  # along a meridian
 

@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 
 from geoaware.build.columns import require_columns
 from geoaware.build.errors import SplitError
-from geoaware.geo.distance import EARTH_RADIUS_KM
+from geoaware.geo.distance import chord_of_km
 from geoaware.geo.encode import unit_vector
 
 __all__ = ["leakage_report"]
@@ -182,8 +182,7 @@ def _same_outing(
         t = np.full(table.num_rows, np.nan)
     xyz = unit_vector(lat[rows], lon[rows])
     tree = cKDTree(xyz)
-    chord = 2.0 * np.sin(radius_m / 1000.0 / EARTH_RADIUS_KM / 2.0)
-    pairs = tree.query_pairs(chord, output_type="ndarray")
+    pairs = tree.query_pairs(float(chord_of_km(radius_m / 1000.0)), output_type="ndarray")
     i, j = rows[pairs[:, 0]], rows[pairs[:, 1]]
     cross = side[i] != side[j]
     i, j = i[cross], j[cross]

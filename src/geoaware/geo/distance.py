@@ -27,9 +27,11 @@ __all__ = [
     "EARTH_RADIUS_KM",
     "WGS84_A_M",
     "check_coordinates",
+    "chord_of_km",
     "geodesic_km",
     "great_circle_km",
     "haversine_km",
+    "km_of_chord",
 ]
 
 EARTH_RADIUS_KM = 6371.0
@@ -230,3 +232,31 @@ def great_circle_km(
     if method == "geodesic":
         return geodesic_km(lat1, lon1, lat2, lon2)
     raise ValueError(f"method must be 'haversine' or 'geodesic', got {method!r}")
+
+
+def chord_of_km(km: ArrayLike) -> FloatArray:
+    """Return the chord length on the unit sphere of a great-circle distance in km.
+
+    Radius queries on 3-D unit vectors (``geo.encode.unit_vector``) in a KD-tree are exact
+    great-circle radius queries with this chord; distances beyond half the circumference
+    give the diameter, 2.
+
+    Examples
+    --------
+    >>> float(chord_of_km(0.0)), round(float(chord_of_km(np.pi * 6371.0)), 6)
+    (0.0, 2.0)
+    """
+    d = np.asarray(km, dtype=np.float64)
+    return np.asarray(2.0 * np.sin(np.minimum(d, np.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM)))
+
+
+def km_of_chord(chord: ArrayLike) -> FloatArray:
+    """Return the great-circle distance in km of a chord on the unit sphere (inverse above).
+
+    Examples
+    --------
+    >>> round(float(km_of_chord(chord_of_km(1234.5))), 6)
+    1234.5
+    """
+    c = np.clip(np.asarray(chord, dtype=np.float64), 0.0, 2.0)
+    return np.asarray(2.0 * EARTH_RADIUS_KM * np.arcsin(c / 2.0))

@@ -31,6 +31,7 @@ import pyarrow as pa
 from geoaware.errors import InputFileError, InvalidCoordinateError
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import check_coordinates
+from geoaware.geo.encode import unit_vector
 from geoaware.geo.types import ArrayLike
 
 __all__ = ["CellPartition", "build_cells", "leaf_cell_ids", "parents"]
@@ -77,12 +78,6 @@ def _lookup_pos() -> npt.NDArray[np.int64]:
 
 
 _LOOKUP_POS = _lookup_pos()
-
-
-def _unit_vectors(lat: _FLOATS, lon: _FLOATS) -> tuple[_FLOATS, _FLOATS, _FLOATS]:
-    phi, theta = np.radians(lat), np.radians(lon)
-    cos_phi = np.cos(phi)
-    return np.cos(theta) * cos_phi, np.sin(theta) * cos_phi, np.sin(phi)
 
 
 def _st_to_ij(u: _FLOATS) -> _INTS:
@@ -142,7 +137,7 @@ def leaf_cell_ids(lat: ArrayLike, lon: ArrayLike) -> _IDS:
     la, lo = _coordinates(lat, lon)
     ok = ~(np.isnan(la) | np.isnan(lo))
     out = np.zeros(la.size, _U64)
-    out[ok] = _leaf_ids_xyz(*_unit_vectors(la[ok], lo[ok]))
+    out[ok] = _leaf_ids_xyz(*unit_vector(la[ok], lo[ok]).T)
     return out
 
 
@@ -462,7 +457,7 @@ def build_cells(
         w = np.asarray(weights, dtype=np.int64).reshape(-1)
         if w.size != la.size or (w < 0).any():
             raise ValueError(f"weights must be {la.size} non-negative integers")
-    x, y, z = _unit_vectors(la, lo)
+    x, y, z = unit_vector(la, lo).T
     leaf, inverse = np.unique(_leaf_ids_xyz(x, y, z), return_inverse=True)
     inverse = inverse.reshape(-1)
     count = np.bincount(inverse, weights=w, minlength=leaf.size).astype(np.int64)

@@ -20,38 +20,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
+from geoaware.geo.distance import check_coordinates, km_of_chord
 from geoaware.geo.encode import unit_vector
 
-__all__ = ["OverlapReport", "chord_of_km", "exclude_within", "km_of_chord", "overlap_report"]
+__all__ = ["OverlapReport", "exclude_within", "overlap_report"]
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-def chord_of_km(km: ArrayLike) -> FloatArray:
-    """Return the chord length on the unit sphere of a great-circle distance in km.
-
-    Examples
-    --------
-    >>> float(chord_of_km(0.0)), round(float(chord_of_km(np.pi * 6371.0)), 6)
-    (0.0, 2.0)
-    """
-    d = np.asarray(km, dtype=np.float64)
-    return np.asarray(2.0 * np.sin(np.minimum(d, np.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM)))
-
-
-def km_of_chord(chord: ArrayLike) -> FloatArray:
-    """Return the great-circle distance in km of a chord on the unit sphere (inverse above).
-
-    Examples
-    --------
-    >>> round(float(km_of_chord(chord_of_km(1234.5))), 6)
-    1234.5
-    """
-    c = np.clip(np.asarray(chord, dtype=np.float64), 0.0, 2.0)
-    return np.asarray(2.0 * EARTH_RADIUS_KM * np.arcsin(c / 2.0))
 
 
 def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> FloatArray:

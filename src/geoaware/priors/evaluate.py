@@ -87,21 +87,20 @@ def same_class_twins(
     """
     from scipy.spatial import cKDTree
 
-    from geoaware.geo.distance import EARTH_RADIUS_KM
+    from geoaware.geo.distance import chord_of_km
     from geoaware.geo.encode import unit_vector
 
     y_train = np.atleast_1d(np.asarray(train_labels, dtype=np.int64))
     y = np.atleast_1d(np.asarray(labels, dtype=np.int64))
-    q = unit_vector(lat, lon)
     out = np.zeros(y.size, dtype=bool)
     if y_train.size == 0 or y.size == 0:
         return out
-    chord = 2.0 * np.sin(min(radius_km / EARTH_RADIUS_KM, np.pi) / 2.0)
-    tree = cKDTree(unit_vector(train_lat, train_lon))
-    pairs = tree.query_ball_point(q, chord * (1 + 1e-12), workers=-1)
-    for i, near in enumerate(pairs):
-        if near:
-            out[i] = bool(np.any(y_train[np.asarray(near, dtype=np.int64)] == y[i]))
+    chord = float(chord_of_km(radius_km)) * (1 + 1e-12)
+    near = cKDTree(unit_vector(lat, lon)).sparse_distance_matrix(
+        cKDTree(unit_vector(train_lat, train_lon)), chord, output_type="ndarray"
+    )  # every (point, training point) pair within the radius, as arrays
+    i, j = near["i"], near["j"]
+    out[i[y_train[j] == y[i]]] = True
     return out
 
 
