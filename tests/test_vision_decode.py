@@ -158,6 +158,7 @@ def test_decode_rows_lists_failures_and_keeps_going(shared_data: Path, tmp_path:
     assert reasons[3].startswith("UnidentifiedImageError") or reasons[3].startswith("OSError")
     assert "file_name" in reasons[4]
     assert reasons[5].startswith("UnidentifiedImageError")
+    assert not any("BytesIO" in r for r in reasons.values())  # no in-memory buffer names
 
 
 def test_bytes_input_and_bad_orientation_tag() -> None:

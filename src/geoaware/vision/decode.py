@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
 
@@ -243,5 +244,7 @@ def decode_rows(
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return "FileNotFoundError: no such file"
-    text = str(exc).strip() or "unreadable"
-    return f"{type(exc).__name__}: {text}"
+    # Pillow names the in-memory buffer it was given ("<_io.BytesIO object at 0x...>"),
+    # which says nothing: the file's path is in the failure's own column.
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {text or 'unreadable'}"
