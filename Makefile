@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,fl,ml,image
+EXTRAS ?= dev,fl,ml,image,docs
 
 # Offline machines keep the public files under ../shared/data with the releases' own paths.
 ifneq ($(wildcard ../shared/data),)
 export GEOAWARE_MIRROR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench docs clean
 
 install: $(STAMP)
 
@@ -34,8 +34,12 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# The documentation site (MkDocs + mkdocstrings) into site/, warnings as errors.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: install
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output site .pytest_cache .mypy_cache .ruff_cache

@@ -319,6 +319,8 @@ class ZeroShotReport:
     def run_document(self, name: str, source: str) -> dict[str, Any]:
         """Return the run-folder document (``<name>.zeroshot.json``) that ``report`` reads.
 
+        Examples
+        --------
         >>> r = ZeroShotReport({"n": 2, "top1_acc": 0.5, "ties": "pessimistic"},
         ...                    [{"class": "forest", "n": 2, "top1_acc": 0.5}], np.array([1, 2]))
         >>> r.run_document("clip", "test")["tables"]["per class"]["rows"]
