@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,42 +44,6 @@ def test_help_lists_every_command_and_each_has_an_example():
         sub = runner.invoke(app, [*cmd.split(), "--help"], terminal_width=200)
         assert sub.exit_code == 0, sub.output
         assert f"Example: geoaware {cmd}" in sub.output
-
-
-def test_demo_end_to_end_on_the_real_file(shared_data, tmp_path):
-    env = {
-        **os.environ,
-        "GEOAWARE_MIRROR": str(shared_data),
-        "GEOAWARE_CACHE": str(tmp_path / "cache"),
-    }
-    proc = geoaware("demo", "--out", str(tmp_path / "out"), "--json", env=env)
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    assert set(summary) == {"catalog", "map", "validation", "stats"}
-    assert summary["stats"]["rows"] == 36_143
-    assert summary["stats"]["labels"] == 4_472
-    assert summary["validation"]["ok"] is True
-    assert (
-        summary["stats"]["continents"]["North America"] > summary["stats"]["continents"]["Europe"]
-    )
-    assert Path(summary["map"]).read_bytes()[:4] == b"\x89PNG"
-    catalog = summary["catalog"]
-
-    proc = geoaware(
-        "query",
-        catalog,
-        "SELECT genus, count(*) AS n FROM catalog GROUP BY genus ORDER BY n DESC, genus LIMIT 3",
-        "--json",
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    q = json.loads(proc.stdout)
-    assert q["rows"] == 3 and q["columns"] == ["genus", "n"]
-    assert q["data"][0]["n"] >= q["data"][1]["n"] >= q["data"][2]["n"]
-
-    proc = geoaware("validate", catalog, "--strict", env=env)
-    assert proc.returncode == 0
-    assert "missing_user" in proc.stdout and "OK: no errors" in proc.stdout
 
 
 def _bad_catalog(tmp_path: Path) -> Path:

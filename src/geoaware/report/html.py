@@ -2,7 +2,8 @@
 
 An evaluation writes into a run folder one JSON file per evaluation, ``<name>.<kind>.json``::
 
-    {"kind": "geo" | "classify" | "zeroshot" | "retrieval", "name": str, "source": str,
+    {"kind": "catalog" | "split" | "prior" | "geo" | "classify" | "zeroshot" | "retrieval",
+     "name": str, "source": str,
      "summary": {key: number or null},
      "tables": {title: {"columns": [str, ...], "rows": [[cell, ...], ...]}},
      "figures": [PNG paths relative to the folder]}
@@ -96,9 +97,17 @@ RETRIEVAL_SUMMARY_KEYS: tuple[str, ...] = (
 )
 #: The summary keys every evaluation file must have (thresholds and k are the evaluator's choice).
 REQUIRED_SUMMARY_KEYS: tuple[str, ...] = ("n",)
-Kind = Literal["geo", "classify", "zeroshot", "retrieval"]
-_KINDS: tuple[Kind, ...] = ("geo", "classify", "zeroshot", "retrieval")
+#: The summary keys of the stages before evaluation, as ``geoaware demo`` writes them: a
+#: catalog (rows, labels, validation), splits (their leakage side by side) and a prior.
+CATALOG_SUMMARY_KEYS: tuple[str, ...] = ("n", "labels", "located", "errors", "warnings")
+SPLIT_SUMMARY_KEYS: tuple[str, ...] = ("n", "splits")
+PRIOR_SUMMARY_KEYS: tuple[str, ...] = ("n", "top1_acc", "top5_acc", "epochs")
+Kind = Literal["catalog", "split", "prior", "geo", "classify", "zeroshot", "retrieval"]
+_KINDS: tuple[Kind, ...] = ("catalog", "split", "prior", "geo", "classify", "zeroshot", "retrieval")
 _SUMMARY_ORDER = {
+    "catalog": CATALOG_SUMMARY_KEYS,
+    "split": SPLIT_SUMMARY_KEYS,
+    "prior": PRIOR_SUMMARY_KEYS,
     "geo": GEO_SUMMARY_KEYS,
     "classify": CLASSIFY_SUMMARY_KEYS,
     "zeroshot": ZEROSHOT_SUMMARY_KEYS,
@@ -108,12 +117,20 @@ _RECALL = re.compile(r"(?:i2t|t2i)_r\d+|mean_recall")
 _ACC_KM = re.compile(r"acc_(\d+(?:\.\d+)?)km")
 _SCALES = {1.0: "street", 25.0: "city", 200.0: "region", 750.0: "country", 2500.0: "continent"}
 _KIND_TITLES = {
+    "catalog": "Catalogs",
+    "split": "Splits and their leakage",
+    "prior": "Geographic priors",
     "geo": "Geolocation",
     "classify": "Classification",
     "zeroshot": "Zero-shot classification",
     "retrieval": "Image-text retrieval",
 }
 _NOTES = {
+    "catalog": "Rows of the catalog, its labels and located rows, and the rows that validation "
+    "flagged as errors and warnings.",
+    "split": "Each split's train and test rows and what crosses between them.",
+    "prior": "Location-only top-k accuracy: share of test points whose species is among the k "
+    "species the prior ranks highest at that place.",
     "geo": "Accuracy: share of images whose predicted location is within that distance of the "
     "truth. GeoScore: mean per-image score, 0 to 5000 (higher is better).",
     "classify": "Top-k accuracy: share of images whose true label is among the k best-scored "

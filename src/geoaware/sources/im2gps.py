@@ -102,6 +102,7 @@ _SCENE_COLUMNS = PLACES365_HEADER[4:]
 # byte-identical copies of the Im2GPS files and the YFCC26k files.
 _TIB = "https://raw.githubusercontent.com/TIBHannover/GeoEstimation"
 _TIB_COMMIT = "c84b20bb10cb44326874216dc72aeeafc5a4ae4f"
+_TIB_DEMO_COMMIT = "704d075cf9bdd7745477aeac01dc32d15bfb74fa"  # the pytorch line
 _TIB_RELEASES = "https://github.com/TIBHannover/GeoEstimation/releases/download"
 _G3 = "https://huggingface.co/Jia-py/G3-checkpoint/resolve/main"  # not verified: see Yfcc4k
 _SHRAMAN = (
@@ -265,8 +266,17 @@ class Im2gps(Places365Source):
             ),
             sha256="213c4d27f805c616948d582f20fe2bd4ab0c7a1ab5af08bee05f6481b0c7077f",
             size=39_788,
-        )
+        ),
+        # Per-image predictions of the published base (M, f*) scene model on Im2GPS, with the
+        # photos' Flickr URL, author and licence: what `geoaware demo` scores.
+        "demo_predictions": RemoteFile(
+            path="im2gps/demo/scene_M_p_im2gps.csv",
+            urls=(f"{_TIB}/{_TIB_DEMO_COMMIT}/demo/data/scene_M_p_im2gps.csv",),
+            sha256="39876302c06c5bd6557a98d469deecbf5e5d95c1112819d9f64fe044a9d820c5",
+            size=44_391,
+        ),
     }
+    catalog_parts: ClassVar[tuple[str, ...] | None] = ("meta",)
 
 
 class Im2gps3k(Places365Source):
