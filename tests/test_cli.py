@@ -289,3 +289,14 @@ def test_eval_classify_and_submissions(tmp_path):
         runner.invoke(app, ["submission", "check", str(sub), "--truth", str(catalog)]).exit_code
         == 0
     )
+
+
+def test_help_imports_no_heavy_library():
+    """`geoaware --help` stays fast: the CLI module loads no numpy, pandas, pyarrow or torch."""
+    code = (
+        "import sys, geoaware.cli; "
+        "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'torch', 'duckdb') "
+        "if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

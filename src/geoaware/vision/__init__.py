@@ -6,6 +6,26 @@ preprocessing in the file's metadata. :mod:`~geoaware.vision.embeddings` reads a
 torch and the encoders are imported only by the modules that need them.
 """
 
-from geoaware.vision.embeddings import EmbeddingInfo, Embeddings, read_embeddings, write_embeddings
+from typing import TYPE_CHECKING
 
-__all__ = ["EmbeddingInfo", "Embeddings", "read_embeddings", "write_embeddings"]
+from geoaware.lazy import lazy_exports
+
+if TYPE_CHECKING:  # the names load on first use (geoaware --help stays fast)
+    from geoaware.vision.embeddings import (
+        EmbeddingInfo as EmbeddingInfo,
+    )
+    from geoaware.vision.embeddings import (
+        Embeddings as Embeddings,
+    )
+    from geoaware.vision.embeddings import (
+        read_embeddings as read_embeddings,
+    )
+    from geoaware.vision.embeddings import (
+        write_embeddings as write_embeddings,
+    )
+
+_EXPORTS = dict.fromkeys(
+    ("EmbeddingInfo", "Embeddings", "read_embeddings", "write_embeddings"), "embeddings"
+)
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
