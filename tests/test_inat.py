@@ -281,22 +281,24 @@ def test_annotations_before_images_read_in_one_pass(tmp_path):
 
 
 def test_files_checksums_and_s3_paths():
-    files = Inat2017.files
-    assert files["train_val_images"].md5 == "7c784ea5e424efaec655bd392f87301f"
-    assert files["locations"].md5 == "afc1956f9a100b165b89f3923d040912"
-    assert files["test_images"].md5 == "7d9b096fa1cd94d67a0fa779ea301234"
-    assert files["train_val_annotations"].urls == (
-        "https://ml-inat-competition-datasets.s3.amazonaws.com/2017/train_val2017.zip",
-        "s3://ml-inat-competition-datasets/2017/train_val2017.zip",
-        "s3://inaturalist-datasets/2017/train_val2017.zip",
-    )
-    assert Inat2018.files["locations"].md5 == "1704763abc47b75820aa5a3d93c6c0f3"
-    assert Inat2021.files["train_annotations"].md5 == "38a7bb733f7a09214d44293460ec0021"
+    """A published md5 is well formed and a file's own; every URL names the same object."""
+    seen: dict[str, str] = {}
     for cls in (Inat2017, Inat2018, Inat2021):
         assert set(cls.catalog_parts) <= set(cls.files)
-        for remote in cls.files.values():
-            assert remote.path.startswith(f"{cls.name}/") and remote.extract
-            assert remote.urls[0].startswith("https://")
+        for part, remote in cls.files.items():
+            where = f"{cls.name}.{part}"
+            assert remote.path.startswith(f"{cls.name}/") and remote.extract, where
+            if remote.md5 is not None:  # not every file has a published checksum
+                assert re.fullmatch(r"[0-9a-f]{32}", remote.md5), where
+                assert seen.setdefault(remote.md5, where) == where, f"{where} repeats a checksum"
+            https, *s3 = remote.urls
+            m = re.fullmatch(r"https://([\w.-]+)\.s3\.amazonaws\.com/(.+)", https)
+            assert m, where
+            key = m.group(2)
+            # the S3 fallbacks hold the same key: the competition bucket first
+            assert s3 and s3[0] == f"s3://{m.group(1)}/{key}", where
+            assert all(u.startswith("s3://") and u.endswith(key) for u in s3), where
+            assert key.rsplit("/", 1)[-1] == remote.name, where
 
 
 def test_unknown_split_and_not_fetched(tmp_path):
