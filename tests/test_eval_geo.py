@@ -152,7 +152,8 @@ def test_bad_rows_are_listed_with_line_numbers_and_footer_is_skipped(tmp_path):
     ]
     assert list(preds.image_id) == ["a", "e"]
     report = evaluate_geo(preds, hit_rates=False)
-    assert report.summary["skipped_rows"] == 5
+    assert report.summary["skipped_rows"] == 3  # data rows; the 2 footer rows are apart
+    assert report.to_dict()["footer"]["rows"] == 2
     assert report.to_dict()["tables"]["skipped rows"]["rows"][0][0] == "line 3"
     with pytest.raises(
         InputFileError, match=r"results.csv, record line 3, field 'gt_lat': '' is not a number"
@@ -222,7 +223,8 @@ def test_unreadable_file(tmp_path):
         read_geo_predictions(p)
     with open(tmp_path / "e.csv", "w", newline="") as fh:
         csv.writer(fh).writerow(["id", "pred_lat", "pred_lon", "true_lat", "true_lon"])
-    assert read_geo_predictions(tmp_path / "e.csv").n == 0
+    with pytest.raises(InputFileError, match=r"e.csv: has no prediction rows"):
+        read_geo_predictions(tmp_path / "e.csv")  # header only: an error, not n = 0
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 1001, 20_000])

@@ -19,7 +19,7 @@ from geoaware.clikit import (
     out,
     table,
 )
-from geoaware.errors import GeoawareError
+from geoaware.errors import GeoawareError, InputFileError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -403,10 +403,14 @@ app.add_typer(eval_app, name="eval")
 
 @eval_app.command(
     "geo",
-    epilog="Example: geoaware eval geo results.csv --by continent --out runs/exp1.  "
-    "JSON keys (one file): n, acc_1km, acc_25km, acc_200km, acc_750km, acc_2500km "
-    "(fractions 0..1; one per --thresholds value), median_km, mean_km, geoscore, "
-    "skipped_rows; with several files, one such object per file name.",
+    epilog="Example: geoaware eval geo results.csv --by continent --reference im2gps3k "
+    "--out runs/exp1.  JSON keys (one file): n, acc_1km, acc_25km, acc_200km, acc_750km, "
+    "acc_2500km (fractions 0..1; one per --thresholds value), median_km, mean_km, geoscore, "
+    "skipped_rows (data rows left out), skipped (reason -> rows, first records), footer (rows, "
+    "first_line, reason of a summary block cut from the end), published_summary (the file's own "
+    "summary beside ours: rows, agrees, largest_difference), tables (the --by breakdowns and "
+    "the hit rates), reference (with --reference: dataset, columns, rows); with several files, "
+    "one such object per file name.",
 )
 def eval_geo(
     predictions: Annotated[list[Path], typer.Argument(help="CSV or Parquet prediction files.")],
@@ -426,7 +430,20 @@ def eval_geo(
     by: Annotated[
         str | None, typer.Option(help="Breakdowns: continent, country, or column names.")
     ] = None,
-    strict: Annotated[bool, typer.Option(help="A bad row is an error, not a skipped row.")] = False,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Show published results on this test set beside yours: im2gps, im2gps3k, "
+            "yfcc4k, yfcc26k or osv5m."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="A bad row, a repeated image id or an id missing from --truth is an error, "
+            "not a skipped row."
+        ),
+    ] = False,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder for JSON results and figures.")
     ] = None,
@@ -439,6 +456,9 @@ def eval_geo(
     cols = tuple(columns.split(",")) if columns else None
     if cols is not None and len(cols) != 4:
         raise typer.BadParameter("--columns takes four names: true_lat,true_lon,pred_lat,pred_lon")
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise InputFileError(out_dir, "exists and is not a folder; --out takes a run folder")
+    ts = floats_option(thresholds, "--thresholds")
     truth_table = None
     if truth is not None:
         from geoaware.catalog import read_catalog
@@ -446,23 +466,54 @@ def eval_geo(
         truth_table = read_catalog(truth)
     groups = [b for b in (by or "").split(",") if b]
     reports = []
-    for path in predictions:
+    for path, name in zip(predictions, _unique_names(predictions), strict=True):
         preds = read_geo_predictions(path, cols, truth=truth_table, strict=strict)  # type: ignore[arg-type]
-        reports.append(
-            evaluate_geo(
-                preds,
-                thresholds=floats_option(thresholds, "--thresholds"),
-                geodesic=geodesic,
-                by=groups,
-                hit_rates=out_dir is not None or not json,
-            )
-        )
+        r = evaluate_geo(preds, thresholds=ts, geodesic=geodesic, by=groups, hit_rates=True)
+        r.name = name
+        if reference is not None:
+            r.add_reference(reference)
+        reports.append((r, preds))
     if out_dir is not None:
-        _write_geo_run(reports, out_dir)
+        _write_geo_run([r for r, _ in reports], out_dir, geodesic)
     if json:
-        summaries = {r.name: r.summary for r in reports}
-        emit_json(reports[0].summary if len(reports) == 1 else summaries)
+        docs = {r.name: _geo_json(r, p) for r, p in reports}
+        emit_json(next(iter(docs.values())) if len(docs) == 1 else docs)
         return
+    _print_geo([r for r, _ in reports], [p for _, p in reports])
+    if out_dir is not None:
+        out.print(f"[bold]run folder[/] {out_dir}")
+
+
+def _unique_names(paths: list[Path]) -> list[str]:
+    """One key per input: the file stem, with its folder (then a number) where stems repeat."""
+    stems = [p.stem for p in paths]
+    names = [
+        s if stems.count(s) == 1 else f"{p.resolve().parent.name}.{s}"
+        for p, s in zip(paths, stems, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    unique = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        unique.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
+    return unique
+
+
+def _geo_json(report: Any, preds: Any) -> dict[str, Any]:
+    doc = report.to_dict()
+    data: dict[str, Any] = dict(report.summary)
+    data["skipped"] = {
+        "reasons": preds.skip_reasons(),
+        "first_records": list(dict.fromkeys(s.record for s in preds.skipped))[:10],
+    }
+    data["footer"] = doc.get("footer")
+    data["published_summary"] = doc.get("published_summary")
+    data["tables"] = {k: v for k, v in report.tables.items()}
+    data["reference"] = doc.get("reference")
+    return data
+
+
+def _print_geo(reports: list[Any], preds: list[Any]) -> None:
     keys = list(reports[0].summary)
     out.print(
         table(
@@ -471,22 +522,84 @@ def eval_geo(
             [[r.name, *(fmt_metric(k, r.summary[k]) for k in keys)] for r in reports],
         )
     )
-    for r in reports:
+    for r, p in zip(reports, preds, strict=True):
+        if p.skipped:
+            records = list(dict.fromkeys(s.record for s in p.skipped))
+            why = "; ".join(f"{n:,} {reason}" for reason, n in p.skip_reasons().items())
+            out.print(
+                f"[yellow]note:[/] {r.name}: {len(records):,} rows skipped ({why}); first at "
+                f"{', '.join(records[:5])}",
+                highlight=False,
+            )
+        if r.footer:
+            out.print(
+                f"[yellow]note:[/] {r.name}: {r.footer['rows']} summary rows at the end skipped "
+                f"({r.footer['reason']}, from line {r.footer['first_line']})",
+                highlight=False,
+            )
+        if r.published:
+            _print_published(r)
         for title, t in r.tables.items():
             rows = [
                 [fmt_metric(c, v) for c, v in zip(t["columns"], row, strict=False)]
                 for row in t["rows"][:50]
             ]
             out.print(table(f"{r.name}: {title}", t["columns"], rows))
-    if out_dir is not None:
-        out.print(f"[bold]run folder[/] {out_dir}")
+        if r.reference:
+            _print_reference(r.reference)
 
 
-def _write_geo_run(reports: list[Any], out_dir: Path) -> None:
-    from geoaware.report.plots import error_cdf, error_map, group_bars
+def _print_published(r: Any) -> None:
+    pub = r.published
+    rows = [
+        [row["label"], fmt_metric(row["measure"], row["published"]),
+         fmt_metric(row["measure"], row["ours"]), f"{row['difference']:+.4g}",
+         "yes" if row["agrees"] else "NO"]
+        for row in pub["rows"]
+    ]  # fmt: skip
+    out.print(
+        table(
+            f"{r.name}: the file's own summary ({pub['scale']}s) beside geoaware's",
+            ["published measure", "published", "geoaware", "difference", "agrees"],
+            rows,
+        )
+    )
+    big = pub["largest_difference"]
+    if big is not None:
+        line = f"largest difference: {big['label']} {big['difference']:+.4g}"
+        if pub["agrees"]:
+            out.print(f"the file's summary agrees with geoaware ({line})", highlight=False)
+        else:
+            out.print(
+                f"[yellow]warning:[/] the file's summary disagrees with geoaware ({line})",
+                highlight=False,
+            )
+
+
+def _print_reference(ref: dict[str, Any]) -> None:
+    cols = ref["columns"][:-1]  # the sources are listed below the table
+    rows = [
+        [f"[{i}] {row[0]}" if i else row[0],
+         *(fmt_metric(c, v) for c, v in zip(cols[1:], row[1:-1], strict=True))]
+        for i, row in enumerate(ref["rows"])
+    ]  # fmt: skip
+    out.print(table(f"published results on {ref['dataset']}", cols, rows))
+    for i, row in enumerate(ref["rows"][1:], start=1):
+        out.print(f"  [{i}] {row[-1]}", highlight=False, markup=False)
+    if ref.get("note"):
+        out.print(f"[yellow]note:[/] {ref['note']}", highlight=False)
+
+
+def _write_geo_run(reports: list[Any], out_dir: Path, geodesic: bool = False) -> None:
+    from geoaware.report.plots import accuracy_curve, error_cdf, error_map, group_bars
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    cdf = error_cdf({r.name: r.errors_km for r in reports}, out_dir / "error_cdf.png")
+    cdf = error_cdf(
+        {r.name: r.errors_km for r in reports},
+        out_dir / "error_cdf.png",
+        title="share of images located within d",
+        distance="geodesic" if geodesic else "sphere",
+    )
     for i, r in enumerate(reports):
         figures = [cdf.name] if i == 0 else []
         figures.append(
@@ -503,7 +616,14 @@ def _write_geo_run(reports: list[Any], out_dir: Path) -> None:
                 group_bars(
                     r.tables["by continent"],
                     out_dir / f"{r.name}.by_continent.png",
-                    value=["acc_25km", "acc_200km", "acc_750km", "acc_2500km"],
+                    value=["acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km"],
+                    title=f"{r.name}: accuracy by continent of the true location",
+                ).name
+            )
+        if r.reference:
+            figures.append(
+                accuracy_curve(
+                    r.reference, out_dir / f"{r.name}.reference_{r.reference['dataset']}.png"
                 ).name
             )
         r.figures = figures
@@ -515,7 +635,8 @@ def _write_geo_run(reports: list[Any], out_dir: Path) -> None:
     epilog="Example: geoaware eval classify preds.csv --truth catalog.parquet --split val "
     "--out runs/exp1.  JSON keys: kind, name, source, summary (n, top1_error, top5_error, "
     "top1_acc, top5_acc, mean_per_class_acc, missing_predictions, unknown_ids; one "
-    "top<k>_error/top<k>_acc pair per --k value), tables, figures.",
+    "top<k>_error/top<k>_acc pair per --k value; fractions 0..1, shown in % in the console), "
+    "tables, figures, and reference with --reference (dataset, columns, rows).",
 )
 def eval_classify(
     predictions: Annotated[
@@ -531,6 +652,10 @@ def eval_classify(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Run folder: writes <name>.classify.json.")
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Show published top-1/top-5 on inat2017 or inat2018 beside yours."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """INat top-k error and accuracy, per super-category, taxonomic level and class frequency."""
@@ -541,10 +666,23 @@ def eval_classify(
         ks = [int(x) for x in k.split(",")]
     except ValueError:
         raise EvaluationError(f"--k must be comma-separated integers, got {k!r}") from None
+    ref = None
+    if reference is not None:
+        from geoaware.evaluate.reference import reference_table
+
+        reference_table(reference, {}, "", "classify")  # an unknown name fails before the work
     result = evaluate_classification(predictions, truth, split=split, ks=ks, train_table=train)
+    if reference is not None:
+        ref = reference_table(reference, result.summary, result.name, "classify")
+        result.tables[f"published results on {ref['dataset']}"] = {
+            "columns": ref["columns"],
+            "rows": ref["rows"],
+        }
     if out_dir is not None:
         result.save(out_dir / f"{result.name}.classify.json")
     data = result.to_dict()
+    if ref is not None:
+        data["reference"] = ref
     if json:
         emit_json(data)
         return

@@ -62,15 +62,17 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 
 def fmt_metric(key: str, value: Any) -> Any:
-    """Format a figure for a table: rates and accuracies as percentages, other floats 2 dp.
+    """Format a figure: rates, accuracies and top-k errors in percent, other floats 2 dp.
 
     Examples
     --------
     >>> fmt_metric("acc_25km", 0.4304), fmt_metric("median_km", 144.634)
     ('43.0%', '144.63')
+    >>> fmt_metric("top1_error", 0.66)
+    '66.0%'
     """
     if isinstance(value, float):
-        if key.startswith("acc_") or key.endswith("rate") or key.endswith("_acc"):
+        if key.startswith("acc_") or key.endswith(("rate", "_acc", "_error")):
             return f"{100 * value:.1f}%"
         return f"{value:,.2f}"
     return value

@@ -19,6 +19,7 @@ import orjson
 import pandas as pd
 
 from geoaware.blocks import BLOCK, map_blocks
+from geoaware.errors import EvaluationError
 from geoaware.evaluate.geo_io import GeoPredictions, SkippedRow
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import great_circle_km
@@ -276,6 +277,13 @@ class GeoReport:
         Rows left out, with line numbers.
     figures : list of str
         PNGs written beside the report.
+    footer : dict or None
+        The summary block skipped at the end of the file: rows, first_line, reason.
+    published : dict or None
+        The file's own summary beside ours (see
+        :func:`geoaware.evaluate.geo_footer.compare_summary`).
+    reference : dict or None
+        Published results on a test set beside this run (``--reference``).
     """
 
     name: str
@@ -287,6 +295,21 @@ class GeoReport:
     tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     skipped: list[SkippedRow] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
+    footer: dict[str, Any] | None = None
+    published: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
+
+    def add_reference(self, dataset: str) -> dict[str, Any]:
+        """Set the published results on ``dataset`` beside this run; return the table."""
+        from geoaware.evaluate.reference import reference_table
+
+        ours: dict[str, Any] = dict(self.summary)
+        rates = self.tables.get("country and continent hit rates", {"rows": []})
+        for measure, rate, _n in rates["rows"]:
+            if measure == "country hit rate":
+                ours["country_acc"] = rate
+        self.reference = reference_table(dataset, ours, self.name, "geo")
+        return self.reference
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON to ``path`` atomically; return the path."""
@@ -294,14 +317,32 @@ class GeoReport:
         return atomic_write_bytes(path, data + b"\n")
 
     def to_dict(self) -> dict[str, Any]:
-        """Return ``{"kind": "geo", "name", "source", "summary", "tables", "figures"}``."""
+        """Return ``{"kind": "geo", "name", "source", "summary", "tables", "figures"}``.
+
+        Also ``footer``, ``published_summary`` and ``reference`` where there are any; the
+        published summary and the reference rows are among the tables too (for the report).
+        """
         tables = dict(self.tables)
+        if self.published:
+            tables["the file's own summary beside geoaware's"] = {
+                "columns": ["measure", "label", "published", "ours", "difference", "agrees"],
+                "rows": [
+                    [r["measure"], r["label"], r["published"], r["ours"], r["difference"],
+                     "yes" if r["agrees"] else "NO"]
+                    for r in self.published["rows"]
+                ],
+            }  # fmt: skip
+        if self.reference:
+            tables[f"published results on {self.reference['dataset']}"] = {
+                "columns": self.reference["columns"],
+                "rows": self.reference["rows"],
+            }
         if self.skipped:
             tables["skipped rows"] = {
                 "columns": ["record", "field", "value", "reason"],
                 "rows": [[s.record, s.field, s.value, s.reason] for s in self.skipped],
             }
-        return {
+        doc: dict[str, Any] = {
             "kind": "geo",
             "name": self.name,
             "source": self.source,
@@ -309,6 +350,13 @@ class GeoReport:
             "tables": tables,
             "figures": list(self.figures),
         }
+        if self.footer:
+            doc["footer"] = self.footer
+        if self.published:
+            doc["published_summary"] = self.published
+        if self.reference:
+            doc["reference"] = self.reference
+        return doc
 
 
 def _table(rows: list[dict[str, Any]], label: str) -> dict[str, list[Any]]:
@@ -352,6 +400,19 @@ def evaluate_geo(
     >>> evaluate_geo(p, hit_rates=False).summary["acc_1km"]
     1.0
     """
+    bad = [t for t in thresholds if not (np.isfinite(t) and t > 0)]
+    if bad or not thresholds:
+        raise EvaluationError(
+            f"accuracy thresholds must be positive distances in km; got {list(thresholds)}"
+        )
+    wanted = list(by or [])
+    for name in wanted:
+        if name not in ("continent", "country") and name not in preds.extra.columns:
+            have = ", ".join(map(str, preds.extra.columns)) or "none"
+            raise EvaluationError(
+                f"cannot break down by {name!r}: use continent, country, a column of the "
+                f"prediction file or of the truth catalog ({have})"
+            )
     d = great_circle_km(
         preds.true_lat,
         preds.true_lon,
@@ -359,7 +420,7 @@ def evaluate_geo(
         preds.pred_lon,
         "geodesic" if geodesic else "haversine",
     )
-    skipped = len(preds.skipped) + preds.footer_rows
+    skipped = preds.skipped_rows
     report = GeoReport(
         name=_stem(preds.source),
         source=preds.source,
@@ -369,7 +430,17 @@ def evaluate_geo(
         true_lon=preds.true_lon,
         skipped=preds.skipped,
     )
-    wanted = list(by or [])
+    if preds.footer_rows:
+        block = preds.footer
+        report.footer = {
+            "rows": preds.footer_rows,
+            "first_line": block.first_line if block else None,
+            "reason": block.reason if block else "trailing rows named like a summary",
+        }
+    if preds.footer is not None and preds.footer.summary is not None:
+        from geoaware.evaluate.geo_footer import compare_summary
+
+        report.published = compare_summary(preds.footer.summary, report.summary)
     need_geocode = hit_rates or any(b in ("country", "continent") for b in wanted)
     regions: dict[str, Any] = {}
     if need_geocode and d.size:
@@ -412,11 +483,8 @@ def evaluate_geo(
             values = regions[name]
         elif name in preds.extra.columns:
             values = preds.extra[name].astype(str).to_numpy()
-        else:
-            raise ValueError(
-                f"cannot break down by {name!r}: not continent/country, a file column "
-                f"or one of the columns {list(preds.extra.columns)}"
-            )
+        else:  # pragma: no cover - checked above
+            raise EvaluationError(f"cannot break down by {name!r}")
         report.tables[f"by {name}"] = _table(grouped_geo_summary(d, values, thresholds), name)
     return report
 

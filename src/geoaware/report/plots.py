@@ -119,6 +119,7 @@ def error_cdf(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS_KM,
     *,
     title: str | None = None,
+    distance: str = "sphere",
 ) -> Path:
     r"""Plot the fraction of images located within *d* km against *d*, one curve per model.
 
@@ -133,6 +134,9 @@ def error_cdf(
         Distances marked by dotted vertical lines (the Im2GPS scales by default).
     title
         Shown above the plot.
+    distance
+        How the errors were measured, for the axis label: ``sphere`` (great circle on the
+        6371 km sphere, geoaware's default) or ``geodesic`` (WGS84).
 
     Returns
     -------
@@ -194,12 +198,23 @@ def error_cdf(
             color="0.3",
         )
     ax.axhline(0.5, color="0.75", linewidth=0.8, zorder=0)
+    ax.annotate(
+        "50 % (median error)",
+        xy=(x_min, 0.5),
+        xytext=(4, 3),
+        textcoords="offset points",
+        fontsize=8.5,
+        color="0.4",
+    )
     ax.set_xscale("log")
     ax.set_xlim(x_min, x_max)
     ax.set_ylim(0.0, 1.0)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,g}"))
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
-    ax.set_xlabel("geodesic error d (km, log scale)", fontsize=11)
+    what = (
+        "WGS84 geodesic error" if distance == "geodesic" else "great-circle error (6371 km sphere)"
+    )
+    ax.set_xlabel(f"{what} d (km, log scale)", fontsize=11)
     ax.set_ylabel("images located within d", fontsize=11)
     ax.grid(True, which="major", color="0.9", linewidth=0.8)
     ax.spines[["top", "right"]].set_visible(False)
@@ -469,5 +484,59 @@ def group_bars(
         title = f"{what}, by {label}"
     if title:
         ax.set_title(title, fontsize=12, pad=28 if len(columns) > 1 else 8)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def accuracy_curve(reference: Mapping[str, Any], out: str | os.PathLike[str]) -> Path:
+    """Plot accuracy against distance threshold for the user's row and every published method.
+
+    Parameters
+    ----------
+    reference
+        A table from :func:`geoaware.evaluate.reference.reference_table`: ``dataset``,
+        ``columns`` (method, ``acc_<t>km``..., source) and ``rows`` (the user's first).
+    out
+        The PNG to write.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> ref = {"dataset": "im2gps3k", "columns": ["method", "acc_1km", "acc_25km", "source"],
+    ...        "rows": [["mine", 0.1, 0.3, "this run"], ["GeoCLIP", 0.1411, 0.3447, "x"]]}
+    >>> accuracy_curve(ref, pathlib.Path(tempfile.mkdtemp()) / "c.png").suffix
+    '.png'
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    cols = list(reference["columns"])
+    acc = [(i, float(c[4:-2])) for i, c in enumerate(cols) if c.startswith("acc_")]
+    fig, ax = plt.subplots(figsize=(8.5, 5.6))
+    for j, row in enumerate(reference["rows"]):
+        pts = [(t, row[i]) for i, t in acc if row[i] is not None]
+        if not pts:
+            continue
+        xs, ys = zip(*pts, strict=True)
+        ax.plot(
+            xs,
+            ys,
+            marker="o",
+            linewidth=2.6 if j == 0 else 1.4,
+            color="black" if j == 0 else None,
+            label=f"{row[0]} (this run)" if j == 0 else str(row[0]),
+            zorder=3 if j == 0 else 2,
+        )
+    ax.set_xscale("log")
+    ax.set_ylim(0.0, 1.0)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,g}"))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    ax.set_xlabel("distance threshold (km, log scale)", fontsize=11)
+    ax.set_ylabel("images located within the threshold", fontsize=11)
+    ax.set_title(f"accuracy by threshold on {reference['dataset']}: this run and published methods",
+                 fontsize=12)  # fmt: skip
+    ax.grid(True, which="major", color="0.9", linewidth=0.8)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=8.5, frameon=False, loc="upper left")
     fig.tight_layout()
     return _save(fig, out)
