@@ -202,7 +202,17 @@ def demo_steps(
         Step(
             "eval_geo",
             "score the published Im2GPS predictions",
-            ("eval", "geo", str(predictions), "--by", "continent", "--out", str(out)),
+            (
+                "eval",
+                "geo",
+                str(predictions),
+                "--by",
+                "continent",
+                "--reference",
+                "im2gps",
+                "--out",
+                str(out),
+            ),
         )
     )
     return steps
