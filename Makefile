@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,fl,ml,image,docs
+EXTRAS ?= dev,fl,ml,image,hf,docs
 
 # Offline machines keep the public files under ../shared/data with the releases' own paths.
 ifneq ($(wildcard ../shared/data),)
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	# GeoCLIP's shipped weights (geolocate predict geoclip); --no-deps: its torchvision pin
+	# would replace the CPU torch. What it imports is already here (transformers, pandas, tqdm).
+	$(BIN)/python -m pip install --quiet --no-deps geoclip
 	touch $(STAMP)
 
 demo: install

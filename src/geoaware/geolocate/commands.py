@@ -95,7 +95,9 @@ def _pct(v: Any) -> str:
     epilog="Example: geoaware geolocate fit emb.parquet --catalog catalog.parquet "
     "--split train --method knn --k 10 --out knn-model --exclude-within 1 --exclude-near test; "
     "geoaware geolocate fit emb.parquet --catalog catalog.parquet --method cells "
-    "--partitions 50_5000,50_1000 --epochs 20 --out cell-model.  "
+    "--partitions 50_5000,50_1000 --epochs 20 --out cell-model; fine-tune GeoCLIP: "
+    "geoaware geolocate fit emb/ --catalog catalog.parquet --method gallery --init geoclip "
+    "--gallery coordinates_100K.csv --out geoclip-ft.  "
     "JSON keys: model_dir, method, join (catalog_rows, split, split_rows, no_location, "
     "no_location_example, no_embedding, no_embedding_example, embeddings, "
     "embeddings_not_in_rows, embeddings_not_in_rows_example, used), fitted_on, excluded "
@@ -123,6 +125,13 @@ def fit(
     nprobe: Annotated[int | None, typer.Option(help="knn: IVF lists searched.")] = None,
     gallery: Annotated[
         Path | None, typer.Option(help="gallery: LAT,LON CSV of candidate coordinates.")
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="gallery: geoclip starts from GeoCLIP's published weights (768-d "
+            "hf:openai/clip-vit-large-patch14 vectors; pip install --no-deps geoclip)."
+        ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="gallery/cells: training epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="gallery/cells: batch size.")] = None,
@@ -171,6 +180,7 @@ def fit(
         ("batch" if method == "cells" else "batch_size"): batch_size,
         "lr": lr,
         "seed": seed,
+        "init": init,
         "partitions": _partitions(partitions, tau_min, tau_max),
     }
     if levels is not None:
@@ -229,13 +239,21 @@ def fit(
 @geolocate_app.command(
     epilog="Example: geoaware geolocate predict knn-model emb.parquet --catalog catalog.parquet "
     "--split test --out pred.parquet --k 5, then geoaware eval geo pred.parquet "
-    "--truth catalog.parquet.  JSON keys: out, method, predicted, k, join (as in fit, or null), "
+    "--truth catalog.parquet; GeoCLIP out of the box: geoaware geolocate predict geoclip emb/ "
+    "--out pred.csv (emb/ from embed --encoder hf:openai/clip-vit-large-patch14).  "
+    "JSON keys: out, method, predicted, k, join (as in fit, or null), "
     "overlap (per reference set, e.g. training, gallery: km, n_query, n_reference, within, "
     "fraction, median_nearest_km), excluded (km, points, removed, or null), summary (n, "
     "acc_1km ... acc_2500km, median_km, mean_km, geoscore, skipped_rows; null without truth).",
 )
 def predict(
-    model: Annotated[Path, typer.Argument(help="Model folder written by geolocate fit.")],
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="Model folder written by geolocate fit, or geoclip: GeoCLIP as published "
+            "(pip install --no-deps geoclip; embeddings from hf:openai/clip-vit-large-patch14)."
+        ),
+    ],
     embeddings: EmbArg,
     out_file: Annotated[
         Path, typer.Option("--out", help="Predictions to write (.parquet or .csv).")

@@ -15,6 +15,11 @@ Prediction scores every coordinate of a gallery (GeoCLIP's 100K MP-16 coordinate
 given), returns the best one and the top ``k`` with their softmax probabilities. Training is
 tensor-based (one shuffled permutation per epoch, no per-sample loader) and seeded; torch is
 imported only here.
+
+GeoCLIP itself: :meth:`GalleryGeolocator.geoclip` is the published model (its trained
+location encoder, image MLP, logit scale and 100K gallery, read from the ``geoclip``
+package's files by :mod:`geoaware.geolocate.geoclip`), for CLIP ViT-L/14 image features;
+``init="geoclip"`` fine-tunes that model on a user's images instead of training from scratch.
 """
 
 from __future__ import annotations
@@ -69,6 +74,11 @@ class GalleryConfig:
         Standard deviation of the jitter added to training coordinates.
     seed : int
         Seed of the Fourier matrices, the initial weights, the shuffles and the jitter.
+    init : {"", "geoclip"}
+        ``geoclip``: GeoCLIP's architecture started from its published weights (image vectors
+        of CLIP ViT-L/14, 768-d); ``sigmas``, ``rff_dim``, ``hidden``, ``embed_dim``,
+        ``image_hidden`` and ``temperature`` then do not apply. Fine-tune with a small
+        ``lr`` (GeoCLIP trained at 3e-5, the default with this init).
     """
 
     sigmas: tuple[float, ...] = (1.0, 16.0, 256.0)
@@ -83,8 +93,11 @@ class GalleryConfig:
     temperature: float = 0.07
     gps_noise_km: float = 1.0
     seed: int = 0
+    init: str = ""
 
     def __post_init__(self) -> None:
+        if self.init not in ("", "geoclip"):
+            raise ValueError(f"init must be '' or 'geoclip', got {self.init!r}")
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
         if not self.sigmas or any(not s > 0 for s in self.sigmas):
             raise ValueError(f"sigmas must be positive numbers, got {self.sigmas}")
@@ -159,8 +172,28 @@ class LocationEncoder(nn.Module):
 class _Net(nn.Module):
     def __init__(self, dim: int, config: GalleryConfig, generator: torch.Generator) -> None:
         super().__init__()
-        self.location = LocationEncoder(config, generator)
+        self.geoclip = config.init == "geoclip"
+        self.location: nn.Module
         self.image: nn.Module
+        if self.geoclip:
+            from geoaware.geolocate.geoclip import (
+                GEOCLIP_BACKBONE,
+                GEOCLIP_DIM,
+                GeoClipLocationEncoder,
+                geoclip_image_mlp,
+                initial_log_scale,
+            )
+
+            if dim != GEOCLIP_DIM:
+                raise ValueError(
+                    f"GeoCLIP takes the {GEOCLIP_DIM}-d image features of {GEOCLIP_BACKBONE} "
+                    f"(geoaware embed --encoder hf:{GEOCLIP_BACKBONE}); these vectors have {dim}"
+                )
+            self.location = GeoClipLocationEncoder()
+            self.image = geoclip_image_mlp()
+            self.log_scale = nn.Parameter(torch.tensor(initial_log_scale()))
+            return
+        self.location = LocationEncoder(config, generator)
         if config.image_hidden:
             self.image = nn.Sequential(
                 nn.Linear(dim, config.image_hidden),
@@ -172,13 +205,34 @@ class _Net(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature)))
 
     def scale(self) -> torch.Tensor:
+        if self.geoclip:
+            return self.log_scale.exp()
         return self.log_scale.exp().clamp(max=100.0)
 
     def embed_images(self, x: torch.Tensor) -> torch.Tensor:
+        if self.geoclip:  # GeoCLIP's MLP takes CLIP's raw (unnormalised) features
+            return F.normalize(self.image(x), dim=1)
         return F.normalize(self.image(F.normalize(x, dim=1)), dim=1)
 
-    def embed_locations(self, u: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.location(u), dim=1)
+    def location_inputs(self, lat: npt.ArrayLike, lon: npt.ArrayLike, name: str) -> torch.Tensor:
+        """Return the location encoder's input: unit vectors, or GeoCLIP's latitude/longitude."""
+        u = _unit(lat, lon, name)
+        if not self.geoclip:
+            return u
+        la = np.asarray(lat, dtype=np.float64).reshape(-1)
+        lo = np.asarray(lon, dtype=np.float64).reshape(-1)
+        return torch.from_numpy(np.stack([la, lo], axis=1).astype(np.float32))
+
+    def from_unit(self, u: torch.Tensor) -> torch.Tensor:
+        """Return the location encoder's input for (jittered) unit vectors."""
+        if not self.geoclip:
+            return u
+        from geoaware.geolocate.geoclip import GeoClipLocationEncoder
+
+        return GeoClipLocationEncoder.from_unit(u)
+
+    def embed_locations(self, inputs: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.location(inputs), dim=1)
 
 
 def _unit(lat: npt.ArrayLike, lon: npt.ArrayLike, name: str) -> torch.Tensor:
@@ -236,7 +290,7 @@ class GalleryGeolocator(Geolocator):
         self.train_lon = np.asarray(train_lon, dtype=np.float64)
         self.training = training or {}
         with torch.inference_mode():
-            u = _unit(self.gallery_lat, self.gallery_lon, "gallery")
+            u = self.net.location_inputs(self.gallery_lat, self.gallery_lon, "gallery")
             self._gallery = (
                 torch.cat(
                     [self.net.embed_locations(u[s : s + 8192]) for s in range(0, len(u), 8192)]
@@ -262,6 +316,8 @@ class GalleryGeolocator(Geolocator):
         ``gallery_lat``/``gallery_lon``: the coordinates predictions are chosen from (default:
         the distinct training locations). ``progress(epoch, loss)`` is called per epoch.
         """
+        if options.get("init") == "geoclip":
+            options = {"lr": 3e-5, **options}
         config = GalleryConfig.from_options(options)
         x = torch.from_numpy(np.array(vectors, dtype=np.float32, copy=True))
         if x.ndim != 2:
@@ -284,6 +340,10 @@ class GalleryGeolocator(Geolocator):
             torch.manual_seed(config.seed)
             gen = torch.Generator().manual_seed(config.seed)
             net = _Net(x.shape[1], config, gen)
+            if config.init == "geoclip":
+                from geoaware.geolocate.geoclip import load_geoclip_weights
+
+                load_geoclip_weights(net.location, net.image, net.log_scale)
             losses = _train(net, x, u, config, gen, progress)
         training = {
             "images": len(x),
@@ -300,6 +360,46 @@ class GalleryGeolocator(Geolocator):
             train_lat=la,
             train_lon=lo,
             training=training,
+        )
+
+    @classmethod
+    def geoclip(
+        cls, gallery_lat: npt.ArrayLike | None = None, gallery_lon: npt.ArrayLike | None = None
+    ) -> GalleryGeolocator:
+        """Return GeoCLIP as published: its weights and 100K gallery from the geoclip package.
+
+        ``gallery_lat``/``gallery_lon``: predict among these coordinates instead.
+
+        Queries are the 768-d image features of CLIP ViT-L/14
+        (``geoaware embed --encoder hf:openai/clip-vit-large-patch14``). Encoding the 100K
+        gallery takes a while on a CPU (it is done once, here).
+
+        Examples
+        --------
+        >>> model = GalleryGeolocator.geoclip()  # doctest: +SKIP
+        >>> model.predict(clip_vectors, k=5).cand_score.shape  # doctest: +SKIP
+        (10, 5)
+        """
+        from geoaware.geolocate.geoclip import GEOCLIP_DIM, geoclip_files, load_geoclip_weights
+        from geoaware.sources.gallery import read_gps_gallery
+
+        config = GalleryConfig(init="geoclip")
+        net = _Net(GEOCLIP_DIM, config, torch.Generator().manual_seed(0))
+        load_geoclip_weights(net.location, net.image, net.log_scale)
+        if gallery_lat is None or gallery_lon is None:
+            gallery = read_gps_gallery(geoclip_files()["gallery"])
+            gallery_lat = gallery.column("lat").to_numpy()
+            gallery_lon = gallery.column("lon").to_numpy()
+        empty = np.zeros(0, dtype=np.float64)
+        return cls(
+            net,
+            config,
+            dim=GEOCLIP_DIM,
+            gallery_lat=np.asarray(gallery_lat, dtype=np.float64),
+            gallery_lon=np.asarray(gallery_lon, dtype=np.float64),
+            train_lat=empty,
+            train_lon=empty,
+            training={"pretrained": "geoclip", "images": 0},
         )
 
     # -- prediction ----------------------------------------------------------------------------
@@ -342,11 +442,11 @@ class GalleryGeolocator(Geolocator):
         )
 
     def reference_locations(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Return the gallery (what predictions return) and the training locations."""
-        return {
-            "gallery": (self.gallery_lat, self.gallery_lon),
-            "training": (self.train_lat, self.train_lon),
-        }
+        """Return the gallery (what predictions return) and the training locations (if any)."""
+        refs = {"gallery": (self.gallery_lat, self.gallery_lon)}
+        if self.train_lat.size:
+            refs["training"] = (self.train_lat, self.train_lon)
+        return refs
 
     def without(self, keep: np.ndarray) -> GalleryGeolocator:
         """Return the model with the gallery coordinates where ``keep`` is False removed."""
@@ -438,7 +538,7 @@ def _train(
             if noise:
                 ub = F.normalize(ub + noise * torch.randn(ub.shape, generator=gen), dim=1)
             img = net.embed_images(x[idx])
-            loc = net.embed_locations(ub)
+            loc = net.embed_locations(net.from_unit(ub))
             logits = net.scale() * img @ loc.T
             loss = F.cross_entropy(logits, torch.arange(len(idx)))
             opt.zero_grad(set_to_none=True)

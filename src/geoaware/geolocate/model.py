@@ -49,6 +49,8 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 METHODS = ("knn", "gallery", "cells")
 ENCODER_FILE = "embeddings.json"
+PRETRAINED_GEOCLIP = "geoclip"
+"""The model name ``geolocate predict`` takes for GeoCLIP as published (no model folder)."""
 
 
 def _method_class(method: str) -> type[Geolocator]:
@@ -460,6 +462,32 @@ class PredictResult:
         return dict(self.__dict__)
 
 
+def _predictor(model_dir: PathLike, embeddings: PathLike) -> tuple[Geolocator, Any]:
+    """Return a folder's model and the encoder it was fitted on; ``geoclip``: GeoCLIP itself."""
+    if str(model_dir) == PRETRAINED_GEOCLIP and not (Path(model_dir) / "config.json").is_file():
+        from geoaware.geolocate.gallery import GalleryGeolocator
+        from geoaware.vision.embeddings import read_info
+
+        _check_geoclip_input(embeddings, read_info(embeddings))  # before the slow gallery
+
+        return GalleryGeolocator.geoclip(), PRETRAINED_GEOCLIP
+    return load_geolocator(model_dir), read_model_encoder(model_dir)
+
+
+def _check_geoclip_input(embeddings: PathLike, info: Any) -> None:
+    from geoaware.geolocate.geoclip import GEOCLIP_BACKBONE, GEOCLIP_DIM
+
+    name = GEOCLIP_BACKBONE.rsplit("/", 1)[-1]
+    if info.dim != GEOCLIP_DIM or (info.encoder != "unknown" and name not in info.encoder):
+        raise InputFileError(
+            embeddings,
+            f"made by encoder {info.encoder!r} ({info.dim}-d); GeoCLIP takes the {GEOCLIP_DIM}-d "
+            f"image features of {GEOCLIP_BACKBONE}: geoaware embed CATALOG --images DIR --out EMB "
+            f"--encoder hf:{GEOCLIP_BACKBONE}",
+            field="embedding",
+        )
+
+
 def predict_from_files(
     model_dir: PathLike,
     embeddings: PathLike,
@@ -476,10 +504,11 @@ def predict_from_files(
     With a catalog holding true locations: the overlap report (test locations within
     ``overlap_km`` of each of the model's reference point sets), the accuracy summary of
     ``eval geo``, and with ``exclude_within_km`` the reference points within that distance
-    of a test location are dropped before predicting.
+    of a test location are dropped before predicting. ``model_dir`` ``"geoclip"`` (when no
+    such folder exists) is GeoCLIP as published, over its 100K gallery (see
+    :meth:`~geoaware.geolocate.gallery.GalleryGeolocator.geoclip`).
     """
-    model = load_geolocator(model_dir)
-    trained_on = read_model_encoder(model_dir)
+    model, trained_on = _predictor(model_dir, embeddings)
     join = None
     t_lat = t_lon = None
     if catalog is not None:
@@ -492,6 +521,8 @@ def predict_from_files(
 
         emb = read_embeddings(embeddings)
         ids, vectors, info = emb.ids, emb.vectors, emb.info
+    if trained_on == PRETRAINED_GEOCLIP:
+        trained_on = None
     if trained_on is not None and info.dim != trained_on.dim:
         raise InputFileError(
             embeddings,

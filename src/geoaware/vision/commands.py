@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
         epilog="Example: geoaware embed catalog.parquet --images photos/ --out emb/ "
         "--encoder efficientnet-lite0 --dtype float16.  Rerun the same command to resume: "
         "finished shards are skipped.  Encoders: efficientnet-lite0 (offline default), "
-        "open_clip:<arch>/<pretrained>, bioclip, timm:<name>.  "
+        "open_clip:<arch>/<pretrained>, bioclip, timm:<name>, hf:<model folder or cached org/repo> "
+        "(transformers: CLIP, SigLIP, ...; e.g. hf:openai/clip-vit-large-patch14 for GeoCLIP).  "
         f"JSON keys: {JSON_KEYS}.",
     )(embed)
 
@@ -51,7 +52,8 @@ def embed(
         Path, typer.Option("--out", help="Output folder: part-NNNNN.parquet shards, failed.csv.")
     ],
     encoder: Annotated[
-        str, typer.Option(help="Encoder name (efficientnet-lite0, open_clip:..., timm:...).")
+        str,
+        typer.Option(help="Encoder name (efficientnet-lite0, open_clip:..., timm:..., hf:...)."),
     ] = "efficientnet-lite0",
     batch: Annotated[
         int | None,

@@ -11,6 +11,9 @@ name                                    what
                                         (``pip install open_clip_torch``)
 ``bioclip``                             BioCLIP (``hf-hub:imageomics/bioclip``) through OpenCLIP
 ``timm:<name>``                         any timm model, pooled features (``pip install timm``)
+``hf:<folder>`` or ``hf:<org>/<repo>``  any transformers dual encoder (CLIP, SigLIP, ...), image
+                                        and text towers, from a folder or the local cache
+                                        (``pip install 'geoaware[hf]'``)
 ======================================  =======================================================
 
 Any ``torch.nn.Module`` becomes an encoder with
@@ -49,7 +52,13 @@ def encoder_names() -> list[str]:
     >>> encoder_names()[0]
     'efficientnet-lite0'
     """
-    return [DEFAULT_ENCODER, "open_clip:<arch>/<pretrained>", "bioclip", "timm:<name>"]
+    return [
+        DEFAULT_ENCODER,
+        "open_clip:<arch>/<pretrained>",
+        "bioclip",
+        "timm:<name>",
+        "hf:<folder or org/repo>",
+    ]
 
 
 def load_encoder(name: str, device: str | None = None) -> Encoder:
@@ -59,7 +68,8 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
     ----------
     name
         One of :func:`encoder_names`, e.g. ``"efficientnet-lite0"``,
-        ``"open_clip:ViT-B-32/laion2b_s34b_b79k"``, ``"timm:convnext_tiny"``.
+        ``"open_clip:ViT-B-32/laion2b_s34b_b79k"``, ``"timm:convnext_tiny"``,
+        ``"hf:openai/clip-vit-large-patch14"``, ``"hf:path/to/model-folder"``.
     device
         A torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None picks CUDA when available.
 
@@ -91,6 +101,10 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
             from geoaware.vision.encoders.openclip import OpenClipEncoder
 
             return OpenClipEncoder.from_name(rest, device=device)
+        if kind == "hf":
+            from geoaware.vision.encoders.hf import HfEncoder
+
+            return HfEncoder(rest, device=device)
         if kind == "timm":
             from geoaware.vision.encoders.timm import TimmEncoder
 
