@@ -48,6 +48,45 @@ def catalog_files(path: PathLike) -> list[Path]:
     raise CatalogError(p, "no such file or folder")
 
 
+def check_part_schemas(files: list[Path]) -> None:
+    """Refuse catalog parts whose columns differ from the first part's (names or types).
+
+    Raises
+    ------
+    CatalogError
+        Naming the part and the column that differs from the first part.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> pq.write_table(pa.table({"lat": [1.0]}), folder / "a.parquet")
+    >>> pq.write_table(pa.table({"lat": ["1"]}), folder / "b.parquet")
+    >>> check_part_schemas(catalog_files(folder))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.CatalogError: .../b.parquet, field 'lat': part has string, ...has double
+    """
+    first: pa.Schema | None = None
+    for part in files:
+        try:
+            schema = pq.read_schema(part)
+        except (OSError, pa.ArrowException) as exc:
+            raise CatalogError(part, f"not a readable Parquet file ({exc})") from exc
+        if first is None:
+            first = schema
+            continue
+        for name in dict.fromkeys([*first.names, *schema.names]):
+            if name not in schema.names or name not in first.names:
+                where = "lacks this column" if name not in schema.names else "has an extra column"
+                raise CatalogError(part, f"part {where} (first part: {files[0]})", field=name)
+            a, b = first.field(name).type, schema.field(name).type
+            if a != b:
+                raise CatalogError(
+                    part, f"part has {b}, the first part ({files[0]}) has {a}", field=name
+                )
+
+
 def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
     try:
         meta = pq.read_schema(path).metadata or {}

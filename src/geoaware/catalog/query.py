@@ -1,4 +1,12 @@
-"""SQL over a catalog with DuckDB: the catalog is the table ``catalog``."""
+"""SQL over a catalog with DuckDB: the catalog is the table ``catalog``, and nothing else.
+
+A query may read the catalog's files and nothing else, and may write nothing: the connection
+is allowed the catalog's own paths, then external access is switched off and the
+configuration locked, so ``read_text('/etc/hostname')``, ``ATTACH``, ``COPY ... TO``,
+``EXPORT DATABASE`` and ``INSTALL`` are refused by DuckDB itself. Only one ``SELECT`` (or
+``EXPLAIN``) statement is run, because DuckDB would still write to an allowed path (the
+catalog) with ``COPY``. Results are written by :func:`write_result`, atomically.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from geoaware.catalog.io import catalog_files
+from geoaware.catalog.io import catalog_files, check_part_schemas
 from geoaware.errors import QueryError
 from geoaware.fileio import atomic_path
 
@@ -43,15 +51,32 @@ def query_catalog(catalog: str | os.PathLike[str], sql: str) -> pa.Table:
     """
     import duckdb
 
-    files = ", ".join(_sql_string(str(f)) for f in catalog_files(catalog))
-    con = duckdb.connect()
+    if not sql.strip():
+        raise QueryError("empty query: give one SELECT statement over the table `catalog`")
+    paths = catalog_files(catalog)
+    check_part_schemas(paths)
+    con = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
     try:
-        con.execute(
-            f"CREATE VIEW catalog AS SELECT * FROM read_parquet([{files}], union_by_name = true)"
-        )
+        con.execute(f"SET allowed_paths = [{', '.join(_sql_string(str(p)) for p in paths)}]")
+        files = ", ".join(_sql_string(str(f)) for f in paths)
+        con.execute(f"CREATE VIEW catalog AS SELECT * FROM read_parquet([{files}])")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        statements = con.extract_statements(sql)
+        kinds = [st.type for st in statements]
+        if kinds not in ([duckdb.StatementType.SELECT], [duckdb.StatementType.EXPLAIN]):
+            shown = ", ".join(k.name for k in kinds) or "nothing"
+            raise QueryError(
+                f"query reads the catalog only: give one SELECT statement (got {shown}); "
+                "use --out to save the result\n  query: " + sql
+            )
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
-        raise QueryError(f"query failed: {exc}\n  query: {sql}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QueryError(f"query failed: {first}\n  query: {sql}") from exc
     finally:
         con.close()
 
@@ -67,6 +92,8 @@ def write_result(table: pa.Table, out: str | os.PathLike[str]) -> Path:
     ['"n"', '1']
     """
     path = Path(out)
+    if path.is_dir():
+        raise QueryError(f"{path}: --out is a folder; give a .parquet or .csv file name")
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise QueryError(f"{path}: output must end in .parquet or .csv")
