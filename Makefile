@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/geoaware demo --out demo-output
+	$(BIN)/geoaware demo --out demo-output --overwrite
 
 test: install
 	$(BIN)/python -m pytest -n 2 --doctest-modules src/geoaware tests

@@ -114,7 +114,7 @@ def test_exclude_within_at_predict_and_fit(files: dict[str, Path]) -> None:
     args = ["geolocate", "predict", str(model), str(files["emb"]), "--catalog",
             str(files["catalog"]), "--out", str(pred), "--json"]  # fmt: skip
     before = _json(runner.invoke(_app(), args))
-    after = _json(runner.invoke(_app(), [*args, "--exclude-within", "1"]))
+    after = _json(runner.invoke(_app(), [*args, "--exclude-within", "1", "--overwrite"]))
     assert before["summary"]["acc_1km"] == pytest.approx(1 / 18)  # the duplicate place is hit
     assert after["excluded"]["removed"] == 1
     assert after["overlap"]["training_after_exclusion"]["within"] == 0
@@ -127,7 +127,7 @@ def test_exclude_within_at_predict_and_fit(files: dict[str, Path]) -> None:
     assert fit["excluded"]["removed"] == 1 and fit["fitted_on"] == 57
     res = _json(runner.invoke(_app(), [
         "geolocate", "predict", str(model2), str(files["emb"]), "--catalog",
-        str(files["catalog"]), "--out", str(pred), "--json"]))  # fmt: skip
+        str(files["catalog"]), "--out", str(pred), "--overwrite", "--json"]))  # fmt: skip
     assert res["overlap"]["training"]["within"] == 0
     # CSV predictions read by the evaluation directly
     preds = read_geo_predictions(pred, truth=pq.read_table(files["catalog"]))
@@ -152,7 +152,7 @@ def test_gallery_method_with_gallery_file(files: dict[str, Path]) -> None:
         pred = files["dir"] / "gal.parquet"
         res = _json(runner.invoke(_app(), [
             "geolocate", "predict", str(model), str(files["emb"]), "--catalog",
-            str(files["catalog"]), "--out", str(pred), "--json"]))  # fmt: skip
+            str(files["catalog"]), "--out", str(pred), "--overwrite", "--json"]))  # fmt: skip
         assert set(res["overlap"]) == {"gallery", "training"}
         assert res["summary"]["acc_200km"] >= 0.9  # predictions are the gallery's city centres
     finally:

@@ -96,7 +96,8 @@ def test_eval_and_map(fg_model: tuple[Path, dict], fg_catalog: Path, tmp_path: P
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:4] == b"\x89PNG" and json.loads(r.stdout)["points"] >= 1
     r = runner.invoke(
-        _app(), ["prior", "map", str(model), "--label", "Vireo grizeus", "--out", str(png)]
+        _app(),
+        ["prior", "map", str(model), "--label", "Vireo grizeus", "--out", str(png), "--overwrite"],
     )
     assert r.exit_code != 0 and "did you mean 'Vireo griseus'" in str(r.exception)
 

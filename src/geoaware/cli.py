@@ -12,6 +12,7 @@ import typer
 from geoaware.clikit import (
     CatalogArg,
     JsonOpt,
+    OverwriteOpt,
     emit_json,
     err,
     floats_option,
@@ -19,7 +20,7 @@ from geoaware.clikit import (
     out,
     table,
 )
-from geoaware.errors import GeoawareError, InputFileError
+from geoaware.errors import GeoawareError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -205,11 +206,15 @@ def stats(
     map_png: Annotated[
         Path | None, typer.Option("--map", help="Write a world map of the points to this PNG.")
     ] = None,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Rows per source and split, labels, users, images per user, continents, and a map."""
     from geoaware.catalog import catalog_stats, read_catalog
+    from geoaware.outputs import claim_output, record_output
 
+    if map_png is not None:
+        claim_output(map_png, overwrite=overwrite, suffixes=(".png",), what="--map")
     table = read_catalog(catalog)
     summary = catalog_stats(table).to_dict()
     summary["map"] = None
@@ -218,7 +223,8 @@ def stats(
 
         lat = table.column("lat").to_numpy(zero_copy_only=False)
         lon = table.column("lon").to_numpy(zero_copy_only=False)
-        summary["map"] = str(world_map(lat, lon, map_png, title=str(catalog)))
+        summary["map"] = str(world_map(lat, lon, map_png, title=Path(catalog).name))
+        record_output(map_png, inputs=[catalog])
     if json:
         emit_json(summary)
         return
@@ -240,14 +246,23 @@ def query(
         Path | None, typer.Option("--out", help="Write the result to a .parquet or .csv file.")
     ] = None,
     show: Annotated[int, typer.Option(help="Rows shown in the terminal.")] = 20,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Run SQL over a catalog with DuckDB; print the result or write it to a file."""
-    from geoaware.catalog import query_catalog, write_result
+    """Run SQL over a catalog with DuckDB; print the result or write it to a file.
 
+    The query reads the catalog and nothing else: one SELECT statement, no other file, no
+    writes (geoaware writes --out itself).
+    """
+    from geoaware.catalog import query_catalog, write_result
+    from geoaware.outputs import claim_output, record_output
+
+    if out_file is not None:
+        claim_output(out_file, overwrite=overwrite, suffixes=(".parquet", ".csv"))
     result = query_catalog(catalog, sql)
     if out_file is not None:
         write_result(result, out_file)
+        record_output(out_file, inputs=[catalog])
     if json:
         data = result.slice(0, show).to_pylist() if out_file is None else []
         emit_json(
@@ -336,12 +351,16 @@ def ingest(
     out_path: Annotated[
         Path, typer.Option("--out", help="Catalog to write (.parquet or folder).")
     ] = Path("catalog.parquet"),
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Read a fetched source into a catalog."""
     from geoaware.catalog.io import write_catalog_batches
+    from geoaware.outputs import catalog_kind, claim_output, record_output
     from geoaware.sources import SOURCES
 
+    kind = catalog_kind(out_path)
+    claim_output(out_path, kind, overwrite=overwrite, suffixes=(".parquet",))
     reader = _source(source, SOURCES)(root)
     rows = 0
 
@@ -352,6 +371,7 @@ def ingest(
             yield batch
 
     path = write_catalog_batches(counted(), out_path)
+    record_output(path, kind, inputs=[root])
     if json:
         emit_json({"out": str(path), "rows": rows, "counts": reader.counts})
         return
@@ -373,16 +393,21 @@ def scan_images_cmd(
     headers_only: Annotated[
         bool, typer.Option(help="Read EXIF headers only (fast; truncated files go unnoticed).")
     ] = False,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Catalog any folder of photos: EXIF GPS, capture time, size, orientation."""
     from geoaware.catalog import write_catalog
+    from geoaware.outputs import catalog_kind, claim_output, record_output
     from geoaware.sources.exif import scan_images
 
+    kind = catalog_kind(out_path)
+    claim_output(out_path, kind, overwrite=overwrite, suffixes=(".parquet",))
     table, report = scan_images(
         folder, source=source, progress=not json, check_pixels=not headers_only
     )
     path = write_catalog(table, out_path)
+    record_output(path, kind, inputs=[folder])
     summary = {"out": str(path), "rows": table.num_rows, **report.to_dict()}
     if json:
         emit_json(summary)
@@ -452,12 +477,13 @@ def eval_geo(
     """Great-circle accuracy at 1/25/200/750/2500 km, median and mean error, GeoScore."""
     from geoaware.evaluate.geo import evaluate_geo
     from geoaware.evaluate.geo_io import read_geo_predictions
+    from geoaware.outputs import claim_output, record_output
 
     cols = tuple(columns.split(",")) if columns else None
     if cols is not None and len(cols) != 4:
         raise typer.BadParameter("--columns takes four names: true_lat,true_lon,pred_lat,pred_lon")
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise InputFileError(out_dir, "exists and is not a folder; --out takes a run folder")
+    if out_dir is not None:
+        claim_output(out_dir, "run")
     ts = floats_option(thresholds, "--thresholds")
     truth_table = None
     if truth is not None:
@@ -475,6 +501,7 @@ def eval_geo(
         reports.append((r, preds))
     if out_dir is not None:
         _write_geo_run([r for r, _ in reports], out_dir, geodesic)
+        record_output(out_dir, "run", inputs=[*predictions, truth])
     if json:
         docs = {r.name: _geo_json(r, p) for r, p in reports}
         emit_json(next(iter(docs.values())) if len(docs) == 1 else docs)
@@ -661,7 +688,10 @@ def eval_classify(
     """INat top-k error and accuracy, per super-category, taxonomic level and class frequency."""
     from geoaware.errors import EvaluationError
     from geoaware.evaluate import evaluate_classification
+    from geoaware.outputs import claim_output, record_output
 
+    if out_dir is not None:
+        claim_output(out_dir, "run")
     try:
         ks = [int(x) for x in k.split(",")]
     except ValueError:
@@ -680,6 +710,7 @@ def eval_classify(
         }
     if out_dir is not None:
         result.save(out_dir / f"{result.name}.classify.json")
+        record_output(out_dir, "run", inputs=[predictions, truth, train])
     data = result.to_dict()
     if ref is not None:
         data["reference"] = ref
@@ -756,13 +787,17 @@ def submission_write(
     scores: Annotated[Path, typer.Argument(help="Parquet/NPZ of scores or ranked labels.")],
     out_file: Annotated[Path, typer.Option("--out", help="Submission CSV to write.")],
     k: Annotated[int, typer.Option(help="Labels per image.")] = 5,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Write a Kaggle submission (id,predicted with k space-separated ids) from scores."""
     from geoaware.evaluate import read_predictions, write_submission
+    from geoaware.outputs import claim_output, record_output
 
+    claim_output(out_file, overwrite=overwrite, suffixes=(".csv",))
     topk = read_predictions(scores, k=k)
     path = write_submission(topk, out_file, k=k)
+    record_output(path, inputs=[scores])
     if json:
         emit_json({"out": str(path), "rows": len(topk)})
     else:
@@ -779,12 +814,16 @@ def report(
         "report.html"
     ),
     title: Annotated[str | None, typer.Option(help="Report title.")] = None,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Write one self-contained HTML report (tables and embedded figures) of a run folder."""
+    from geoaware.outputs import claim_output, record_output
     from geoaware.report import build_report, read_runs
 
+    claim_output(out_html, overwrite=overwrite, suffixes=(".html", ".htm"))
     path = build_report(run_dir, out_html, title=title)
+    record_output(path, inputs=[run_dir])
     runs = [
         {"name": r.name, "kind": r.kind, "source": r.source, "file": r.path.name}
         for r in read_runs(run_dir)
@@ -793,6 +832,47 @@ def report(
         emit_json({"report": str(path), "runs": runs})
         return
     out.print(f"[bold]report[/] {path} ({len(runs)} runs)")
+
+
+@app.command(
+    epilog="Example: geoaware info runs/split.parquet.  JSON keys: the manifest's (tool, "
+    "version, git_revision, command, seed, time, output, kind, inputs (each: path, bytes, "
+    "mtime, sha256 or files), history (run folders: each command that added to it)).",
+)
+def info(
+    path: Annotated[Path, typer.Argument(help="Any output geoaware wrote (file or folder).")],
+    json: JsonOpt = False,
+) -> None:
+    """How an output was made: command, version, git revision, seed, inputs and time."""
+    from geoaware.outputs import manifest_path, read_manifest
+
+    if not path.exists():
+        raise GeoawareError(f"{path}: no such file or folder")
+    doc = read_manifest(path)
+    if doc is None:
+        raise GeoawareError(
+            f"{path}: no geoaware manifest ({manifest_path(path)}); it was not written by "
+            "geoaware, or by a version before manifests"
+        )
+    if json:
+        emit_json(doc)
+        return
+    out.print(f"[bold]{doc['output']}[/] ({doc['kind']})", highlight=False)
+    for key in ("command", "seed", "time", "version", "git_revision"):
+        if doc.get(key) is not None:
+            out.print(f"  {key.replace('_', ' ')}: {doc[key]}", highlight=False)
+    rows = [
+        [i["path"], i.get("bytes"), i.get("mtime"), (i.get("sha256") or "")[:16]]
+        for i in doc.get("inputs", [])
+    ]
+    if rows:
+        out.print(table("inputs", ["path", "bytes", "modified", "sha256 (first 16)"], rows))
+    history = doc.get("history") or []
+    if len(history) > 1:
+        out.print(
+            table("commands that wrote here", ["time", "command"],
+                  [[h["time"], h["command"]] for h in history])
+        )  # fmt: skip
 
 
 def _source(name: str, registry: dict[str, Any]) -> Any:

@@ -19,6 +19,7 @@ from rich.table import Table
 __all__ = [
     "CatalogArg",
     "JsonOpt",
+    "OverwriteOpt",
     "emit_json",
     "err",
     "floats_option",
@@ -31,6 +32,12 @@ out = Console()
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace an output that geoaware wrote before (never anything else)."
+    ),
+]
 CatalogArg = Annotated[Path, typer.Argument(help="Catalog: a .parquet file or a folder of parts.")]
 
 

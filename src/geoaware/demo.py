@@ -34,6 +34,7 @@ import orjson
 
 from geoaware.errors import GeoawareError
 from geoaware.fileio import atomic_write_bytes, atomic_write_text
+from geoaware.outputs import OutputError, claim_output, record_output
 from geoaware.paths import cache_dir
 
 __all__ = ["DEMO_SPECIES", "Step", "demo_steps", "run_demo"]
@@ -119,7 +120,9 @@ def demo_steps(
         ),
         Step("validate", "validate every row", ("validate", catalog)),
         Step(
-            "stats", "count and map the catalog", ("stats", catalog, "--map", str(out / "map.png"))
+            "stats",
+            "count and map the catalog",
+            ("stats", catalog, "--map", str(out / "map.png"), *ow),
         ),
         Step(
             "split_random",
@@ -160,13 +163,13 @@ def demo_steps(
         Step(
             "leakage_random",
             "what the random split leaks",
-            ("leakage", random_split, "--map", str(out / "leakage-random.png")),
+            ("leakage", random_split, "--map", str(out / "leakage-random.png"), *ow),
             2.0,
         ),
         Step(
             "leakage_cell",
             "what the spatial split leaks",
-            ("leakage", cell_split, "--map", str(out / "leakage-cell.png")),
+            ("leakage", cell_split, "--map", str(out / "leakage-cell.png"), *ow),
             2.0,
         ),
         Step(
@@ -194,6 +197,7 @@ def demo_steps(
                 species,
                 "--out",
                 str(out / f"range-{_slug(species)}.png"),
+                *ow,
             ),
         )
         for species in DEMO_SPECIES
@@ -290,6 +294,10 @@ def run_demo(
     """
     t0 = time.perf_counter()
     out_dir = Path(out)
+    claim_output(out_dir, "run")  # a folder of anything else is refused before any work
+    if not overwrite and (out_dir / "commands.sh").exists():
+        raise OutputError(f"{out_dir} holds an earlier demo; pass --overwrite to replace it")
+    record_output(out_dir, "run")  # the steps write into a folder of geoaware's
     data = cache_dir("data")
     predictions = _fetch_inputs(data, progress=progress)
     steps = demo_steps(out_dir, data, predictions, quick=quick, overwrite=overwrite)
@@ -316,6 +324,7 @@ def run_demo(
             str(out_dir / "report.html"),
             "--title",
             "geoaware demo: fg_geo and Im2GPS",
+            *(("--overwrite",) if overwrite else ()),
         ),
     )
     if on_step is not None:

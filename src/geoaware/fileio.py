@@ -3,6 +3,9 @@
 Every file geoaware writes goes through :func:`atomic_path`: the writer fills a temporary file
 in the same folder, and only a successful write is renamed over the target (``os.replace`` is
 atomic on POSIX and Windows). An interrupted command therefore never leaves a half file.
+Temporary names carry the writer's process id (``.<name>.<pid>.…``): a later write to the same
+target removes the leftovers of writers that no longer run (a killed ``ingest``), and never
+those of a writer that is still running.
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "remove_leftovers",
+]
 
 
 @contextlib.contextmanager
@@ -40,8 +49,9 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     fd, name = tempfile.mkstemp(
-        prefix=f".{target.name}.",
+        prefix=f".{target.name}.{os.getpid()}.",
         suffix=(target.suffix if suffix is None else suffix) + ".part",
         dir=target.parent,
     )
@@ -75,12 +85,13 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    remove_leftovers(final)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=final.parent))
     try:
         yield staging
         old = None
         if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            old = final.with_name(f".{final.name}.{os.getpid()}.old")
             final.rename(old)
         staging.rename(final)
         if old is not None:
@@ -88,6 +99,51 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_leftovers(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files and folders that dead writers of ``target`` left beside it.
+
+    Returns what was removed. Only names of geoaware's own pattern (``.<name>.<pid>.…``) whose
+    process is gone are touched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / ".cat.parquet.999999999.abc.parquet.part").write_text("half")
+    >>> [p.name for p in remove_leftovers(folder / "cat.parquet")]
+    ['.cat.parquet.999999999.abc.parquet.part']
+    """
+    target = Path(target)
+    removed: list[Path] = []
+    prefix = f".{target.name}."
+    if not target.parent.is_dir():
+        return removed
+    for entry in target.parent.iterdir():
+        if not entry.name.startswith(prefix):
+            continue
+        pid_text = entry.name[len(prefix) :].split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 def _umask() -> int:

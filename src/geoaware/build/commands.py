@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geoaware.clikit import CatalogArg, JsonOpt, emit_json, floats_option, out
+from geoaware.clikit import CatalogArg, JsonOpt, OverwriteOpt, emit_json, floats_option, out
 
 __all__ = ["register"]
 
@@ -40,12 +40,17 @@ def register(app: typer.Typer) -> None:
         out_file: Annotated[Path, typer.Option("--out", help="Catalog to write.")],
         per_label: Annotated[int, typer.Option(help="At most this many images per label.")] = 10,
         seed: Annotated[int, typer.Option(help="Seed of the per-label choice.")] = 0,
+        overwrite: OverwriteOpt = False,
         json: JsonOpt = False,
     ) -> None:
         """Keep geotagged photos whose tags name exactly one label, at most N per label."""
         from geoaware.build.fg_geo import build_fg_geo
+        from geoaware.outputs import catalog_kind, claim_output, record_output
 
+        kind = catalog_kind(out_file)
+        claim_output(out_file, kind, overwrite=overwrite, suffixes=(".parquet",))
         report = build_fg_geo(yfcc, labels, out_file, per_label=per_label, seed=seed)
+        record_output(out_file, kind, inputs=[yfcc, labels], seed=seed)
         emit_json(report) if json else _show(f"wrote {report['kept']:,} rows", report)
 
     @check_app.command(
@@ -82,18 +87,23 @@ def register(app: typer.Typer) -> None:
         stratify: Annotated[
             str | None, typer.Option(help="Keep every value of this column on every side.")
         ] = None,
+        overwrite: OverwriteOpt = False,
         json: JsonOpt = False,
     ) -> None:
         """Assign train/val/test by a seeded hash of the image, user, cell (or by time)."""
         from geoaware.build.split import assign_split
         from geoaware.catalog import read_catalog, write_catalog
+        from geoaware.outputs import catalog_kind, claim_output, record_output
 
+        kind = catalog_kind(out_file)
+        claim_output(out_file, kind, overwrite=overwrite, suffixes=(".parquet",))
         r = floats_option(ratios, "--ratios")
         result = assign_split(
             read_catalog(catalog), by,  # type: ignore[arg-type]
             cell=cell, ratios=r, seed=seed, stratify=stratify, where=str(catalog),
         )  # fmt: skip
         write_catalog(result.table, out_file)
+        record_output(out_file, kind, inputs=[catalog], seed=seed)
         result.summary["out"] = str(out_file)
         emit_json(result.summary) if json else _show(f"wrote {out_file}", result.summary)
 
@@ -108,16 +118,22 @@ def register(app: typer.Typer) -> None:
         radius_m: Annotated[float, typer.Option(help="Same-outing distance (m).")] = 100.0,
         window_s: Annotated[float, typer.Option(help="Same-outing time window (s).")] = 86400.0,
         map_png: Annotated[Path | None, typer.Option("--map", help="PNG map of leaks.")] = None,
+        overwrite: OverwriteOpt = False,
         json: JsonOpt = False,
     ) -> None:
         """Users on both sides, same-outing images, duplicate ids/URLs, label gaps."""
         from geoaware.build.leakage import leakage_report
         from geoaware.catalog import read_catalog
+        from geoaware.outputs import claim_output, record_output
 
+        if map_png is not None:
+            claim_output(map_png, overwrite=overwrite, suffixes=(".png",), what="--map")
         report = leakage_report(
             read_catalog(catalog), split_column, radius_m=radius_m, window_s=window_s,
             map_png=map_png, where=str(catalog),
         )  # fmt: skip
+        if map_png is not None:
+            record_output(map_png, inputs=[catalog])
         emit_json(report) if json else _show(
             "leaks found" if report["leaks"] else "no leak", report
         )
@@ -148,13 +164,16 @@ def register(app: typer.Typer) -> None:
         inat_tables: Annotated[
             bool, typer.Option(help="Also write the iNat2021 per-user CSV tables.")
         ] = False,
+        overwrite: OverwriteOpt = False,
         json: JsonOpt = False,
     ) -> None:
         """Federated partitions (by user, cell, Dirichlet or IID) with LEAF-style stats."""
         from geoaware.build.partition import make_partitioner
         from geoaware.build.stats import write_inat_user_tables, write_partitions
         from geoaware.catalog import read_catalog
+        from geoaware.outputs import claim_output, record_output
 
+        claim_output(out_dir, "folder", overwrite=overwrite)
         table = read_catalog(catalog)
         p = make_partitioner(
             by, level=level, alpha=alpha, num_partitions=num_partitions, min_size=min_size,
@@ -165,6 +184,7 @@ def register(app: typer.Typer) -> None:
         stats = write_partitions(p, out_dir, level=level)
         if inat_tables:
             stats["inat_tables"] = [str(x) for x in write_inat_user_tables(table, out_dir)]
+        record_output(out_dir, "folder", inputs=[catalog], seed=seed)
         if json:
             emit_json(stats)
             return

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geoaware.clikit import JsonOpt, emit_json, err, fmt_metric, out, table
+from geoaware.clikit import JsonOpt, OverwriteOpt, emit_json, err, fmt_metric, out, table
 
 __all__ = ["geolocate_app", "register"]
 
@@ -164,10 +164,14 @@ def fit(
     exclude_near: Annotated[
         str, typer.Option(help="Catalog path, or a split of --catalog, to keep away from.")
     ] = "test",
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Fit a geolocator on the embeddings of a catalog's located rows and save the folder."""
     from geoaware.geolocate.model import fit_from_files
+    from geoaware.outputs import claim_output, record_output
+
+    claim_output(out_dir, "folder", overwrite=overwrite)
 
     given: dict[str, Any] = {
         "k": k,
@@ -208,6 +212,7 @@ def fit(
         )
     except (TypeError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
+    record_output(out_dir, "folder", inputs=[embeddings, catalog, gallery], seed=seed)
     if json:
         emit_json(result.to_dict())
         return
@@ -270,10 +275,14 @@ def predict(
         typer.Option(help="Drop reference points within KM of the test locations first."),
     ] = None,
     overlap_km: Annotated[float, typer.Option(help="Radius of the overlap report, km.")] = 1.0,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Predict a place and the top-k candidates per image; the file eval geo reads directly."""
     from geoaware.geolocate.model import predict_from_files
+    from geoaware.outputs import claim_output, record_output
+
+    claim_output(out_file, overwrite=overwrite, suffixes=(".parquet", ".csv"))
 
     if k < 1:
         raise typer.BadParameter(f"--k must be at least 1, got {k}")
@@ -287,6 +296,7 @@ def predict(
         exclude_within_km=exclude_within,
         overlap_km=overlap_km,
     )
+    record_output(out_file, inputs=[model, embeddings, catalog])
     if json:
         emit_json(result.to_dict())
         return

@@ -13,7 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
-from geoaware.clikit import CatalogArg, JsonOpt, emit_json, err, fmt_metric, out, table
+from geoaware.clikit import (
+    CatalogArg,
+    JsonOpt,
+    OverwriteOpt,
+    emit_json,
+    err,
+    fmt_metric,
+    out,
+    table,
+)
 
 __all__ = ["prior_app", "register"]
 
@@ -99,12 +108,15 @@ def train(
     ] = 1000,
     precision: Annotated[str, typer.Option(help="float32 or bfloat16 training.")] = "float32",
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Train a prior on a catalog's located rows (rows without a location are counted)."""
+    from geoaware.outputs import claim_output, record_output
     from geoaware.priors.config import PriorConfig
     from geoaware.priors.train import train_prior
 
+    claim_output(out_dir, "folder", overwrite=overwrite)
     recipes: dict[str, Callable[..., PriorConfig]] = {
         "published": PriorConfig,
         "small-data": PriorConfig.small_data,
@@ -139,6 +151,7 @@ def train(
             err.print(f"epoch {epoch}/{config.epochs}: loss {value:.5f}", highlight=False)
 
     result = train_prior(catalog, out_dir, config, split=split, progress=progress)
+    record_output(out_dir, "folder", inputs=[catalog], seed=seed)
     summary = {**result.to_dict(), "config": config.to_dict()}
     if json:
         emit_json(summary)
@@ -258,14 +271,22 @@ def fuse(
     ] = None,
     split: Annotated[str | None, typer.Option(help="Split the predictions answer.")] = None,
     top: Annotated[int, typer.Option(help="Labels kept per image in --out.")] = 5,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Combine p(y | image) with the prior p(y | location, date); report with and without."""
+    from geoaware.outputs import claim_output, record_output
     from geoaware.priors.fuse import fuse_predictions
 
+    claim_output(out_file, overwrite=overwrite, suffixes=(".parquet", ".npz"))
+    if kaggle is not None:
+        claim_output(kaggle, overwrite=overwrite, suffixes=(".csv",), what="--kaggle")
     result = fuse_predictions(
         model, predictions, catalog, out=out_file, kaggle=kaggle, split=split, k=top
     )
+    for written in (out_file, kaggle):
+        if written is not None:
+            record_output(written, inputs=[model, predictions, catalog])
     if json:
         emit_json(result.to_dict())
         return
@@ -295,12 +316,16 @@ def range_map_cmd(
     label: Annotated[str, typer.Option(help="Class to map (as in the vocabulary).")],
     out_png: Annotated[Path, typer.Option("--out", help="PNG to write.")],
     step: Annotated[int, typer.Option(help="Grid step in 0.25-degree cells.")] = 2,
+    overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Draw a class's predicted range over the land grid, with its training points."""
+    from geoaware.outputs import claim_output, record_output
     from geoaware.priors.plots import range_map
 
+    claim_output(out_png, overwrite=overwrite, suffixes=(".png",))
     summary = range_map(model, label, out_png, step=step)
+    record_output(out_png, inputs=[model])
     if json:
         emit_json(summary)
         return

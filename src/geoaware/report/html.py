@@ -33,6 +33,7 @@ import orjson
 
 from geoaware.errors import InputFileError
 from geoaware.fileio import atomic_write_text
+from geoaware.outputs import MANIFEST_NAME, read_manifest
 
 __all__ = [
     "CLASSIFY_SUMMARY_KEYS",
@@ -397,7 +398,7 @@ def _scan(run_dir: Path) -> tuple[list[EvaluationRun], list[Path]]:
     runs: list[EvaluationRun] = []
     skipped: list[Path] = []
     for path in sorted(run_dir.glob("*.json")):
-        if not path.is_file():
+        if not path.is_file() or path.name == MANIFEST_NAME:
             continue
         if _kind_from_name(path) is not None:
             runs.append(read_run(path))
@@ -736,6 +737,33 @@ def _run_section(anchor: str, run: EvaluationRun, run_dir: Path, max_table_rows:
     return "".join(parts)
 
 
+def _provenance_section(run_dir: Path) -> str:
+    """Return the commands that wrote into the run folder, from its manifest (or "")."""
+    doc = read_manifest(run_dir)
+    if doc is None:
+        return ""
+    rows = []
+    for entry in doc.get("history") or [doc]:
+        inputs = "; ".join(
+            f"{i.get('path')}" + (f" (sha256 {i['sha256'][:12]}…)" if i.get("sha256") else "")
+            for i in entry.get("inputs", [])
+        )
+        rows.append(
+            f'<tr><td class="text">{_esc(entry.get("time"))}</td>'
+            f'<td class="text"><code>{_esc(entry.get("command"))}</code></td>'
+            f'<td class="text">{_esc(inputs)}</td></tr>'
+        )
+    return (
+        '<section id="provenance"><h2>Provenance</h2>'
+        f'<p class="meta">geoaware {_esc(doc.get("version"))}'
+        + (f", git {_esc(doc['git_revision'][:12])}" if doc.get("git_revision") else "")
+        + f" · the folder's manifest: <code>{MANIFEST_NAME}</code></p>"
+        '<div class="scroll"><table><thead><tr><th class="text">time</th>'
+        '<th class="text">command</th><th class="text">inputs</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -838,6 +866,7 @@ def build_report(
     ]
     parts.extend(_summary_section(k, v) for k, v in by_kind.items() if v)
     parts.extend(_run_section(a, r, run_dir, max_table_rows) for a, r in anchored)
+    parts.append(_provenance_section(run_dir))
     skipped_note = (
         " Other JSON files, not evaluation results, were skipped: "
         + ", ".join(p.name for p in skipped)

@@ -81,8 +81,10 @@ def embed(
     json: JsonOpt = False,
 ) -> None:
     """Embed every image of a catalog; unreadable images are listed in failed.csv, skipped."""
+    from geoaware.outputs import claim_output, record_output
     from geoaware.vision.embed import embed_catalog
 
+    claim_output(out_dir, "run")  # a folder of ours is resumed; anything else is refused
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, got {engine!r}")
     if dtype not in ("float16", "float32"):
@@ -101,6 +103,7 @@ def embed(
         device=device,
         progress=not json,
     )
+    record_output(out_dir, "run", inputs=[catalog])
     if json:
         emit_json(report.to_dict())
         return
