@@ -11,6 +11,7 @@ import typer
 
 from geoaware.clikit import (
     CatalogArg,
+    GeoawareGroup,
     JsonOpt,
     emit_json,
     err,
@@ -30,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=GeoawareGroup,
 )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "QueryError",
     "SchemaError",
     "UnsafeArchiveError",
+    "UsageError",
 ]
 
 
@@ -96,3 +97,10 @@ class DatasetNotFoundError(GeoawareError, FileNotFoundError):
 
 class DependencyNotFoundError(GeoawareError, ImportError):
     """An optional dependency is not installed; the message names the pip extra to install."""
+
+
+class UsageError(GeoawareError, ValueError):
+    """An argument or option is not valid: an unknown name, a number out of range, ...
+
+    The message names the option or path and says what is accepted.
+    """

@@ -17,7 +17,14 @@ from geoaware.catalog.schema import METADATA_KEY, REQUIRED_COLUMNS, SCHEMA_VERSI
 from geoaware.errors import CatalogError
 from geoaware.fileio import atomic_dir, atomic_path
 
-__all__ = ["catalog_files", "read_catalog", "write_catalog", "write_catalog_batches"]
+__all__ = [
+    "catalog_columns",
+    "catalog_files",
+    "read_catalog",
+    "read_parquet_schema",
+    "write_catalog",
+    "write_catalog_batches",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -48,9 +55,50 @@ def catalog_files(path: PathLike) -> list[Path]:
     raise CatalogError(p, "no such file or folder")
 
 
-def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
+def read_parquet_schema(path: PathLike) -> pa.Schema:
+    """Read one Parquet file's schema from its footer; a damaged file is a CatalogError.
+
+    This is the one place where a pyarrow error about a user's Parquet file becomes a
+    message that names the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> bad = pathlib.Path(tempfile.mkdtemp()) / "cut.parquet"
+    >>> _ = bad.write_bytes(b"PAR1 not really")
+    >>> read_parquet_schema(bad)
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.CatalogError: .../cut.parquet: not a readable Parquet file (...)
+    """
     try:
-        meta = pq.read_schema(path).metadata or {}
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise CatalogError(path, f"not a readable Parquet file ({exc})") from exc
+
+
+def catalog_columns(path: PathLike) -> list[str]:
+    """Return the column names of a catalog (its first part), without reading any rows.
+
+    Raises
+    ------
+    CatalogError
+        If the catalog does not exist or its first part is not a readable Parquet file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "c.parquet"
+    >>> _ = write_catalog(pa.table({"source": ["s"], "image_id": ["1"]}), out)
+    >>> catalog_columns(out)[:3]
+    ['source', 'split', 'image_id']
+    """
+    return list(read_parquet_schema(catalog_files(path)[0]).names)
+
+
+def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
+    meta = read_parquet_schema(path).metadata or {}
+    try:
         table = pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise CatalogError(path, f"not a readable Parquet file ({exc})") from exc

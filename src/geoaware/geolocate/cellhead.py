@@ -38,7 +38,7 @@ import numpy.typing as npt
 from geoaware.errors import InputFileError
 from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import check_coordinates
-from geoaware.geolocate.base import Geolocator, PlacePredictions
+from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz, read_torch_state
 from geoaware.geolocate.cells import CellPartition, build_cells, parents
 
 if TYPE_CHECKING:
@@ -533,8 +533,6 @@ class CellGeolocator(Geolocator):
             A missing file, a bad option, a partition file that does not read, or weights
             that do not fit; naming the file and the field.
         """
-        import torch
-
         folder = Path(folder)
         where = folder / "config.json"
         if config.get("method") != cls.method:
@@ -553,16 +551,15 @@ class CellGeolocator(Geolocator):
         cells = [CellPartition.from_file(folder / name) for name in files]
         net = _net(dim, [len(p) for p in cells], settings.hidden)
         try:
-            state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-            net.load_state_dict(state)
-        except (OSError, RuntimeError, ValueError) as exc:
+            net.load_state_dict(read_torch_state(folder / "model.pt"))
+        except (RuntimeError, ValueError) as exc:
             raise InputFileError(
                 folder / "model.pt", f"weights do not load into the configured network ({exc})"
             ) from exc
         locations = None
         if (folder / "locations.npz").is_file():  # older folders have none: no overlap report
-            with np.load(folder / "locations.npz") as npz:
-                locations = (npz["lat"], npz["lon"])
+            npz = read_npz(folder / "locations.npz", ("lat", "lon"))
+            locations = (npz["lat"], npz["lon"])
         training = dict(config.get("training", {}))
         return cls(cells, net, settings, dim=dim, training=training, locations=locations)
 

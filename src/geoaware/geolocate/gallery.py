@@ -37,7 +37,7 @@ from geoaware.errors import InputFileError
 from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
 from geoaware.geo.encode import unit_vector
-from geoaware.geolocate.base import Geolocator, PlacePredictions
+from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz, read_torch_state
 
 __all__ = ["GalleryConfig", "GalleryGeolocator", "LocationEncoder"]
 
@@ -400,13 +400,11 @@ class GalleryGeolocator(Geolocator):
             ) from exc
         net = _Net(dim, cfg, torch.Generator().manual_seed(cfg.seed))
         try:
-            net.load_state_dict(
-                torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-            )
-        except (OSError, RuntimeError, ValueError) as exc:
+            net.load_state_dict(read_torch_state(folder / "model.pt"))
+        except (RuntimeError, ValueError) as exc:
             raise InputFileError(folder / "model.pt", f"weights do not load ({exc})") from exc
-        with np.load(folder / "gallery.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("gallery_lat", "gallery_lon", "train_lat", "train_lon")}
+        keys = ("gallery_lat", "gallery_lon", "train_lat", "train_lon")
+        arrays = read_npz(folder / "gallery.npz", keys)
         return cls(net, cfg, dim=dim, training=dict(config.get("training", {})), **arrays)
 
 

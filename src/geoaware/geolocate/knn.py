@@ -40,7 +40,7 @@ from geoaware.errors import InputFileError
 from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
 from geoaware.geo.encode import unit_vector
-from geoaware.geolocate.base import Geolocator, PlacePredictions
+from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz
 
 __all__ = ["KnnConfig", "KnnGeolocator", "kernel_mode"]
 
@@ -481,8 +481,8 @@ class KnnGeolocator(Geolocator):
             index = faiss.read_index(str(folder / "index.faiss"))
         except RuntimeError as exc:
             raise InputFileError(folder / "index.faiss", f"not a FAISS index ({exc})") from exc
-        with np.load(folder / "gallery.npz", allow_pickle=False) as z:
-            lat, lon, ids, excluded = z["lat"], z["lon"], z["ids"], z["excluded"]
+        z = read_npz(folder / "gallery.npz", ("lat", "lon", "ids", "excluded"))
+        lat, lon, ids, excluded = z["lat"], z["lon"], z["ids"], z["excluded"]
         if index.ntotal != len(lat):
             raise InputFileError(
                 folder / "gallery.npz",

@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geoaware.errors import GeoawareError, InputFileError
+from geoaware.errors import GeoawareError, InputFileError, UsageError
 from geoaware.fileio import atomic_dir, atomic_path, atomic_write_text
 from geoaware.geolocate.base import Geolocator, PlacePredictions
 from geoaware.geolocate.overlap import exclude_within, overlap_report
@@ -217,7 +217,7 @@ def write_predictions(path: PathLike, image_ids: npt.ArrayLike, preds: PlacePred
             pq.write_table(pa.table(columns), tmp)
         return out
     if suffix != ".csv":
-        raise ValueError(f"predictions go to a .csv or .parquet file, got {out.name!r}")
+        _check_predictions_path(out)
     import pandas as pd
 
     frame = pd.DataFrame(
@@ -229,6 +229,36 @@ def write_predictions(path: PathLike, image_ids: npt.ArrayLike, preds: PlacePred
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
     return out
+
+
+def _check_predictions_path(path: PathLike) -> None:
+    """Refuse an output name whose extension is not a format :func:`write_predictions` writes."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UsageError(
+            f"{path}: predictions go to a .csv or .parquet file, not {suffix or 'no extension'!r}"
+        )
+
+
+def _check_compatible(embeddings: PathLike, info: Any, trained_on: Any) -> None:
+    """Refuse vectors of another dimension or encoder than the model was fitted on."""
+    if info.dim != trained_on.dim:
+        raise InputFileError(
+            embeddings,
+            f"vectors have {info.dim} dimensions; the model was fitted on {trained_on.dim} "
+            f"({trained_on.encoder})",
+            field="embedding",
+        )
+    if "unknown" not in (info.encoder, trained_on.encoder) and (info.encoder, info.version) != (
+        trained_on.encoder,
+        trained_on.version,
+    ):
+        raise InputFileError(
+            embeddings,
+            f"made by encoder {info.encoder!r} {info.version!r}; the model was fitted on "
+            f"{trained_on.encoder!r} {trained_on.version!r}",
+            field="embedding",
+        )
 
 
 # ---- from files ------------------------------------------------------------------------------
@@ -245,9 +275,9 @@ class Located:
 
 
 def _catalog_rows(catalog: PathLike, split: str | None) -> tuple[pa.Table, int]:
-    from geoaware.catalog.io import read_catalog
+    from geoaware.catalog.io import catalog_columns, read_catalog
 
-    names = pq.read_schema(_first_part(catalog)).names
+    names = catalog_columns(catalog)
     cols = [c for c in ("image_id", "lat", "lon", "split") if c in names]
     for need in ("image_id", "lat", "lon"):
         if need not in cols:
@@ -264,12 +294,6 @@ def _catalog_rows(catalog: PathLike, split: str | None) -> tuple[pa.Table, int]:
         if table.num_rows == 0:
             raise InputFileError(catalog, f"no row has split {split!r}", field="split")
     return table, total
-
-
-def _first_part(catalog: PathLike) -> Path:
-    from geoaware.catalog.io import catalog_files
-
-    return catalog_files(catalog)[0]
 
 
 def _coords(table: pa.Table) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -478,38 +502,30 @@ def predict_from_files(
     ``eval geo``, and with ``exclude_within_km`` the reference points within that distance
     of a test location are dropped before predicting.
     """
-    model = load_geolocator(model_dir)
+    _check_predictions_path(out)
     trained_on = read_model_encoder(model_dir)
+    if trained_on is None:
+        raise InputFileError(
+            Path(model_dir) / ENCODER_FILE,
+            "missing: the model does not say which embeddings it was fitted on, so vectors "
+            "cannot be checked against it; refit it with geoaware geolocate fit",
+        )
+    from geoaware.vision.embeddings import read_info
+
+    _check_compatible(embeddings, read_info(embeddings), trained_on)
+    model = load_geolocator(model_dir)
     join = None
     t_lat = t_lon = None
     if catalog is not None:
         data = join_embeddings(embeddings, catalog, split, need_location=False)
-        ids, vectors, info = data.ids, data.vectors, data.info
+        ids, vectors = data.ids, data.vectors
         join = data.report
         t_lat, t_lon = data.lat, data.lon
     else:
         from geoaware.vision.embeddings import read_embeddings
 
         emb = read_embeddings(embeddings)
-        ids, vectors, info = emb.ids, emb.vectors, emb.info
-    if trained_on is not None and info.dim != trained_on.dim:
-        raise InputFileError(
-            embeddings,
-            f"vectors have {info.dim} dimensions; the model was fitted on {trained_on.dim} "
-            f"({trained_on.encoder})",
-            field="embedding",
-        )
-    if (
-        trained_on is not None
-        and "unknown" not in (info.encoder, trained_on.encoder)
-        and (info.encoder, info.version) != (trained_on.encoder, trained_on.version)
-    ):
-        raise InputFileError(
-            embeddings,
-            f"made by encoder {info.encoder!r} {info.version!r}; the model was fitted on "
-            f"{trained_on.encoder!r} {trained_on.version!r}",
-            field="embedding",
-        )
+        ids, vectors = emb.ids, emb.vectors
     overlap: dict[str, Any] = {}
     excluded = None
     located = None
