@@ -69,7 +69,7 @@ def _method_class(method: str) -> type[Geolocator]:
         module = importlib.import_module("geoaware.geolocate.cellhead")
         cls: type[Geolocator] = module.CellGeolocator
         return cls
-    raise ValueError(f"unknown geolocation method {method!r}; one of {', '.join(METHODS)}")
+    raise UsageError(f"unknown geolocation method {method!r}; one of {', '.join(METHODS)}")
 
 
 def fit_geolocator(
@@ -447,7 +447,7 @@ def fit_from_files(
         opts["gallery_lat"] = g.column("lat").to_numpy()
         opts["gallery_lon"] = g.column("lon").to_numpy()
     elif gallery is not None:
-        raise ValueError("--gallery applies to --method gallery only")
+        raise UsageError("--gallery applies to --method gallery only")
     if method == "knn":
         opts["ids"] = data.ids[keep]
     if progress is not None and method in ("gallery", "cells"):

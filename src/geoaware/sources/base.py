@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from geoaware.errors import DatasetNotFoundError
+from geoaware.errors import DatasetNotFoundError, UsageError
 from geoaware.paths import mirror_dir
 from geoaware.sources.archive import extract
 from geoaware.sources.download import RemoteFile, fetch
@@ -62,7 +62,7 @@ class Source(ABC):
             wanted = parts
         unknown = [p for p in wanted if p not in self.files]
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name}: unknown part(s) {', '.join(unknown)}; known: {', '.join(self.files)}"
             )
         got = {}

@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from geoaware.errors import DatasetNotFoundError, InputFileError, InvalidTileError
+from geoaware.errors import DatasetNotFoundError, InputFileError, InvalidTileError, UsageError
 from geoaware.geo.tiles import MAX_ZOOM, ground_sample_distance_m, parse_tile, tile_centers
 from geoaware.sources.base import Source
 from geoaware.sources.download import RemoteFile
@@ -229,9 +229,9 @@ class Git10M(Source):
     ) -> None:
         super().__init__(root)
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, but given {batch_size}")
+            raise UsageError(f"batch_size must be positive, but given {batch_size}")
         if tile_size <= 0:
-            raise ValueError(f"tile_size must be positive, but given {tile_size}")
+            raise UsageError(f"tile_size must be positive, but given {tile_size}")
         self.strict = strict
         self.batch_size = batch_size
         self.tile_size = tile_size
@@ -271,7 +271,7 @@ class Git10M(Source):
             return found
         unknown = [p for p in parts if p not in found]
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name}: unknown shard(s) {', '.join(unknown)}; found: {', '.join(found)}"
             )
         return {p: found[p] for p in parts}
