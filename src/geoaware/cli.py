@@ -88,7 +88,9 @@ def validate(
 ) -> None:
     """Check a catalog: bad or (0,0) coordinates, duplicate ids, missing fields, bad boxes."""
     from geoaware.catalog import read_catalog, validate_table
+    from geoaware.catalog.io import check_catalog_schema
 
+    check_catalog_schema(catalog)
     report = validate_table(read_catalog(catalog), str(catalog), max_examples=examples)
     if json:
         emit_json(report.to_dict())

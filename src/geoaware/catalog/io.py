@@ -13,13 +13,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geoaware.catalog.schema import METADATA_KEY, REQUIRED_COLUMNS, SCHEMA_VERSION, conform
+from geoaware.catalog.schema import (
+    METADATA_KEY,
+    REQUIRED_COLUMNS,
+    SCHEMA_VERSION,
+    check_schema,
+    conform,
+)
 from geoaware.errors import CatalogError
 from geoaware.fileio import atomic_dir, atomic_path
 
 __all__ = [
     "catalog_columns",
     "catalog_files",
+    "check_catalog_schema",
     "read_catalog",
     "read_parquet_schema",
     "write_catalog",
@@ -94,6 +101,31 @@ def catalog_columns(path: PathLike) -> list[str]:
     ['source', 'split', 'image_id']
     """
     return list(read_parquet_schema(catalog_files(path)[0]).names)
+
+
+def check_catalog_schema(path: PathLike) -> None:
+    """Check every part's stored schema against the catalog's before reading rows.
+
+    Raises
+    ------
+    SchemaError
+        Naming the part and the column, for a column of the wrong kind or a half group
+        (see :func:`geoaware.catalog.schema.check_schema`).
+    CatalogError
+        If a part is missing or not readable Parquet.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "c.parquet"
+    >>> pq.write_table(pa.table({"source": ["s"], "image_id": ["1"], "lon": [2.0]}), out)
+    >>> check_catalog_schema(out)
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.SchemaError: ...c.parquet, field 'lat': column is missing while lon is ...
+    """
+    for part in catalog_files(path):
+        check_schema(read_parquet_schema(part), where=str(part))
 
 
 def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
