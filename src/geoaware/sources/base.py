@@ -10,10 +10,10 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from geoaware.errors import DatasetNotFoundError, UsageError
+from geoaware.errors import ChecksumError, DatasetNotFoundError, UsageError
 from geoaware.paths import mirror_dir
 from geoaware.sources.archive import extract
-from geoaware.sources.download import RemoteFile, fetch
+from geoaware.sources.download import RemoteFile, fetch, verify_once
 
 __all__ = ["Source"]
 
@@ -39,6 +39,10 @@ class Source(ABC):
     files: ClassVar[dict[str, RemoteFile]]
     catalog_parts: ClassVar[tuple[str, ...] | None] = None
     """The parts :meth:`read` needs (default: all); image archives are left out here."""
+
+    verify: bool = True
+    """Check each release file's published checksum before reading it (set False to read a
+    hand-made file of the release's layout, as tests do)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -86,20 +90,38 @@ class Source(ABC):
     def local(self, part: str) -> Path:
         """Return a part's local path (under ``root``, else the mirror) without downloading.
 
+        With :attr:`verify` (the default) the file's checksum is checked the first time it is
+        read, and again whenever its size or modification time changes (see
+        :func:`geoaware.sources.download.verify_once`).
+
         Raises
         ------
+        ChecksumError
+            If the file does not match its published checksum.
         DatasetNotFoundError
             If the part is in neither place; the message says how to get it.
         """
         remote = self.files[part]
         for base in (self.root, mirror_dir()):
             if base is not None and (base / remote.path).is_file():
-                return base / remote.path
+                path = base / remote.path
+                if self.verify:
+                    self._verify(remote, path)
+                return path
         raise DatasetNotFoundError(
             f"{self.name}: {remote.path} not found under {self.root}"
             + (f" or GEOAWARE_MIRROR={mirror_dir()}" if mirror_dir() else "")
             + f"; run `geoaware fetch {self.name} --dest {self.root}`"
         )
+
+    def _verify(self, remote: RemoteFile, path: Path) -> None:
+        try:
+            verify_once(remote, path)
+        except ChecksumError as exc:
+            raise ChecksumError(
+                f"{exc}; this is not the published {self.name} file (a damaged or changed "
+                f"copy): fetch it again with `geoaware fetch {self.name} --dest {self.root}`"
+            ) from exc
 
     @abstractmethod
     def read(self) -> pa.Table:

@@ -3,7 +3,8 @@
 A :class:`RemoteFile` knows its relative path, its URLs and its published checksum.
 :func:`fetch` returns a local, verified copy:
 
-1. the file already under ``dest`` (verified once, then trusted by size and a stamp);
+1. the file already under ``dest``, its checksum verified again (a copy that kept its size
+   and modification time but not its bytes is caught);
 2. else the same relative path under ``GEOAWARE_MIRROR``, used in place once verified;
 3. else each URL in turn: bytes go to ``<name>.part``, an interrupted download resumes with an
    HTTP ``Range`` request, and only a file whose checksum matches is renamed to its name.
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from geoaware.errors import ChecksumError, DownloadError
-from geoaware.paths import mirror_dir
+from geoaware.fileio import atomic_write_text
+from geoaware.paths import cache_dir, mirror_dir
 
-__all__ = ["RemoteFile", "fetch", "file_digest", "verify"]
+__all__ = ["RemoteFile", "fetch", "file_digest", "verify", "verify_once"]
 
 CHUNK = 1 << 20
 STREAM_CHUNK = 1 << 16  # small, so an interrupted download keeps almost all it received
@@ -97,22 +99,52 @@ def verify(remote: RemoteFile, path: str | os.PathLike[str]) -> None:
             raise ChecksumError(f"{path}: {algorithm} is {actual}, expected {expected}")
 
 
-def _stamp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.verified")
+def _record(remote: RemoteFile, path: Path) -> tuple[Path, str]:
+    """Where the verification record of ``path`` lives (the cache), and the key it must hold.
+
+    The record sits in the cache, not beside the file, so a read-only mirror works too; the key
+    ties it to this file's size and modification time and to the checksums it was checked
+    against.
+    """
+    resolved = path.resolve()
+    st = resolved.stat()
+    name = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    key = f"{resolved}\n{st.st_size}:{st.st_mtime_ns}:{remote.sha256}:{remote.md5}"
+    return cache_dir("verified") / name, key
 
 
-def _is_verified(remote: RemoteFile, path: Path) -> bool:
-    """Verify ``path`` unless a stamp shows it was verified at its current size and mtime."""
-    stamp = _stamp(path)
-    if not path.exists():
-        return False
-    st = path.stat()
-    key = f"{st.st_size}:{st.st_mtime_ns}:{remote.sha256}:{remote.md5}"
-    if stamp.exists() and stamp.read_text() == key:
-        return True
+def verify_once(remote: RemoteFile, path: str | os.PathLike[str]) -> None:
+    """Verify ``path`` against ``remote``'s checksums unless it was verified as it is now.
+
+    A successful check is recorded (keyed by the resolved path, size, modification time and
+    the expected checksums), so reading the same file again costs a ``stat``, not a hash. A
+    file that changed in any of these is hashed again.
+
+    Raises
+    ------
+    ChecksumError
+        Naming the file, if it does not match.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = p.write_bytes(b"abc")
+    >>> verify_once(RemoteFile("x", (), md5="900150983cd24fb0d6963f7d28e17f72"), p)
+    """
+    if remote.sha256 is None and remote.md5 is None:
+        return
+    record, key = _record(remote, Path(path))
+    if record.is_file() and record.read_text() == key:
+        return
     verify(remote, path)
-    stamp.write_text(key)
-    return True
+    atomic_write_text(record, key)
+
+
+def _remember(remote: RemoteFile, path: Path) -> None:
+    """Record that ``path`` (as it is now) was just verified."""
+    record, key = _record(remote, path)
+    atomic_write_text(record, key)
 
 
 def fetch(
@@ -153,12 +185,15 @@ def fetch(
     PosixPath('../shared/data/fg_geo_yfcc/yfcc100m_geolocated_inat2017species.csv.zip')
     """
     target = Path(dest) / remote.path
-    if _is_verified(remote, target):
+    if target.is_file():
+        verify(remote, target)  # every time: size and mtime do not prove the bytes
+        _remember(remote, target)  # so `ingest` need not hash it again
         return target
     mirror = mirror_dir()
     if mirror is not None and (mirror / remote.path).is_file():
         copy = mirror / remote.path
         verify(remote, copy)
+        _remember(remote, copy)
         return copy
     if not remote.urls:
         raise DownloadError(f"{remote.path}: no URL known and not found in GEOAWARE_MIRROR")
@@ -183,7 +218,7 @@ def fetch(
             errors.append(f"{url}: {exc}")
             continue
         os.replace(part, target)
-        _is_verified(remote, target)
+        _remember(remote, target)
         return target
     if mismatch is not None and len(errors) == 1:
         raise mismatch
