@@ -251,7 +251,7 @@ def sources(json: JsonOpt = False) -> None:
 
 
 @app.command(
-    epilog="Example: geoaware fetch fg_geo_yfcc --dest data.  "
+    epilog="Example: geoaware fetch fg_geo_yfcc --dest data --read-timeout 20 --deadline 600.  "
     "Set GEOAWARE_MIRROR to a folder with the same relative paths to work offline.",
 )
 def fetch(
@@ -261,12 +261,28 @@ def fetch(
         typer.Option(help="Comma-separated parts, or `all`; default: the parts the catalog needs."),
     ] = None,
     dest: Annotated[Path, typer.Option(help="Download folder.")] = Path("data"),
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a server to accept the connection.")
+    ] = 10.0,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the next bytes from a server.")
+    ] = 30.0,
+    deadline: Annotated[
+        float | None,
+        typer.Option(help="Seconds for each whole file, every URL and retry included."),
+    ] = None,
 ) -> None:
     """Download a source's files with resume and checksum checks (mirror first)."""
     from geoaware.sources import SOURCES
+    from geoaware.sources.download import Timeouts
 
     cls = _source(source, SOURCES)
-    got = cls(dest).fetch(parts.split(",") if parts else None)
+    timeouts = Timeouts(connect=connect_timeout, read=read_timeout, deadline=deadline)
+    got = cls(dest).fetch(
+        parts.split(",") if parts else None,
+        timeouts=timeouts,
+        note=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
+    )
     for part, path in got.items():
         out.print(f"{source}/{part}: {path} (verified)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,7 +13,7 @@ import pyarrow as pa
 from geoaware.errors import ChecksumError, DatasetNotFoundError, UsageError
 from geoaware.paths import mirror_dir
 from geoaware.sources.archive import extract
-from geoaware.sources.download import RemoteFile, fetch, verify_once
+from geoaware.sources.download import RemoteFile, Timeouts, fetch, verify_once
 
 __all__ = ["Source"]
 
@@ -49,8 +49,18 @@ class Source(ABC):
         self.counts: dict[str, int] = {}
         """What the last read found worth reporting, e.g. ``{"images_without_location": 12}``."""
 
-    def fetch(self, parts: list[str] | None = None, *, progress: bool = True) -> dict[str, Path]:
+    def fetch(
+        self,
+        parts: list[str] | None = None,
+        *,
+        progress: bool = True,
+        timeouts: Timeouts | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> dict[str, Path]:
         """Download (or find in the mirror) and verify parts; return their local paths.
+
+        ``timeouts`` and ``note`` go to :func:`geoaware.sources.download.fetch` (connect and
+        read timeouts, the deadline per file; one line per place looked at).
 
         ``parts=None`` fetches :attr:`catalog_parts` (what the catalog needs), ``["all"]``
         every part, image archives included.
@@ -72,7 +82,9 @@ class Source(ABC):
         got = {}
         for part in wanted:
             remote = self.files[part]
-            got[part] = path = fetch(remote, self.root, progress=progress)
+            got[part] = path = fetch(
+                remote, self.root, progress=progress, timeouts=timeouts, note=note
+            )
             if remote.extract:
                 self._extract_once(path, (self.root / remote.path).parent)
         return got
