@@ -381,6 +381,12 @@ def _download(url: str, target: Path, *, retries: int, clock: _Clock, progress: 
                 # requests reports a read timeout inside a streamed body as a ConnectionError
                 if "timed out" not in str(exc) and not isinstance(exc, requests.ReadTimeout):
                     last = exc
+                elif timeout[1] < clock.timeouts.read:  # cut short by the file's deadline
+                    last = _PermanentError(
+                        f"{url}: gave up at the {clock.timeouts.deadline:g} s deadline for "
+                        "this file (--deadline)"
+                    )
+                    break
                 else:
                     last = DownloadError(
                         f"{url}: the server sent nothing for {timeout[1]:g} s (--read-timeout)"
