@@ -7,6 +7,8 @@ place; the narrow subclasses say which kind of input was at fault.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "CatalogError",
     "ChecksumError",
@@ -51,6 +53,8 @@ class InputFileError(GeoawareError):
         record: object | None = None,
         field: str | None = None,
     ) -> None:
+        # One line: a library's reason (pyarrow's end in a newline) is joined up.
+        problem = re.sub(r"\s*\n\s*", " ", problem.strip())
         where = str(path)
         if record is not None:
             where += f", record {record}"

@@ -134,8 +134,12 @@ def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
         table = pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise CatalogError(path, f"not a readable Parquet file ({exc})") from exc
-    version = meta.get(METADATA_KEY, SCHEMA_VERSION.encode()).decode()
-    if not version.isdigit() or int(version) > int(SCHEMA_VERSION):
+    version = meta.get(METADATA_KEY, SCHEMA_VERSION.encode()).decode("utf-8", "replace")
+    if not version.isdigit():
+        raise CatalogError(
+            path, f"catalog schema version {version!r} is not a number", field="schema_version"
+        )
+    if int(version) > int(SCHEMA_VERSION):
         raise CatalogError(
             path,
             f"catalog schema version {version} is newer than this geoaware's "
