@@ -278,7 +278,7 @@ def _catalog_rows(catalog: PathLike, split: str | None) -> tuple[pa.Table, int]:
     from geoaware.catalog.io import catalog_columns, read_catalog
 
     names = catalog_columns(catalog)
-    cols = [c for c in ("image_id", "lat", "lon", "split") if c in names]
+    cols: list[str] = [c for c in ("image_id", "lat", "lon", "split") if c in names]
     for need in ("image_id", "lat", "lon"):
         if need not in cols:
             raise InputFileError(catalog, "the catalog has no such column", field=need)
