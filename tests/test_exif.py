@@ -322,7 +322,11 @@ def test_undecodable_file_name(tmp_path):
     (tmp_path / b"bad\xff.jpg".decode("utf-8", "surrogateescape")).write_bytes(b"junk")
     assert not good.exists()
     table, report = scan_images(tmp_path, progress=False)
-    assert table.column("image_id").to_pylist() == ["caf\\xe9.jpg"]
-    assert table.column("lat").to_pylist() == [pytest.approx(1.0)]
-    assert [c.path for c in report.corrupt_files] == ["bad\\xff.jpg"]
+    # A name the catalog cannot store so that embed opens the file again is reported, not kept
+    # under an escaped name that points nowhere.
+    assert table.num_rows == 0
+    reasons = {c.path: c.reason for c in report.corrupt_files}
+    assert sorted(reasons) == ["bad\\xff.jpg", "caf\\xe9.jpg"]
+    assert "not valid UTF-8" in reasons["caf\\xe9.jpg"] and "rename" in reasons["caf\\xe9.jpg"]
+    assert "not valid UTF-8" not in reasons["bad\\xff.jpg"]  # junk bytes: its own reason
     json.dumps(report.to_dict())

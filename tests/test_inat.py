@@ -31,6 +31,9 @@ from geoaware.sources.inat_json import (
     reload,
 )
 
+# These tests read hand-made files of each release's layout: no published checksum fits.
+pytestmark = pytest.mark.usefixtures("hand_made_releases")
+
 UTC = timezone.utc
 
 

@@ -11,6 +11,7 @@ import typer
 
 from geoaware.clikit import (
     CatalogArg,
+    GeoawareGroup,
     JsonOpt,
     OverwriteOpt,
     emit_json,
@@ -31,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=GeoawareGroup,
 )
 
 
@@ -146,7 +148,9 @@ def validate(
 ) -> None:
     """Check a catalog: bad or (0,0) coordinates, duplicate ids, missing fields, bad boxes."""
     from geoaware.catalog import read_catalog, validate_table
+    from geoaware.catalog.io import check_catalog_schema
 
+    check_catalog_schema(catalog)
     report = validate_table(read_catalog(catalog), str(catalog), max_examples=examples)
     if json:
         emit_json(report.to_dict())
@@ -321,7 +325,7 @@ def sources(json: JsonOpt = False) -> None:
 
 
 @app.command(
-    epilog="Example: geoaware fetch fg_geo_yfcc --dest data.  "
+    epilog="Example: geoaware fetch fg_geo_yfcc --dest data --read-timeout 20 --deadline 600.  "
     "Set GEOAWARE_MIRROR to a folder with the same relative paths to work offline.",
 )
 def fetch(
@@ -331,12 +335,28 @@ def fetch(
         typer.Option(help="Comma-separated parts, or `all`; default: the parts the catalog needs."),
     ] = None,
     dest: Annotated[Path, typer.Option(help="Download folder.")] = Path("data"),
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a server to accept the connection.")
+    ] = 10.0,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the next bytes from a server.")
+    ] = 30.0,
+    deadline: Annotated[
+        float | None,
+        typer.Option(help="Seconds for each whole file, every URL and retry included."),
+    ] = None,
 ) -> None:
     """Download a source's files with resume and checksum checks (mirror first)."""
     from geoaware.sources import SOURCES
+    from geoaware.sources.download import Timeouts
 
     cls = _source(source, SOURCES)
-    got = cls(dest).fetch(parts.split(",") if parts else None)
+    timeouts = Timeouts(connect=connect_timeout, read=read_timeout, deadline=deadline)
+    got = cls(dest).fetch(
+        parts.split(",") if parts else None,
+        timeouts=timeouts,
+        note=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
+    )
     for part, path in got.items():
         out.print(f"{source}/{part}: {path} (verified)")
 

@@ -11,19 +11,26 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import orjson
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from geoaware.errors import GeoawareError
 
 __all__ = [
     "CatalogArg",
+    "GeoawareGroup",
     "JsonOpt",
     "OverwriteOpt",
     "emit_json",
     "err",
     "floats_option",
     "fmt_metric",
+    "one_line",
     "out",
     "table",
 ]
@@ -97,3 +104,46 @@ def floats_option(text: str, what: str) -> tuple[float, ...]:
         return tuple(float(x) for x in text.split(","))
     except ValueError as exc:
         raise typer.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from exc
+
+
+def one_line(exc: BaseException) -> str | None:
+    """Return the one-line message for an error a user's input caused, or None for a bug.
+
+    geoaware's own errors carry their message; an ``OSError`` about a named file (a missing
+    folder, no permission, a full disk) is said as ``path: reason``. Anything else is a bug
+    and keeps its traceback.
+
+    Examples
+    --------
+    >>> one_line(FileNotFoundError(2, "No such file or directory", "/no/dir/map.png"))
+    '/no/dir/map.png: No such file or directory'
+    >>> one_line(KeyError("x")) is None
+    True
+    """
+    if isinstance(exc, GeoawareError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        where = str(exc.filename)
+        if exc.filename2 is not None:
+            where += f" -> {exc.filename2}"
+        return f"{where}: {exc.strerror or exc}"
+    return None
+
+
+class GeoawareGroup(typer.core.TyperGroup):
+    """The root command group: a user's bad input ends as one red line and exit status 2.
+
+    Every command, including those the stages register, runs inside :meth:`invoke`, so this is
+    the one place where errors become messages (see :func:`one_line`).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; turn an error from the user's input into one line and exit 2."""
+        try:
+            return super().invoke(ctx)
+        except (GeoawareError, OSError) as exc:
+            message = one_line(exc)
+            if message is None:
+                raise
+            err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from exc

@@ -7,6 +7,8 @@ place; the narrow subclasses say which kind of input was at fault.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "CatalogError",
     "ChecksumError",
@@ -21,6 +23,7 @@ __all__ = [
     "QueryError",
     "SchemaError",
     "UnsafeArchiveError",
+    "UsageError",
 ]
 
 
@@ -50,6 +53,8 @@ class InputFileError(GeoawareError):
         record: object | None = None,
         field: str | None = None,
     ) -> None:
+        # One line: a library's reason (pyarrow's end in a newline) is joined up.
+        problem = re.sub(r"\s*\n\s*", " ", problem.strip())
         where = str(path)
         if record is not None:
             where += f", record {record}"
@@ -96,3 +101,10 @@ class DatasetNotFoundError(GeoawareError, FileNotFoundError):
 
 class DependencyNotFoundError(GeoawareError, ImportError):
     """An optional dependency is not installed; the message names the pip extra to install."""
+
+
+class UsageError(GeoawareError, ValueError):
+    """An argument or option is not valid: an unknown name, a number out of range, ...
+
+    The message names the option or path and says what is accepted.
+    """

@@ -13,11 +13,25 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geoaware.catalog.schema import METADATA_KEY, REQUIRED_COLUMNS, SCHEMA_VERSION, conform
+from geoaware.catalog.schema import (
+    METADATA_KEY,
+    REQUIRED_COLUMNS,
+    SCHEMA_VERSION,
+    check_schema,
+    conform,
+)
 from geoaware.errors import CatalogError
 from geoaware.fileio import atomic_dir, atomic_path
 
-__all__ = ["catalog_files", "read_catalog", "write_catalog", "write_catalog_batches"]
+__all__ = [
+    "catalog_columns",
+    "catalog_files",
+    "check_catalog_schema",
+    "read_catalog",
+    "read_parquet_schema",
+    "write_catalog",
+    "write_catalog_batches",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -48,53 +62,84 @@ def catalog_files(path: PathLike) -> list[Path]:
     raise CatalogError(p, "no such file or folder")
 
 
-def check_part_schemas(files: list[Path]) -> None:
-    """Refuse catalog parts whose columns differ from the first part's (names or types).
+def read_parquet_schema(path: PathLike) -> pa.Schema:
+    """Read one Parquet file's schema from its footer; a damaged file is a CatalogError.
 
-    Raises
-    ------
-    CatalogError
-        Naming the part and the column that differs from the first part.
+    This is the one place where a pyarrow error about a user's Parquet file becomes a
+    message that names the file.
 
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> pq.write_table(pa.table({"lat": [1.0]}), folder / "a.parquet")
-    >>> pq.write_table(pa.table({"lat": ["1"]}), folder / "b.parquet")
-    >>> check_part_schemas(catalog_files(folder))  # doctest: +ELLIPSIS
+    >>> bad = pathlib.Path(tempfile.mkdtemp()) / "cut.parquet"
+    >>> _ = bad.write_bytes(b"PAR1 not really")
+    >>> read_parquet_schema(bad)
     Traceback (most recent call last):
     ...
-    geoaware.errors.CatalogError: .../b.parquet, field 'lat': part has string, ...has double
+    geoaware.errors.CatalogError: .../cut.parquet: not a readable Parquet file (...)
     """
-    first: pa.Schema | None = None
-    for part in files:
-        try:
-            schema = pq.read_schema(part)
-        except (OSError, pa.ArrowException) as exc:
-            raise CatalogError(part, f"not a readable Parquet file ({exc})") from exc
-        if first is None:
-            first = schema
-            continue
-        for name in dict.fromkeys([*first.names, *schema.names]):
-            if name not in schema.names or name not in first.names:
-                where = "lacks this column" if name not in schema.names else "has an extra column"
-                raise CatalogError(part, f"part {where} (first part: {files[0]})", field=name)
-            a, b = first.field(name).type, schema.field(name).type
-            if a != b:
-                raise CatalogError(
-                    part, f"part has {b}, the first part ({files[0]}) has {a}", field=name
-                )
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise CatalogError(path, f"not a readable Parquet file ({exc})") from exc
+
+
+def catalog_columns(path: PathLike) -> list[str]:
+    """Return the column names of a catalog (its first part), without reading any rows.
+
+    Raises
+    ------
+    CatalogError
+        If the catalog does not exist or its first part is not a readable Parquet file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "c.parquet"
+    >>> _ = write_catalog(pa.table({"source": ["s"], "image_id": ["1"]}), out)
+    >>> catalog_columns(out)[:3]
+    ['source', 'split', 'image_id']
+    """
+    return list(read_parquet_schema(catalog_files(path)[0]).names)
+
+
+def check_catalog_schema(path: PathLike) -> None:
+    """Check every part's stored schema against the catalog's before reading rows.
+
+    Raises
+    ------
+    SchemaError
+        Naming the part and the column, for a column of the wrong kind or a half group
+        (see :func:`geoaware.catalog.schema.check_schema`).
+    CatalogError
+        If a part is missing or not readable Parquet.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "c.parquet"
+    >>> pq.write_table(pa.table({"source": ["s"], "image_id": ["1"], "lon": [2.0]}), out)
+    >>> check_catalog_schema(out)
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.SchemaError: ...c.parquet, field 'lat': column is missing while lon is ...
+    """
+    for part in catalog_files(path):
+        check_schema(read_parquet_schema(part), where=str(part))
 
 
 def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
+    meta = read_parquet_schema(path).metadata or {}
     try:
-        meta = pq.read_schema(path).metadata or {}
         table = pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise CatalogError(path, f"not a readable Parquet file ({exc})") from exc
-    version = meta.get(METADATA_KEY, SCHEMA_VERSION.encode()).decode()
-    if not version.isdigit() or int(version) > int(SCHEMA_VERSION):
+    version = meta.get(METADATA_KEY, SCHEMA_VERSION.encode()).decode("utf-8", "replace")
+    if not version.isdigit():
+        raise CatalogError(
+            path, f"catalog schema version {version!r} is not a number", field="schema_version"
+        )
+    if int(version) > int(SCHEMA_VERSION):
         raise CatalogError(
             path,
             f"catalog schema version {version} is newer than this geoaware's "

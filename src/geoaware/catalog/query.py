@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from geoaware.catalog.io import catalog_files, check_part_schemas
+from geoaware.catalog.io import catalog_files, check_catalog_schema
 from geoaware.errors import QueryError
 from geoaware.fileio import atomic_path
 
@@ -54,7 +54,7 @@ def query_catalog(catalog: str | os.PathLike[str], sql: str) -> pa.Table:
     if not sql.strip():
         raise QueryError("empty query: give one SELECT statement over the table `catalog`")
     paths = catalog_files(catalog)
-    check_part_schemas(paths)
+    check_catalog_schema(catalog)  # as validate does: each part against the schema
     con = duckdb.connect(
         ":memory:",
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},

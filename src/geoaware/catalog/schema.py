@@ -47,6 +47,7 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "TAXONOMY_COLUMNS",
+    "check_schema",
     "conform",
     "schema_metadata",
 ]
@@ -101,6 +102,70 @@ SCHEMA = pa.schema(
 """The catalog's Arrow schema (see the module docstring for each column)."""
 
 REQUIRED_COLUMNS = ("source", "image_id")
+
+
+COLUMN_GROUPS = (("lat", "lon"), ("width", "height"), ("tile_z", "tile_x", "tile_y"))
+"""Columns that mean something only together: a catalog has all of a group or none."""
+
+
+def _same_kind(stored: pa.DataType, wanted: pa.DataType) -> bool:
+    """Whether a stored column type holds the schema type's kind of value (widths may differ)."""
+    if stored == wanted or pa.types.is_null(stored):
+        return True
+    if pa.types.is_dictionary(stored):
+        return _same_kind(stored.value_type, wanted)
+    checks = (
+        (pa.types.is_string, lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)),
+        (pa.types.is_floating, lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)),
+        (pa.types.is_integer, pa.types.is_integer),
+        (pa.types.is_timestamp, lambda t: pa.types.is_timestamp(t) or pa.types.is_date(t)),
+        (pa.types.is_list, lambda t: pa.types.is_list(t) or pa.types.is_large_list(t)),
+    )
+    return any(is_wanted(wanted) and ok(stored) for is_wanted, ok in checks)
+
+
+def check_schema(schema: pa.Schema, *, where: str = "<table>") -> None:
+    """Refuse a stored schema whose columns cannot be the catalog's, before reading any row.
+
+    A catalog column stored as another kind of value (``lat`` as strings, ``label`` as
+    floats) or one column of a group without the others (``lon`` without ``lat``) is one
+    schema error, not a finding on every row. Missing optional columns are fine: they read as
+    nulls.
+
+    Raises
+    ------
+    SchemaError
+        Naming ``where`` and the column.
+
+    Examples
+    --------
+    >>> check_schema(pa.schema([("source", pa.string()), ("image_id", pa.string()),
+    ...                         ("lat", pa.string()), ("lon", pa.float64())]), where="c.parquet")
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.SchemaError: c.parquet, field 'lat': stored as string; the catalog holds double
+    """
+    names = set(schema.names)
+    for name in REQUIRED_COLUMNS:
+        if name not in names:
+            raise SchemaError(where, "required column is missing", field=name)
+    for field in SCHEMA:
+        if field.name in names:
+            stored = schema.field(field.name).type
+            if not _same_kind(stored, field.type):
+                raise SchemaError(
+                    where, f"stored as {stored}; the catalog holds {field.type}", field=field.name
+                )
+    for group in COLUMN_GROUPS:
+        present = [c for c in group if c in names]
+        if present and len(present) < len(group):
+            missing = next(c for c in group if c not in names)
+            raise SchemaError(
+                where,
+                f"column is missing while {', '.join(present)} is present "
+                f"({' and '.join(group)} go together)",
+                field=missing,
+            )
 
 
 def schema_metadata() -> dict[bytes, bytes]:

@@ -856,7 +856,7 @@ def _load_table(obj: Any, columns: Sequence[str]) -> Any:
     """Return the ``columns`` (those that exist) of a catalog given as a table or a path."""
     if isinstance(obj, pa.Table):
         return obj.select([c for c in columns if c in obj.column_names])
-    from geoaware.catalog.io import catalog_files, read_catalog
+    from geoaware.catalog.io import catalog_columns, read_catalog
 
-    present = set(pq.read_schema(catalog_files(obj)[0]).names)
+    present = set(catalog_columns(obj))
     return read_catalog(obj, columns=[c for c in columns if c in present])

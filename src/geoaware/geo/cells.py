@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import s2sphere
 
-from geoaware.errors import InvalidCoordinateError
+from geoaware.errors import InvalidCoordinateError, UsageError
 from geoaware.geo.distance import check_coordinates
 from geoaware.geo.types import ArrayLike, LatLon
 
@@ -43,7 +43,7 @@ def h3_cells(lat: ArrayLike, lon: ArrayLike, resolution: int) -> npt.NDArray[np.
     ['8928308280fffff']
     """
     if not 0 <= resolution <= 15:
-        raise ValueError(f"H3 resolution must be in 0..15, got {resolution}")
+        raise UsageError(f"H3 resolution must be in 0..15, got {resolution}")
     return _per_point(lat, lon, lambda a, b: h3.latlng_to_cell(a, b, resolution))
 
 
@@ -56,7 +56,7 @@ def s2_cells(lat: ArrayLike, lon: ArrayLike, level: int) -> npt.NDArray[np.objec
     ['47e66f']
     """
     if not 0 <= level <= 30:
-        raise ValueError(f"S2 level must be in 0..30, got {level}")
+        raise UsageError(f"S2 level must be in 0..30, got {level}")
 
     def token(a: float, b: float) -> str:
         cell = s2sphere.CellId.from_lat_lng(s2sphere.LatLng.from_degrees(a, b))

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from geoaware.blocks import BLOCK, map_blocks
-from geoaware.errors import InvalidCoordinateError
+from geoaware.errors import InvalidCoordinateError, UsageError
 from geoaware.geo.types import ArrayLike, FloatArray
 
 __all__ = [
@@ -231,7 +231,7 @@ def great_circle_km(
         return haversine_km(lat1, lon1, lat2, lon2, radius_km)
     if method == "geodesic":
         return geodesic_km(lat1, lon1, lat2, lon2)
-    raise ValueError(f"method must be 'haversine' or 'geodesic', got {method!r}")
+    raise UsageError(f"method must be 'haversine' or 'geodesic', got {method!r}")
 
 
 def chord_of_km(km: ArrayLike) -> FloatArray:

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geoaware.blocks import map_blocks
+from geoaware.errors import UsageError
 from geoaware.fileio import atomic_path
 from geoaware.geo.distance import check_coordinates
 from geoaware.geo.encode import unit_vector
@@ -229,9 +230,9 @@ def region_codes(
     ['Europe', '']
     """
     if level not in ("country", "continent"):
-        raise ValueError(f"level must be 'country' or 'continent', got {level!r}")
+        raise UsageError(f"level must be 'country' or 'continent', got {level!r}")
     if method not in ("auto", "exact", "grid"):
-        raise ValueError(f"method must be 'auto', 'exact' or 'grid', got {method!r}")
+        raise UsageError(f"method must be 'auto', 'exact' or 'grid', got {method!r}")
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     check_coordinates(la, lo)

@@ -7,14 +7,52 @@ folder's ``config.json``.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Geolocator", "PlacePredictions"]
+from geoaware.errors import InputFileError
+
+__all__ = ["Geolocator", "PlacePredictions", "read_npz", "read_torch_state"]
+
+
+def read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read ``keys`` from a model folder's ``.npz`` file; a damaged file names itself.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> bad = pathlib.Path(tempfile.mkdtemp()) / "gallery.npz"
+    >>> _ = bad.write_bytes(b"PK cut short")
+    >>> read_npz(bad, ["lat"])
+    Traceback (most recent call last):
+    ...
+    geoaware.errors.InputFileError: .../gallery.npz: not a readable .npz file (...)
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise InputFileError(path, "array is missing", field=missing[0])
+            return {k: z[k] for k in keys}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputFileError(path, f"not a readable .npz file ({exc})") from exc
+
+
+def read_torch_state(path: Path) -> Any:
+    """Load a ``state_dict`` saved with ``torch.save``; a damaged or empty file names itself."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise InputFileError(path, f"not readable torch weights ({exc})") from exc
 
 
 @dataclass(frozen=True)

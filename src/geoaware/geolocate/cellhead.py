@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from geoaware.errors import InputFileError
+from geoaware.errors import InputFileError, UsageError
 from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import check_coordinates
-from geoaware.geolocate.base import Geolocator, PlacePredictions
+from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz, read_torch_state
 from geoaware.geolocate.cells import CellPartition, build_cells, parents
 
 if TYPE_CHECKING:
@@ -100,9 +100,9 @@ class CellConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.hidden < 0 or self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(
+            raise UsageError(
                 f"need hidden >= 0, lr > 0, weight_decay >= 0; got {self.hidden}, {self.lr}, "
                 f"{self.weight_decay}"
             )
@@ -119,7 +119,7 @@ class CellConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown cell options: {', '.join(unknown)}")
+            raise UsageError(f"unknown cell options: {', '.join(unknown)}")
         return cls(**data)
 
 
@@ -182,7 +182,7 @@ def _vectors(vectors: npt.ArrayLike) -> npt.NDArray[np.float32]:
         raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {x.shape}")
     if not np.isfinite(x).all():
         row = int(np.argmax(~np.isfinite(x).all(axis=1)))
-        raise ValueError(f"vector {row} holds NaN or infinity")
+        raise UsageError(f"vector {row} holds NaN or infinity")
     return x
 
 
@@ -262,7 +262,7 @@ class CellGeolocator(Geolocator):
         self.links = [parents(fine, self.partitions[i]) for i in self.coarser]
         for i, link in zip(self.coarser, self.links, strict=True):
             if not (link >= 0).any():
-                raise ValueError(
+                raise UsageError(
                     f"no cell of partition {i} ({sizes[i]} cells) holds a cell of the finest "
                     f"partition {self.finest}: they cannot be combined"
                 )
@@ -331,9 +331,9 @@ class CellGeolocator(Geolocator):
             raise ValueError(f"{len(x)} vectors but {len(la)} latitudes and {len(lo)} longitudes")
         check_coordinates(la, lo, name="training")
         if np.isnan(la).any() or np.isnan(lo).any():
-            raise ValueError("training coordinates contain NaN; drop unlocated rows first")
+            raise UsageError("training coordinates contain NaN; drop unlocated rows first")
         if not partitions:
-            raise ValueError("partitions is empty: give at least one (tau_min, tau_max) pair")
+            raise UsageError("partitions is empty: give at least one (tau_min, tau_max) pair")
         config = CellConfig(
             [],
             int(epochs),
@@ -351,7 +351,7 @@ class CellGeolocator(Geolocator):
         config = dataclasses.replace(config, partitions=[name for _, name in built])
         for p, name in built:
             if len(p) == 0:
-                raise ValueError(
+                raise UsageError(
                     f"partition {name} keeps no cell from {len(la)} training images: "
                     "lower tau_min and tau_max"
                 )
@@ -418,7 +418,7 @@ class CellGeolocator(Geolocator):
 
         x = _vectors(vectors)
         if x.shape[1] != self.dim:
-            raise ValueError(f"vectors have {x.shape[1]} dimensions, the model {self.dim}")
+            raise UsageError(f"vectors have {x.shape[1]} dimensions, the model {self.dim}")
         dev = self._device()
         step = max(64, min(_BATCH, _SCORES // max(self.sizes)))  # bounds batch x cells
         self.net.to(dev)
@@ -467,7 +467,7 @@ class CellGeolocator(Geolocator):
         import torch
 
         if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+            raise UsageError(f"k must be at least 1, got {k}")
         fine = self.partitions[self.finest]
         k = min(int(k), len(fine))
         n = len(np.asarray(vectors))
@@ -533,8 +533,6 @@ class CellGeolocator(Geolocator):
             A missing file, a bad option, a partition file that does not read, or weights
             that do not fit; naming the file and the field.
         """
-        import torch
-
         folder = Path(folder)
         where = folder / "config.json"
         if config.get("method") != cls.method:
@@ -553,16 +551,15 @@ class CellGeolocator(Geolocator):
         cells = [CellPartition.from_file(folder / name) for name in files]
         net = _net(dim, [len(p) for p in cells], settings.hidden)
         try:
-            state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-            net.load_state_dict(state)
-        except (OSError, RuntimeError, ValueError) as exc:
+            net.load_state_dict(read_torch_state(folder / "model.pt"))
+        except (RuntimeError, ValueError) as exc:
             raise InputFileError(
                 folder / "model.pt", f"weights do not load into the configured network ({exc})"
             ) from exc
         locations = None
         if (folder / "locations.npz").is_file():  # older folders have none: no overlap report
-            with np.load(folder / "locations.npz") as npz:
-                locations = (npz["lat"], npz["lon"])
+            npz = read_npz(folder / "locations.npz", ("lat", "lon"))
+            locations = (npz["lat"], npz["lon"])
         training = dict(config.get("training", {}))
         return cls(cells, net, settings, dim=dim, training=training, locations=locations)
 

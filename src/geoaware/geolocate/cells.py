@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from geoaware.errors import InputFileError, InvalidCoordinateError
+from geoaware.errors import InputFileError, InvalidCoordinateError, UsageError
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import check_coordinates
 from geoaware.geo.encode import unit_vector
@@ -441,9 +441,9 @@ def build_cells(
     ([80, 15, 59, 133, 7, 100], [9, 12, 12, 12, 10, 2])
     """
     if not 0 <= tau_min < tau_max:
-        raise ValueError(f"need 0 <= tau_min < tau_max, got tau_min={tau_min}, tau_max={tau_max}")
+        raise UsageError(f"need 0 <= tau_min < tau_max, got tau_min={tau_min}, tau_max={tau_max}")
     if not 0 <= min_level <= max_level <= MAX_LEVEL:
-        raise ValueError(f"need 0 <= min_level <= max_level <= 30, got {min_level} and {max_level}")
+        raise UsageError(f"need 0 <= min_level <= max_level <= 30, got {min_level} and {max_level}")
     la, lo = _coordinates(lat, lon)
     missing = np.isnan(la) | np.isnan(lo)
     if missing.any():

@@ -38,11 +38,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from geoaware.errors import InputFileError
+from geoaware.errors import InputFileError, UsageError
 from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
 from geoaware.geo.encode import unit_vector
-from geoaware.geolocate.base import Geolocator, PlacePredictions
+from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz, read_torch_state
 
 __all__ = ["GalleryConfig", "GalleryGeolocator", "LocationEncoder"]
 
@@ -100,16 +100,16 @@ class GalleryConfig:
             raise ValueError(f"init must be '' or 'geoclip', got {self.init!r}")
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
         if not self.sigmas or any(not s > 0 for s in self.sigmas):
-            raise ValueError(f"sigmas must be positive numbers, got {self.sigmas}")
+            raise UsageError(f"sigmas must be positive numbers, got {self.sigmas}")
         if self.rff_dim < 2 or self.rff_dim % 2:
-            raise ValueError(f"rff_dim must be an even number >= 2, got {self.rff_dim}")
+            raise UsageError(f"rff_dim must be an even number >= 2, got {self.rff_dim}")
         for name in ("hidden", "embed_dim", "epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.image_hidden < 0 or not self.lr > 0 or not self.temperature > 0:
-            raise ValueError("image_hidden must be >= 0, lr and temperature positive")
+            raise UsageError("image_hidden must be >= 0, lr and temperature positive")
         if self.gps_noise_km < 0:
-            raise ValueError(f"gps_noise_km must be >= 0, got {self.gps_noise_km}")
+            raise UsageError(f"gps_noise_km must be >= 0, got {self.gps_noise_km}")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> GalleryConfig:
@@ -123,7 +123,7 @@ class GalleryConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in options:
             if key not in names:
-                raise ValueError(
+                raise UsageError(
                     f"option {key!r} does not apply to method 'gallery'; its options: "
                     + ", ".join(names)
                 )
@@ -242,7 +242,7 @@ def _unit(lat: npt.ArrayLike, lon: npt.ArrayLike, name: str) -> torch.Tensor:
     if la.shape != lo.shape:
         raise ValueError(f"{name}: {la.size} latitudes but {lo.size} longitudes")
     if np.isnan(la).any() or np.isnan(lo).any():
-        raise ValueError(f"{name} coordinates contain NaN; drop unlocated rows first")
+        raise UsageError(f"{name} coordinates contain NaN; drop unlocated rows first")
     return torch.from_numpy(unit_vector(la, lo).astype(np.float32))
 
 
@@ -326,7 +326,7 @@ class GalleryGeolocator(Geolocator):
         if len(u) != len(x):
             raise ValueError(f"{len(x)} vectors but {len(u)} locations")
         if len(x) < 2:
-            raise ValueError("contrastive training needs at least 2 located images")
+            raise UsageError("contrastive training needs at least 2 located images")
         la = np.asarray(lat, dtype=np.float64).reshape(-1)
         lo = np.asarray(lon, dtype=np.float64).reshape(-1)
         if gallery_lat is None or gallery_lon is None:
@@ -416,10 +416,10 @@ class GalleryGeolocator(Geolocator):
         """
         x = torch.from_numpy(np.array(vectors, dtype=np.float32, copy=True))
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"query vectors must have shape (n, {self.dim}), got {tuple(x.shape)}")
+            raise UsageError(f"query vectors must have shape (n, {self.dim}), got {tuple(x.shape)}")
         g = len(self._gallery)
         if g == 0:
-            raise ValueError("the gallery is empty (every coordinate was excluded?)")
+            raise UsageError("the gallery is empty (every coordinate was excluded?)")
         kk = min(k, g)
         n = len(x)
         top_p = np.empty((n, kk), dtype=np.float64)
@@ -500,13 +500,11 @@ class GalleryGeolocator(Geolocator):
             ) from exc
         net = _Net(dim, cfg, torch.Generator().manual_seed(cfg.seed))
         try:
-            net.load_state_dict(
-                torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-            )
-        except (OSError, RuntimeError, ValueError) as exc:
+            net.load_state_dict(read_torch_state(folder / "model.pt"))
+        except (RuntimeError, ValueError) as exc:
             raise InputFileError(folder / "model.pt", f"weights do not load ({exc})") from exc
-        with np.load(folder / "gallery.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("gallery_lat", "gallery_lon", "train_lat", "train_lon")}
+        keys = ("gallery_lat", "gallery_lon", "train_lat", "train_lon")
+        arrays = read_npz(folder / "gallery.npz", keys)
         return cls(net, cfg, dim=dim, training=dict(config.get("training", {})), **arrays)
 
 

@@ -36,11 +36,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 
-from geoaware.errors import InputFileError
+from geoaware.errors import InputFileError, UsageError
 from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
 from geoaware.geo.encode import unit_vector
-from geoaware.geolocate.base import Geolocator, PlacePredictions
+from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz
 
 __all__ = ["KnnConfig", "KnnGeolocator", "kernel_mode"]
 
@@ -103,17 +103,17 @@ class KnnConfig:
 
     def __post_init__(self) -> None:
         if self.k < 1:
-            raise ValueError(f"k must be at least 1, got {self.k}")
+            raise UsageError(f"k must be at least 1, got {self.k}")
         if self.mode not in ("auto", "kernel", "nn"):
-            raise ValueError(f"mode must be auto, kernel or nn, got {self.mode!r}")
+            raise UsageError(f"mode must be auto, kernel or nn, got {self.mode!r}")
         if self.index not in ("auto", "flat", "ivfpq"):
-            raise ValueError(f"index must be auto, flat or ivfpq, got {self.index!r}")
+            raise UsageError(f"index must be auto, flat or ivfpq, got {self.index!r}")
         if not self.bandwidth_km > 0:
-            raise ValueError(f"bandwidth_km must be positive, got {self.bandwidth_km}")
+            raise UsageError(f"bandwidth_km must be positive, got {self.bandwidth_km}")
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+            raise UsageError(f"temperature must be positive, got {self.temperature}")
         if self.nprobe < 1 or self.refine < 0 or not 1 <= self.nbits <= 16:
-            raise ValueError(
+            raise UsageError(
                 f"need nprobe >= 1, refine >= 0, 1 <= nbits <= 16; got {self.nprobe}, "
                 f"{self.refine}, {self.nbits}"
             )
@@ -136,7 +136,7 @@ class KnnConfig:
         >>> KnnConfig.from_options({"epochs": 3})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: option 'epochs' does not apply to method 'knn'; its options: k, mode, ...
+        geoaware.errors.UsageError: option 'epochs' does not apply to method 'knn'; its options: ...
         """
         config: KnnConfig = _config_from(cls, options, "knn")
         return config
@@ -147,7 +147,7 @@ def _config_from(cls: Any, options: dict[str, Any], method: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for key in options:
         if key not in names:
-            raise ValueError(
+            raise UsageError(
                 f"option {key!r} does not apply to method {method!r}; its options: "
                 + ", ".join(names)
             )
@@ -165,7 +165,7 @@ def _faiss() -> Any:
 def _normalized(vectors: npt.ArrayLike) -> npt.NDArray[np.float32]:
     x = np.array(vectors, dtype=np.float32, order="C", copy=True)
     if x.ndim != 2:
-        raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {x.shape}")
+        raise UsageError(f"vectors must be a 2-D array (n, dim), got shape {x.shape}")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
     return x
@@ -290,10 +290,10 @@ class KnnGeolocator(Geolocator):
         if not len(x) == len(la) == len(lo):
             raise ValueError(f"{len(x)} vectors but {len(la)} latitudes and {len(lo)} longitudes")
         if len(x) == 0:
-            raise ValueError("cannot fit k-NN on an empty gallery")
+            raise UsageError("cannot fit k-NN on an empty gallery")
         check_coordinates(la, lo, name="training")
         if np.isnan(la).any() or np.isnan(lo).any():
-            raise ValueError("training coordinates contain NaN; drop unlocated rows first")
+            raise UsageError("training coordinates contain NaN; drop unlocated rows first")
         ident = np.arange(len(x)).astype(str) if ids is None else np.asarray(ids).astype(str)
         index = _build_index(x, config)
         return cls(index, la, lo, ident, config, dim=x.shape[1])
@@ -348,7 +348,7 @@ class KnnGeolocator(Geolocator):
         """
         q = _normalized(vectors)
         if q.shape[1] != self.dim:
-            raise ValueError(f"query vectors have {q.shape[1]} dimensions, the index {self.dim}")
+            raise UsageError(f"query vectors have {q.shape[1]} dimensions, the index {self.dim}")
         params = self._search_params()
         sims = np.empty((len(q), k), dtype=np.float64)
         rows = np.empty((len(q), k), dtype=np.int64)
@@ -481,8 +481,8 @@ class KnnGeolocator(Geolocator):
             index = faiss.read_index(str(folder / "index.faiss"))
         except RuntimeError as exc:
             raise InputFileError(folder / "index.faiss", f"not a FAISS index ({exc})") from exc
-        with np.load(folder / "gallery.npz", allow_pickle=False) as z:
-            lat, lon, ids, excluded = z["lat"], z["lon"], z["ids"], z["excluded"]
+        z = read_npz(folder / "gallery.npz", ("lat", "lon", "ids", "excluded"))
+        lat, lon, ids, excluded = z["lat"], z["lon"], z["ids"], z["excluded"]
         if index.ntotal != len(lat):
             raise InputFileError(
                 folder / "gallery.npz",
@@ -495,7 +495,7 @@ class KnnGeolocator(Geolocator):
 def _pq_m(dim: int, wanted: int | None) -> int:
     if wanted is not None:
         if dim % wanted:
-            raise ValueError(f"m={wanted} does not divide the dimension {dim}")
+            raise UsageError(f"m={wanted} does not divide the dimension {dim}")
         return wanted
     for m in range(min(64, dim), 0, -1):
         if dim % m == 0 and dim // m >= 4:

@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geoaware.errors import GeoawareError, InputFileError
+from geoaware.errors import GeoawareError, InputFileError, UsageError
 from geoaware.fileio import atomic_dir, atomic_path, atomic_write_text
 from geoaware.geolocate.base import Geolocator, PlacePredictions
 from geoaware.geolocate.overlap import exclude_within, overlap_report
@@ -71,7 +71,7 @@ def _method_class(method: str) -> type[Geolocator]:
         module = importlib.import_module("geoaware.geolocate.cellhead")
         cls: type[Geolocator] = module.CellGeolocator
         return cls
-    raise ValueError(f"unknown geolocation method {method!r}; one of {', '.join(METHODS)}")
+    raise UsageError(f"unknown geolocation method {method!r}; one of {', '.join(METHODS)}")
 
 
 def fit_geolocator(
@@ -219,7 +219,7 @@ def write_predictions(path: PathLike, image_ids: npt.ArrayLike, preds: PlacePred
             pq.write_table(pa.table(columns), tmp)
         return out
     if suffix != ".csv":
-        raise ValueError(f"predictions go to a .csv or .parquet file, got {out.name!r}")
+        _check_predictions_path(out)
     import pandas as pd
 
     frame = pd.DataFrame(
@@ -231,6 +231,36 @@ def write_predictions(path: PathLike, image_ids: npt.ArrayLike, preds: PlacePred
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
     return out
+
+
+def _check_predictions_path(path: PathLike) -> None:
+    """Refuse an output name whose extension is not a format :func:`write_predictions` writes."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UsageError(
+            f"{path}: predictions go to a .csv or .parquet file, not {suffix or 'no extension'!r}"
+        )
+
+
+def _check_compatible(embeddings: PathLike, info: Any, trained_on: Any) -> None:
+    """Refuse vectors of another dimension or encoder than the model was fitted on."""
+    if info.dim != trained_on.dim:
+        raise InputFileError(
+            embeddings,
+            f"vectors have {info.dim} dimensions; the model was fitted on {trained_on.dim} "
+            f"({trained_on.encoder})",
+            field="embedding",
+        )
+    if "unknown" not in (info.encoder, trained_on.encoder) and (info.encoder, info.version) != (
+        trained_on.encoder,
+        trained_on.version,
+    ):
+        raise InputFileError(
+            embeddings,
+            f"made by encoder {info.encoder!r} {info.version!r}; the model was fitted on "
+            f"{trained_on.encoder!r} {trained_on.version!r}",
+            field="embedding",
+        )
 
 
 # ---- from files ------------------------------------------------------------------------------
@@ -247,10 +277,10 @@ class Located:
 
 
 def _catalog_rows(catalog: PathLike, split: str | None) -> tuple[pa.Table, int]:
-    from geoaware.catalog.io import read_catalog
+    from geoaware.catalog.io import catalog_columns, read_catalog
 
-    names = pq.read_schema(_first_part(catalog)).names
-    cols = [c for c in ("image_id", "lat", "lon", "split") if c in names]
+    names = catalog_columns(catalog)
+    cols: list[str] = [c for c in ("image_id", "lat", "lon", "split") if c in names]
     for need in ("image_id", "lat", "lon"):
         if need not in cols:
             raise InputFileError(catalog, "the catalog has no such column", field=need)
@@ -266,12 +296,6 @@ def _catalog_rows(catalog: PathLike, split: str | None) -> tuple[pa.Table, int]:
         if table.num_rows == 0:
             raise InputFileError(catalog, f"no row has split {split!r}", field="split")
     return table, total
-
-
-def _first_part(catalog: PathLike) -> Path:
-    from geoaware.catalog.io import catalog_files
-
-    return catalog_files(catalog)[0]
 
 
 def _coords(table: pa.Table) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -425,7 +449,7 @@ def fit_from_files(
         opts["gallery_lat"] = g.column("lat").to_numpy()
         opts["gallery_lon"] = g.column("lon").to_numpy()
     elif gallery is not None:
-        raise ValueError("--gallery applies to --method gallery only")
+        raise UsageError("--gallery applies to --method gallery only")
     if method == "knn":
         opts["ids"] = data.ids[keep]
     if progress is not None and method in ("gallery", "cells"):
@@ -464,14 +488,23 @@ class PredictResult:
 
 def _predictor(model_dir: PathLike, embeddings: PathLike) -> tuple[Geolocator, Any]:
     """Return a folder's model and the encoder it was fitted on; ``geoclip``: GeoCLIP itself."""
+    from geoaware.vision.embeddings import read_info
+
+    info = read_info(embeddings)  # every check runs before a model or a vector is loaded
     if str(model_dir) == PRETRAINED_GEOCLIP and not (Path(model_dir) / "config.json").is_file():
         from geoaware.geolocate.gallery import GalleryGeolocator
-        from geoaware.vision.embeddings import read_info
 
-        _check_geoclip_input(embeddings, read_info(embeddings))  # before the slow gallery
-
+        _check_geoclip_input(embeddings, info)  # before the slow gallery
         return GalleryGeolocator.geoclip(), PRETRAINED_GEOCLIP
-    return load_geolocator(model_dir), read_model_encoder(model_dir)
+    trained_on = read_model_encoder(model_dir)
+    if trained_on is None:
+        raise InputFileError(
+            Path(model_dir) / ENCODER_FILE,
+            "missing: the model does not say which embeddings it was fitted on, so vectors "
+            "cannot be checked against it; refit it with geoaware geolocate fit",
+        )
+    _check_compatible(embeddings, info, trained_on)
+    return load_geolocator(model_dir), trained_on
 
 
 def _check_geoclip_input(embeddings: PathLike, info: Any) -> None:
@@ -508,39 +541,20 @@ def predict_from_files(
     such folder exists) is GeoCLIP as published, over its 100K gallery (see
     :meth:`~geoaware.geolocate.gallery.GalleryGeolocator.geoclip`).
     """
-    model, trained_on = _predictor(model_dir, embeddings)
+    _check_predictions_path(out)
+    model, _ = _predictor(model_dir, embeddings)
     join = None
     t_lat = t_lon = None
     if catalog is not None:
         data = join_embeddings(embeddings, catalog, split, need_location=False)
-        ids, vectors, info = data.ids, data.vectors, data.info
+        ids, vectors = data.ids, data.vectors
         join = data.report
         t_lat, t_lon = data.lat, data.lon
     else:
         from geoaware.vision.embeddings import read_embeddings
 
         emb = read_embeddings(embeddings)
-        ids, vectors, info = emb.ids, emb.vectors, emb.info
-    if trained_on == PRETRAINED_GEOCLIP:
-        trained_on = None
-    if trained_on is not None and info.dim != trained_on.dim:
-        raise InputFileError(
-            embeddings,
-            f"vectors have {info.dim} dimensions; the model was fitted on {trained_on.dim} "
-            f"({trained_on.encoder})",
-            field="embedding",
-        )
-    if (
-        trained_on is not None
-        and "unknown" not in (info.encoder, trained_on.encoder)
-        and (info.encoder, info.version) != (trained_on.encoder, trained_on.version)
-    ):
-        raise InputFileError(
-            embeddings,
-            f"made by encoder {info.encoder!r} {info.version!r}; the model was fitted on "
-            f"{trained_on.encoder!r} {trained_on.version!r}",
-            field="embedding",
-        )
+        ids, vectors = emb.ids, emb.vectors
     overlap: dict[str, Any] = {}
     excluded = None
     located = None

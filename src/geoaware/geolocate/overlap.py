@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from geoaware.errors import UsageError
 from geoaware.geo.distance import check_coordinates, km_of_chord
 from geoaware.geo.encode import unit_vector
 
@@ -38,7 +39,7 @@ def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> FloatArray:
     check_coordinates(la, lo, name=name)
     if np.isnan(la).any() or np.isnan(lo).any():
         first = int(np.flatnonzero(np.isnan(la) | np.isnan(lo))[0])
-        raise ValueError(f"{name}: coordinate at index {first} is NaN; drop unlocated rows first")
+        raise UsageError(f"{name}: coordinate at index {first} is NaN; drop unlocated rows first")
     return unit_vector(la, lo)
 
 
@@ -136,7 +137,7 @@ def overlap_report(
     (1, 0.5, 0.022)
     """
     if not km >= 0:
-        raise ValueError(f"km must be a non-negative number, got {km}")
+        raise UsageError(f"km must be a non-negative number, got {km}")
     q = _points(query_lat, query_lon, "query")
     ref = _points(ref_lat, ref_lon, "reference")
     nearest_km, nearest = _nearest_km(q, ref)
@@ -170,7 +171,7 @@ def exclude_within(
     [False, False, True]
     """
     if not km >= 0:
-        raise ValueError(f"km must be a non-negative number, got {km}")
+        raise UsageError(f"km must be a non-negative number, got {km}")
     ref = _points(ref_lat, ref_lon, "reference")
     q = _points(query_lat, query_lon, "query")
     nearest_km, _ = _nearest_km(ref, q)

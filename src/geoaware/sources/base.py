@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
 
-from geoaware.errors import DatasetNotFoundError
+from geoaware.errors import ChecksumError, DatasetNotFoundError, UsageError
 from geoaware.paths import mirror_dir
 from geoaware.sources.archive import extract
-from geoaware.sources.download import RemoteFile, fetch
+from geoaware.sources.download import RemoteFile, Timeouts, fetch, verify_once
 
 __all__ = ["Source"]
 
@@ -40,13 +40,27 @@ class Source(ABC):
     catalog_parts: ClassVar[tuple[str, ...] | None] = None
     """The parts :meth:`read` needs (default: all); image archives are left out here."""
 
+    verify: bool = True
+    """Check each release file's published checksum before reading it (set False to read a
+    hand-made file of the release's layout, as tests do)."""
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.counts: dict[str, int] = {}
         """What the last read found worth reporting, e.g. ``{"images_without_location": 12}``."""
 
-    def fetch(self, parts: list[str] | None = None, *, progress: bool = True) -> dict[str, Path]:
+    def fetch(
+        self,
+        parts: list[str] | None = None,
+        *,
+        progress: bool = True,
+        timeouts: Timeouts | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> dict[str, Path]:
         """Download (or find in the mirror) and verify parts; return their local paths.
+
+        ``timeouts`` and ``note`` go to :func:`geoaware.sources.download.fetch` (connect and
+        read timeouts, the deadline per file; one line per place looked at).
 
         ``parts=None`` fetches :attr:`catalog_parts` (what the catalog needs), ``["all"]``
         every part, image archives included.
@@ -62,13 +76,15 @@ class Source(ABC):
             wanted = parts
         unknown = [p for p in wanted if p not in self.files]
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name}: unknown part(s) {', '.join(unknown)}; known: {', '.join(self.files)}"
             )
         got = {}
         for part in wanted:
             remote = self.files[part]
-            got[part] = path = fetch(remote, self.root, progress=progress)
+            got[part] = path = fetch(
+                remote, self.root, progress=progress, timeouts=timeouts, note=note
+            )
             if remote.extract:
                 self._extract_once(path, (self.root / remote.path).parent)
         return got
@@ -86,20 +102,38 @@ class Source(ABC):
     def local(self, part: str) -> Path:
         """Return a part's local path (under ``root``, else the mirror) without downloading.
 
+        With :attr:`verify` (the default) the file's checksum is checked the first time it is
+        read, and again whenever its size or modification time changes (see
+        :func:`geoaware.sources.download.verify_once`).
+
         Raises
         ------
+        ChecksumError
+            If the file does not match its published checksum.
         DatasetNotFoundError
             If the part is in neither place; the message says how to get it.
         """
         remote = self.files[part]
         for base in (self.root, mirror_dir()):
             if base is not None and (base / remote.path).is_file():
-                return base / remote.path
+                path = base / remote.path
+                if self.verify:
+                    self._verify(remote, path)
+                return path
         raise DatasetNotFoundError(
             f"{self.name}: {remote.path} not found under {self.root}"
             + (f" or GEOAWARE_MIRROR={mirror_dir()}" if mirror_dir() else "")
             + f"; run `geoaware fetch {self.name} --dest {self.root}`"
         )
+
+    def _verify(self, remote: RemoteFile, path: Path) -> None:
+        try:
+            verify_once(remote, path)
+        except ChecksumError as exc:
+            raise ChecksumError(
+                f"{exc}; this is not the published {self.name} file (a damaged or changed "
+                f"copy): fetch it again with `geoaware fetch {self.name} --dest {self.root}`"
+            ) from exc
 
     @abstractmethod
     def read(self) -> pa.Table:

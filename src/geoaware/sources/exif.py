@@ -36,8 +36,11 @@ and the GPS IFD ``0x8825``) in a process pool, and returns one row per readable 
   headers only (much faster, but truncated files pass). Images over Pillow's decompression
   bomb limit are reported the same way. An image whose EXIF alone is malformed keeps its row
   with ``extra["exif_error"]``; Pillow's warnings go to ``extra["warnings"]``, not stderr.
-* A file name that is not valid UTF-8 (possible on Linux) gets ``\xNN`` escapes in
-  ``image_id``, so the table can still be written.
+* A file name that is not valid UTF-8 (possible on Linux) cannot be stored so that
+  ``embed`` opens the file again: it is listed in ``ScanReport.corrupt_files`` (its name
+  with ``\xNN`` escapes, the reason says to rename it) and skipped.
+* A GPS ref that is not ``N``/``S`` (latitude) or ``E``/``W`` (longitude) leaves the
+  location null with ``extra["gps_problem"]``: the hemisphere is unknown.
 * Hidden files and folders (names starting with ``.``, including the ``._IMG_0001.JPG``
   AppleDouble files macOS leaves on foreign disks) and files with other extensions are
   skipped and counted in ``ScanReport.ignored``.
@@ -450,6 +453,11 @@ def scan_images(
         )
     }
     for rel, result in _run(read, files, n_workers, progress, f"scan {root.name or root}"):
+        if _printable(rel) != rel and not isinstance(result, str):
+            result = (
+                "UnicodeError: the file name is not valid UTF-8, so the catalog cannot store a "
+                "name that opens it again; rename the file"
+            )
         rel = _printable(rel)
         if isinstance(result, str):
             report.corrupt += 1
@@ -578,7 +586,11 @@ def _location(
     if not lat_ref or not lon_ref:
         extra["gps_ref_missing"] = True
     problem = None
-    if lat is None or lon is None:
+    if lat_ref and lat_ref[:1].upper() not in ("N", "S"):
+        problem = f"GPS latitude ref {lat_ref!r} is not N or S: the hemisphere is unknown"
+    elif lon_ref and lon_ref[:1].upper() not in ("E", "W"):
+        problem = f"GPS longitude ref {lon_ref!r} is not E or W: the hemisphere is unknown"
+    elif lat is None or lon is None:
         problem = "unreadable GPS coordinate (e.g. a zero denominator: no fix)"
     elif lat == 0 and lon == 0:
         problem = "GPS position is exactly (0, 0): no fix"

@@ -47,7 +47,7 @@ Catalog columns written: ``source`` ("git10m"), ``image_id`` and ``file_name`` (
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -58,10 +58,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from geoaware.errors import DatasetNotFoundError, InputFileError, InvalidTileError
+from geoaware.errors import DatasetNotFoundError, InputFileError, InvalidTileError, UsageError
 from geoaware.geo.tiles import MAX_ZOOM, ground_sample_distance_m, parse_tile, tile_centers
 from geoaware.sources.base import Source
-from geoaware.sources.download import RemoteFile
+from geoaware.sources.download import RemoteFile, Timeouts
 
 __all__ = ["HOMEPAGE", "Git10M", "TileColumns", "parse_locations", "tile_edges"]
 
@@ -229,9 +229,9 @@ class Git10M(Source):
     ) -> None:
         super().__init__(root)
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, but given {batch_size}")
+            raise UsageError(f"batch_size must be positive, but given {batch_size}")
         if tile_size <= 0:
-            raise ValueError(f"tile_size must be positive, but given {tile_size}")
+            raise UsageError(f"tile_size must be positive, but given {tile_size}")
         self.strict = strict
         self.batch_size = batch_size
         self.tile_size = tile_size
@@ -253,7 +253,14 @@ class Git10M(Source):
             )
         return found
 
-    def fetch(self, parts: list[str] | None = None, *, progress: bool = True) -> dict[str, Path]:
+    def fetch(
+        self,
+        parts: list[str] | None = None,
+        *,
+        progress: bool = True,
+        timeouts: Timeouts | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> dict[str, Path]:
         """Return the local shards by path relative to ``root``; nothing is downloaded.
 
         Git-10M is tens of gigabytes under a no-derivatives licence, so geoaware leaves the
@@ -271,7 +278,7 @@ class Git10M(Source):
             return found
         unknown = [p for p in parts if p not in found]
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name}: unknown shard(s) {', '.join(unknown)}; found: {', '.join(found)}"
             )
         return {p: found[p] for p in parts}

@@ -44,7 +44,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geoaware.errors import InputFileError, InvalidCoordinateError
+from geoaware.errors import InputFileError, InvalidCoordinateError, UsageError
 from geoaware.geo import s2_cell_center, s2_level
 from geoaware.sources.base import Source
 from geoaware.sources.csvio import json_objects, read_csv_columns
@@ -393,7 +393,7 @@ class Mp16(Places365Source):
     def cells(self, partition: Partition) -> pa.Table:
         """Read one S2 partition (``"coarse"``, ``"middle"`` or ``"fine"``)."""
         if partition not in PARTITIONS:
-            raise ValueError(f"partition must be one of {', '.join(PARTITIONS)}: {partition!r}")
+            raise UsageError(f"partition must be one of {', '.join(PARTITIONS)}: {partition!r}")
         return read_s2_cells(self.local(f"cells_{partition}"))
 
 

@@ -68,7 +68,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from geoaware.errors import DatasetNotFoundError, InputFileError
+from geoaware.errors import DatasetNotFoundError, InputFileError, UsageError
 from geoaware.paths import mirror_dir
 from geoaware.sources.base import Source
 from geoaware.sources.download import RemoteFile
@@ -332,12 +332,12 @@ class _Inat(Source):
         chosen = tuple(self.default_splits if splits is None else splits)
         unknown = [s for s in chosen if s not in self.splits]
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"{self.name}: unknown split(s) {', '.join(unknown)}; "
                 f"known: {', '.join(self.splits)}"
             )
         if batch_rows < 1:
-            raise ValueError(f"batch_rows must be positive, but given {batch_rows}")
+            raise UsageError(f"batch_rows must be positive, but given {batch_rows}")
         self.chosen = chosen
         self.batch_rows = int(batch_rows)
         self.strict = strict

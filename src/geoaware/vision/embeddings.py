@@ -171,13 +171,18 @@ def read_info(path: str | os.PathLike[str]) -> EmbeddingInfo:
 
 
 def _file_info(file: Path) -> EmbeddingInfo:
-    schema = pq.read_schema(file)
+    from geoaware.catalog.io import read_parquet_schema
+
+    schema = read_parquet_schema(file)
     meta = schema.metadata or {}
     for name in (ID_COLUMN, EMBEDDING_COLUMN):
         if name not in schema.names:
             raise InputFileError(file, f"not an embeddings file: no {name!r} column", field=name)
     if META_KEY in meta:
-        return EmbeddingInfo.from_json(meta[META_KEY])
+        try:
+            return EmbeddingInfo.from_json(meta[META_KEY])
+        except (ValueError, TypeError) as exc:
+            raise InputFileError(file, f"bad encoder metadata ({exc})", field="encoder") from exc
     typ = schema.field(EMBEDDING_COLUMN).type
     if not pa.types.is_fixed_size_list(typ):
         raise InputFileError(
@@ -204,7 +209,10 @@ def read_embeddings(
     id_parts: list[np.ndarray] = []
     vec_parts: list[np.ndarray] = []
     for f in files:
-        table = pq.read_table(f, columns=[ID_COLUMN, EMBEDDING_COLUMN])
+        try:
+            table = pq.read_table(f, columns=[ID_COLUMN, EMBEDDING_COLUMN])
+        except (OSError, pa.ArrowException) as exc:
+            raise InputFileError(f, f"not a readable Parquet file ({exc})") from exc
         col = table.column(EMBEDDING_COLUMN).combine_chunks()
         flat = col.flatten().to_numpy(zero_copy_only=False)
         id_parts.append(table.column(ID_COLUMN).to_numpy(zero_copy_only=False).astype(str))
