@@ -177,6 +177,8 @@ def claim_output(
     geoaware.outputs.OutputError: --out .../notes.csv exists and was not written by geoaware...
     """
     p = Path(path)
+    if kind == "file" and p.is_dir():
+        raise OutputError(f"{what} {p} is a folder; give a file name")
     suffix = p.suffix.lower()
     if suffixes and suffix not in suffixes and not (kind != "file" and suffix == ""):
         raise OutputError(
@@ -186,8 +188,6 @@ def claim_output(
         )
     if not p.exists():
         return p
-    if kind == "file" and p.is_dir():
-        raise OutputError(f"{what} {p} is a folder; give a file name")
     if kind != "file" and not p.is_dir():
         raise OutputError(f"{what} {p} is a file; this command writes a folder")
     if p.is_dir() and not any(p.iterdir()):

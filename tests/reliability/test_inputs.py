@@ -224,7 +224,7 @@ def test_predict_checks_the_output_extension_first(knn_model, tmp_path):
     model, emb, _ = knn_model
     out = tmp_path / "pred.txt"
     line = one_error_line(run("geolocate", "predict", model, emb, "--out", out))
-    assert f"{out}: predictions go to a .csv or .parquet file" in line
+    assert str(out) in line and ".csv" in line and ".txt" in line
     assert not out.exists()
 
 
