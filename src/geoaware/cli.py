@@ -27,10 +27,36 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="geoaware",
     help="Clean, checked geotagged image datasets, geo-aware models and honest benchmarks.",
+    epilog="Example: geoaware demo --out demo-output, then "
+    "geoaware validate demo-output/catalog.parquet.  Each command's --help has its own example.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("geoaware")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            number = "unknown (not installed)"
+        out.print(f"geoaware {number}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _top(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Clean, checked geotagged image datasets, geo-aware models and honest benchmarks."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,9 +91,12 @@ def _print_validation(report: dict[str, Any]) -> None:
             f"row {ex['row']} ({ex['image_id']}): {ex['column']}={ex['value']!r}" if ex else ""
         )
         rows.append([f["severity"], f["check"], f["count"], f["description"], example])
+    n_err = sum(f["severity"] == "error" for f in report["findings"])
+    n_warn = len(report["findings"]) - n_err
     title = (
         f"validate {report['path']}: {report['rows']:,} rows, "
-        f"{report['errors']:,} error rows, {report['warnings']:,} warning rows"
+        f"{report['errors']:,} with an error, {report['warnings']:,} with a warning "
+        f"({n_err} error and {n_warn} warning checks found something; a row can be in several)"
     )
     out.print(table(title, ["severity", "check", "rows", "what", "first example"], rows))
     out.print("[green]OK: no errors[/]" if report["ok"] else "[red]FAILED: errors found[/]")
@@ -75,8 +104,8 @@ def _print_validation(report: dict[str, Any]) -> None:
 
 @app.command(
     epilog="Example: geoaware validate catalog.parquet --strict.  "
-    "JSON keys: path, rows, ok, errors, warnings, findings "
-    "(each: check, severity, column, count, description, examples).",
+    "JSON keys: path, rows, ok, errors and warnings (distinct rows with at least one error / "
+    "warning), findings (each: check, severity, column, count of rows, description, examples).",
 )
 def validate(
     catalog: CatalogArg,
@@ -338,7 +367,10 @@ def scan_images_cmd(
 
 
 # ----------------------------------------------------------------------------------------------
-eval_app = typer.Typer(help="Evaluate predictions: geolocation (Im2GPS) and classification (iNat).")
+eval_app = typer.Typer(
+    help="Evaluate predictions: geolocation (Im2GPS) and classification (iNat).",
+    epilog="Example: geoaware eval geo predictions.csv --truth catalog.parquet --by continent",
+)
 app.add_typer(eval_app, name="eval")
 
 
@@ -504,7 +536,10 @@ def eval_classify(
         out.print(table(title, t["columns"], rows))
 
 
-submission_app = typer.Typer(help="Check or write Kaggle-style iNat submissions.")
+submission_app = typer.Typer(
+    help="Check or write Kaggle-style iNat submissions.",
+    epilog="Example: geoaware submission check submission.csv --truth catalog.parquet",
+)
 app.add_typer(submission_app, name="submission")
 
 

@@ -21,6 +21,8 @@ __all__ = ["geolocate_app", "register"]
 geolocate_app = typer.Typer(
     name="geolocate",
     help="Image geolocation from embeddings: k-NN retrieval, GPS gallery, geocells.",
+    epilog="Example: geoaware geolocate fit emb --catalog split.parquet --method knn --k 3 "
+    "--out knn-model",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -229,7 +231,9 @@ def fit(
 @geolocate_app.command(
     epilog="Example: geoaware geolocate predict knn-model emb.parquet --catalog catalog.parquet "
     "--split test --out pred.parquet --k 5, then geoaware eval geo pred.parquet "
-    "--truth catalog.parquet.  JSON keys: out, method, predicted, k, join (as in fit, or null), "
+    "--truth catalog.parquet.  Candidate scores are in [0, 1] for every method: a cell's or "
+    "gallery point's probability; for knn the place's share of the k voters' vote (0 for "
+    "neighbours past the k voters).  JSON keys: out, method, predicted, k, join (as in fit, or null), "
     "overlap (per reference set, e.g. training, gallery: km, n_query, n_reference, within, "
     "fraction, median_nearest_km), excluded (km, points, removed, or null), summary (n, "
     "acc_1km ... acc_2500km, median_km, mean_km, geoscore, skipped_rows; null without truth).",
