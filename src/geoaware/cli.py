@@ -408,6 +408,7 @@ def eval_geo(
     """Great-circle accuracy at 1/25/200/750/2500 km, median and mean error, GeoScore."""
     from geoaware.evaluate.geo import evaluate_geo
     from geoaware.evaluate.geo_io import read_geo_predictions
+    from geoaware.geolocate.overlap import overlap_warnings, read_overlap
 
     cols = tuple(columns.split(",")) if columns else None
     if cols is not None and len(cols) != 4:
@@ -421,15 +422,15 @@ def eval_geo(
     reports = []
     for path in predictions:
         preds = read_geo_predictions(path, cols, truth=truth_table, strict=strict)  # type: ignore[arg-type]
-        reports.append(
-            evaluate_geo(
-                preds,
-                thresholds=floats_option(thresholds, "--thresholds"),
-                geodesic=geodesic,
-                by=groups,
-                hit_rates=out_dir is not None or not json,
-            )
+        report = evaluate_geo(
+            preds,
+            thresholds=floats_option(thresholds, "--thresholds"),
+            geodesic=geodesic,
+            by=groups,
+            hit_rates=out_dir is not None or not json,
         )
+        report.warnings = overlap_warnings(read_overlap(path))
+        reports.append(report)
     if out_dir is not None:
         _write_geo_run(reports, out_dir)
     if json:
@@ -451,6 +452,9 @@ def eval_geo(
                 for row in t["rows"][:50]
             ]
             out.print(table(f"{r.name}: {title}", t["columns"], rows))
+    for r in reports:
+        for warning in r.warnings:
+            out.print(f"[yellow]warning:[/] {r.name}: {warning}", highlight=False)
     if out_dir is not None:
         out.print(f"[bold]run folder[/] {out_dir}")
 

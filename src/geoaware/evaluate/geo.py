@@ -276,6 +276,9 @@ class GeoReport:
         Rows left out, with line numbers.
     figures : list of str
         PNGs written beside the report.
+    warnings : list of str
+        Sentences the report shows above the figures (e.g. test locations that sit on
+        training locations, from ``geolocate predict``'s overlap file).
     """
 
     name: str
@@ -287,6 +290,7 @@ class GeoReport:
     tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     skipped: list[SkippedRow] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON to ``path`` atomically; return the path."""
@@ -308,6 +312,7 @@ class GeoReport:
             "summary": self.summary,
             "tables": tables,
             "figures": list(self.figures),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
 
 
