@@ -128,3 +128,21 @@ def test_version_and_group_examples() -> None:
         r = runner.invoke(app, [group, "--help"], terminal_width=200)
         assert r.exit_code == 0, r.output
         assert f"Example: geoaware {group} " in r.stdout, group
+
+
+def test_fetch_all_plans_metadata_first_and_warns_before_image_archives(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from geoaware.cli import _warn_large_parts
+    from geoaware.sources import SOURCES
+
+    src = SOURCES["inat2017"]("unused")
+    order = src.plan(["all"])
+    assert set(order) == set(src.files)
+    archives = [p for p in order if p not in src.catalog_parts]
+    assert archives == order[-len(archives) :] and "train_val_images" in archives
+    _warn_large_parts(src, ["all"])
+    warning = capsys.readouterr().err
+    assert "train_val_images" in warning and "metadata first" in warning
+    _warn_large_parts(src, None)  # the catalog's parts only: nothing to announce
+    assert capsys.readouterr().err == ""

@@ -291,9 +291,37 @@ def fetch(
     from geoaware.sources import SOURCES
 
     cls = _source(source, SOURCES)
+    _warn_large_parts(cls(dest), parts.split(",") if parts else None)
     got = cls(dest).fetch(parts.split(",") if parts else None)
     for part, path in got.items():
         out.print(f"{source}/{part}: {path} (verified)")
+
+
+#: Parts at least this large are announced before ``fetch`` starts.
+LARGE_PART_BYTES = 1 << 30
+
+
+def _warn_large_parts(src: Any, parts: list[str] | None) -> None:
+    """Warn before image archives (parts the catalog does not need) or parts over 1 GiB."""
+    order = src.plan(parts)
+    needed = set(src.catalog_parts or src.files)
+
+    def big(p: str) -> bool:
+        size = src.files[p].size
+        return p not in needed or (size is not None and size >= LARGE_PART_BYTES)
+
+    large = [p for p in order if big(p)]
+    if not large:
+        return
+    listed = ", ".join(
+        f"{p} ({src.files[p].size / 1e9:,.1f} GB)" if src.files[p].size else p for p in large
+    )
+    err.print(
+        f"[yellow]warning:[/] {src.name}: about to fetch {listed}: image archives or large "
+        f"files (iNat's run to tens or hundreds of GB). Order: {', '.join(order)}, metadata "
+        "first; interrupt at any time, downloads resume where they stopped.",
+        highlight=False,
+    )
 
 
 @app.command(
