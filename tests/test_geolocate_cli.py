@@ -103,6 +103,30 @@ def test_fit_predict_eval_chain(files: dict[str, Path]) -> None:
     assert ev["n"] == 18 and ev["acc_200km"] == 1.0 and ev["acc_2500km"] == 1.0
     assert ev["median_km"] == pytest.approx(res["summary"]["median_km"])
     assert ev["acc_1km"] == pytest.approx(res["summary"]["acc_1km"])
+    # the overlap report travels with the predictions into eval geo, its run and the report
+    assert (
+        json.loads((files["dir"] / "pred.parquet.overlap.json").read_text())["overlap"]
+        == (res["overlap"])
+    )
+    run = files["dir"] / "run"
+    from geoaware.cli import app as main_app
+
+    text = runner.invoke(main_app, ["eval", "geo", str(pred), "--truth", str(files["catalog"]),
+                                    "--out", str(run)]).stdout  # fmt: skip
+    assert "warning: pred: 1 of 18 test locations (5.6%) lie within 1 km of a training" in text
+    doc = json.loads((run / "pred.geo.json").read_text())
+    assert doc["warnings"][0].startswith("1 of 18 test locations")
+    from geoaware.report.html import build_report
+
+    page = build_report(run, files["dir"] / "report.html").read_text()
+    assert '<p class="warning"><strong>Warning:</strong> 1 of 18 test locations' in page
+    # predictions changed since: the overlap file no longer describes them and is not used
+    pred.write_bytes(pred.read_bytes())  # same bytes: still used
+    pq.write_table(pq.read_table(pred).slice(0, 10), pred)
+    text = runner.invoke(
+        main_app, ["eval", "geo", str(pred), "--truth", str(files["catalog"])]
+    ).stdout
+    assert "warning" not in text
 
 
 def test_exclude_within_at_predict_and_fit(files: dict[str, Path]) -> None:

@@ -138,3 +138,13 @@ def test_bad_options_are_named() -> None:
         KnnGeolocator.fit(np.ones((50, 10)), np.zeros(50), np.zeros(50), index="ivfpq", m=3)
     with pytest.raises(ValueError, match="NaN"):
         KnnGeolocator.fit(np.ones((2, 3)), [0.0, np.nan], [0.0, 0.0])
+
+
+def test_candidate_scores_are_vote_shares_on_one_scale() -> None:
+    x, lat, lon, _, centres = clustered(20)
+    model = KnnGeolocator.fit(x, lat, lon, k=3, merge_km=0.0)
+    p = model.predict(centres, k=8)  # five candidates past the three voters
+    s = p.cand_score
+    assert ((s >= 0) & (s <= 1 + 1e-9)).all(), s
+    assert (s[:, :3] > 0).all() and (s[:, 3:] == 0).all()
+    assert np.all(np.diff(s, axis=1) <= 1e-12)  # best first

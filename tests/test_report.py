@@ -577,3 +577,32 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert "accuracy by continent (geoA)" in dom and "worst &lt;classes&gt;" in dom
     assert dom.count("<table>") == 2 + 2 + 2  # two summaries, a table per geo run, two classify
     assert dom.count('src="data:image/png;base64,') == 6
+
+
+def test_runs_sharing_a_name_headers_and_captions_are_readable(tmp_path):
+    import orjson
+
+    summary = {"n": 4, "top1_acc": 0.5, "top5_acc": 1.0, "classes": 3, "templates": 2,
+               "embeddings_without_truth": 1, "unlabelled": 0}  # fmt: skip
+    retrieval = {"n": 4, "captions": 20, "i2t_r1": 0.25, "embeddings_without_caption": 2}
+    for kind, s in (("zeroshot", summary), ("retrieval", retrieval)):
+        doc = {"kind": kind, "name": "emb", "source": "src", "summary": s, "tables": {},
+               "figures": []}  # fmt: skip
+        (tmp_path / f"emb.{kind}.json").write_bytes(orjson.dumps(doc))
+    error_cdf({"emb": np.array([1.0, 20.0])}, tmp_path / "emb.error_map.png")
+    geo = {"kind": "geo", "name": "emb", "source": "p.csv", "summary": {"n": 1},
+           "tables": {}, "figures": ["emb.error_map.png"],
+           "warnings": ["5 of 5 test locations (100.0%) lie within 1 km"]}  # fmt: skip
+    (tmp_path / "emb.geo.json").write_bytes(orjson.dumps(geo))
+    page = build_report(tmp_path, tmp_path / "r.html").read_text()
+    parser = _Page()
+    parser.feed(page)
+    text = " ".join(parser.text)
+    for name in ("emb (geo)", "emb (zeroshot)", "emb (retrieval)"):
+        assert name in text
+    # raw keys become a label and a second line, never one cut-off word
+    assert "no truth" in text and "no caption" in text and "prompts" in text
+    assert ">embeddings_without_truth<" not in page
+    assert "Where the test images are, coloured by their error (emb (geo))" in text
+    assert '<p class="warning"><strong>Warning:</strong> 5 of 5 test locations' in page
+    assert "⚠ see warning" in text

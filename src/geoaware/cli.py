@@ -29,11 +29,37 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="geoaware",
     help="Clean, checked geotagged image datasets, geo-aware models and honest benchmarks.",
+    epilog="Example: geoaware demo --out demo-output, then "
+    "geoaware validate demo-output/catalog.parquet.  Each command's --help has its own example.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     cls=GeoawareGroup,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("geoaware")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            number = "unknown (not installed)"
+        out.print(f"geoaware {number}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _top(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Clean, checked geotagged image datasets, geo-aware models and honest benchmarks."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,9 +153,12 @@ def _print_validation(report: dict[str, Any]) -> None:
             f"row {ex['row']} ({ex['image_id']}): {ex['column']}={ex['value']!r}" if ex else ""
         )
         rows.append([f["severity"], f["check"], f["count"], f["description"], example])
+    n_err = sum(f["severity"] == "error" for f in report["findings"])
+    n_warn = len(report["findings"]) - n_err
     title = (
         f"validate {report['path']}: {report['rows']:,} rows, "
-        f"{report['errors']:,} error rows, {report['warnings']:,} warning rows"
+        f"{report['errors']:,} with an error, {report['warnings']:,} with a warning "
+        f"({n_err} error and {n_warn} warning checks found something; a row can be in several)"
     )
     out.print(table(title, ["severity", "check", "rows", "what", "first example"], rows))
     out.print("[green]OK: no errors[/]" if report["ok"] else "[red]FAILED: errors found[/]")
@@ -137,8 +166,8 @@ def _print_validation(report: dict[str, Any]) -> None:
 
 @app.command(
     epilog="Example: geoaware validate catalog.parquet --strict.  "
-    "JSON keys: path, rows, ok, errors, warnings, findings "
-    "(each: check, severity, column, count, description, examples).",
+    "JSON keys: path, rows, ok, errors and warnings (distinct rows with at least one error / "
+    "warning), findings (each: check, severity, column, count of rows, description, examples).",
 )
 def validate(
     catalog: CatalogArg,
@@ -351,6 +380,7 @@ def fetch(
     from geoaware.sources.download import Timeouts
 
     cls = _source(source, SOURCES)
+    _warn_large_parts(cls(dest), parts.split(",") if parts else None)
     timeouts = Timeouts(connect=connect_timeout, read=read_timeout, deadline=deadline)
     got = cls(dest).fetch(
         parts.split(",") if parts else None,
@@ -359,6 +389,33 @@ def fetch(
     )
     for part, path in got.items():
         out.print(f"{source}/{part}: {path} (verified)")
+
+
+#: Parts at least this large are announced before ``fetch`` starts.
+LARGE_PART_BYTES = 1 << 30
+
+
+def _warn_large_parts(src: Any, parts: list[str] | None) -> None:
+    """Warn before image archives (parts the catalog does not need) or parts over 1 GiB."""
+    order = src.plan(parts)
+    needed = set(src.catalog_parts or src.files)
+
+    def big(p: str) -> bool:
+        size = src.files[p].size
+        return p not in needed or (size is not None and size >= LARGE_PART_BYTES)
+
+    large = [p for p in order if big(p)]
+    if not large:
+        return
+    listed = ", ".join(
+        f"{p} ({src.files[p].size / 1e9:,.1f} GB)" if src.files[p].size else p for p in large
+    )
+    err.print(
+        f"[yellow]warning:[/] {src.name}: about to fetch {listed}: image archives or large "
+        f"files (iNat's run to tens or hundreds of GB). Order: {', '.join(order)}, metadata "
+        "first; interrupt at any time, downloads resume where they stopped.",
+        highlight=False,
+    )
 
 
 @app.command(
@@ -442,7 +499,10 @@ def scan_images_cmd(
 
 
 # ----------------------------------------------------------------------------------------------
-eval_app = typer.Typer(help="Evaluate predictions: geolocation (Im2GPS) and classification (iNat).")
+eval_app = typer.Typer(
+    help="Evaluate predictions: geolocation (Im2GPS) and classification (iNat).",
+    epilog="Example: geoaware eval geo predictions.csv --truth catalog.parquet --by continent",
+)
 app.add_typer(eval_app, name="eval")
 
 
@@ -497,6 +557,7 @@ def eval_geo(
     """Great-circle accuracy at 1/25/200/750/2500 km, median and mean error, GeoScore."""
     from geoaware.evaluate.geo import evaluate_geo
     from geoaware.evaluate.geo_io import read_geo_predictions
+    from geoaware.geolocate.overlap import overlap_warnings, read_overlap
     from geoaware.outputs import claim_output, record_output
 
     cols = tuple(columns.split(",")) if columns else None
@@ -518,6 +579,7 @@ def eval_geo(
         r.name = name
         if reference is not None:
             r.add_reference(reference)
+        r.warnings = overlap_warnings(read_overlap(path))
         reports.append((r, preds))
     if out_dir is not None:
         _write_geo_run([r for r, _ in reports], out_dir, geodesic)
@@ -594,6 +656,9 @@ def _print_geo(reports: list[Any], preds: list[Any]) -> None:
             out.print(table(f"{r.name}: {title}", t["columns"], rows))
         if r.reference:
             _print_reference(r.reference)
+    for r in reports:
+        for warning in r.warnings:
+            out.print(f"[yellow]warning:[/] {r.name}: {warning}", highlight=False)
 
 
 def _print_published(r: Any) -> None:
@@ -752,7 +817,10 @@ def eval_classify(
         out.print(table(title, t["columns"], rows))
 
 
-submission_app = typer.Typer(help="Check or write Kaggle-style iNat submissions.")
+submission_app = typer.Typer(
+    help="Check or write Kaggle-style iNat submissions.",
+    epilog="Example: geoaware submission check submission.csv --truth catalog.parquet",
+)
 app.add_typer(submission_app, name="submission")
 
 

@@ -7,6 +7,7 @@ these helpers so output looks alike and ``--json`` always prints exactly one obj
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ __all__ = [
     "GeoawareGroup",
     "JsonOpt",
     "OverwriteOpt",
+    "console",
     "emit_json",
     "err",
     "floats_option",
@@ -35,8 +37,31 @@ __all__ = [
     "table",
 ]
 
-out = Console()
-err = Console(stderr=True)
+#: Width of a console that writes to a file or a pipe: wide enough that no table is cut.
+PIPE_WIDTH = 1000
+
+
+def console(stderr: bool = False) -> Console:
+    """Return a console for stdout (or stderr): terminal width on a terminal, else uncut.
+
+    On a terminal rich fits tables to the window.  Piped or logged output has no window, and
+    rich's 80-column default would cut key figures ("acc…"); there tables take their natural
+    width and lines are not wrapped.  ``COLUMNS`` in the environment still sets the width.
+
+    Examples
+    --------
+    >>> console().width >= 80
+    True
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    if piped and "COLUMNS" not in os.environ:
+        return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
+    return Console(stderr=stderr)
+
+
+out = console()
+err = console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 OverwriteOpt = Annotated[

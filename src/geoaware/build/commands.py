@@ -7,23 +7,168 @@ from typing import Annotated, Any
 
 import typer
 
-from geoaware.clikit import CatalogArg, JsonOpt, OverwriteOpt, emit_json, floats_option, out
+from geoaware.clikit import CatalogArg, JsonOpt, OverwriteOpt, emit_json, floats_option, out, table
 
 __all__ = ["register"]
 
 
-def _show(title: str, data: dict[str, Any]) -> None:
-    import orjson
+def _examples(items: list[Any], n: int = 3) -> str:
+    return ", ".join(str(x) for x in items[:n]) + (", ..." if len(items) > n else "")
 
-    out.print(f"[bold]{title}[/]")
-    out.print(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def _show_fg_geo_build(r: dict[str, Any]) -> None:
+    rows = [[rule, n] for rule, n in r["removed"].items()]
+    out.print(
+        table(
+            f"fg_geo from {r['yfcc']}: {r['rows_read']:,} rows read", ["removed by", "rows"], rows
+        )
+    )
+    out.print(f"kept {r['kept']:,} rows, wrote {r['out']}", highlight=False)
+    if r["ambiguous_names"]:
+        out.print(
+            f"{len(r['ambiguous_names']):,} label names dropped as ambiguous: "
+            + _examples(r["ambiguous_names"]),
+            highlight=False,
+        )
+
+
+def _show_fg_geo_check(r: dict[str, Any]) -> None:
+    rows = [[rule, v["violations"], _examples(v["examples"])] for rule, v in r["rules"].items()]
+    title = (
+        f"{r['path']}: {r['rows']:,} rows, {r['images']:,} images, {r['labels']:,} labels, "
+        f"{r['duplicate_ids']:,} duplicate ids"
+    )
+    out.print(table(title, ["rule", "violations", "examples"], rows))
+    hist = r["label_count_histogram"]
+    out.print(
+        table(
+            "labels by number of images",
+            ["images per label", "labels"],
+            [[k, v] for k, v in hist.items()],
+        )
+    )
+    out.print("[green]OK: every rule holds[/]" if r["ok"] else "[red]FAILED: a rule is broken[/]")
+
+
+def _show_split(r: dict[str, Any]) -> None:
+    rows_per = r["rows_per_split"]
+    rows = [[side, n, _pct(n, r["rows"])] for side, n in rows_per.items()]
+    ratios = ",".join(f"{x:g}" for x in r["ratios"])
+    title = (
+        f"split by {r['by']} (seed {r['seed']}, ratios {ratios}): {r['rows']:,} rows, "
+        f"{r['keys']:,} distinct keys"
+    )
+    out.print(table(title, ["side", "rows", "share"], rows))
+    if r.get("rows_without_key"):
+        out.print(f"{r['rows_without_key']:,} rows have no {r['by']} key", highlight=False)
+    missing = r.get("labels_missing_a_side")
+    if missing:
+        out.print(f"labels missing a side: {missing}", highlight=False)
+    out.print(f"wrote {r['out']}", highlight=False)
+
+
+def _show_leakage(r: dict[str, Any]) -> None:
+    sides = ", ".join(f"{k} {v:,}" for k, v in r["sides"].items())
+    out.print(
+        f"{r['path']}: {r['rows']:,} rows by {r['split_column']!r} ({sides})", highlight=False
+    )
+    users, ids, urls, outing = (
+        r["shared_users"], r["duplicate_ids"], r["duplicate_urls"], r["same_outing"]
+    )  # fmt: skip
+    user_note = (
+        f"{users['rows_without_user']:,} rows have no user"
+        if users.get("rows_without_user")
+        else ""
+    )
+    time_note = (
+        f"{outing['pairs_time_unknown']:,} pairs without a capture time (distance only)"
+        if outing.get("pairs_time_unknown")
+        else ""
+    )
+    rows = [
+        ["users on two sides", users["count"], users["rows"], user_note],
+        ["image ids on two sides", ids["count"], ids["rows"], ""],
+        ["URLs on two sides", urls["count"], urls["rows"], ""],
+        [
+            f"same outing ({outing['radius_m']:g} m, {outing['window_s'] / 3600:g} h)",
+            outing["pairs"],
+            outing["images"],
+            time_note,
+        ],
+    ]
+    out.print(table("leaks between sides", ["check", "found", "rows", "note"], rows))
+    labels = r.get("labels")
+    if labels:
+        ref = labels["reference"]
+        lrows = [
+            [
+                side,
+                n,
+                "" if side == ref else labels[side]["not_in_reference"],
+                "" if side == ref else _examples(labels[side]["not_in_reference_examples"]),
+            ]
+            for side, n in labels["labels_per_side"].items()
+        ]
+        out.print(
+            table(
+                f"labels per side (reference: {ref})",
+                ["side", "labels", f"not in {ref}", "examples"],
+                lrows,
+            )
+        )
+    if r.get("map"):
+        out.print(f"map {r['map']}", highlight=False)
+    out.print("[red]leaks found[/]" if r["leaks"] else "[green]no leak[/]")
+
+
+def _show_partition(r: dict[str, Any], out_dir: Path) -> None:
+    title = (
+        f"{r['scheme']}: {r['clients']:,} clients, {r['rows_assigned']:,} rows assigned, "
+        f"{r['rows_left_out']:,} left out, {r['empty_clients']:,} empty clients"
+    )
+    figures = ("mean", "std", "min", "median", "max")
+    rows = [
+        [label] + ["-" if r[name][k] is None else f"{r[name][k]:,.2f}" for k in figures]
+        for name, label in (
+            ("samples_per_client", "images"),
+            ("labels_per_client", "labels"),
+            ("label_entropy_bits", "label entropy (bits)"),
+        )
+        if name in r
+    ]
+    out.print(table(title, ["per client", *figures], rows))
+    left = {k: v for k, v in r["left_out"].items() if v}
+    if left:
+        out.print(
+            "left out: "
+            + ", ".join(f"{v:,} rows ({k.replace('_', ' ')})" for k, v in left.items()),
+            highlight=False,
+        )
+    out.print(f"wrote {out_dir} ({', '.join(r['files'])})", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add ``build fg-geo``, ``check fg-geo``, ``split``, ``leakage``, ``partition``, ``fl``."""
-    build_app = typer.Typer(help="Build datasets from raw metadata.", no_args_is_help=True)
-    check_app = typer.Typer(help="Check built datasets against their recipe.", no_args_is_help=True)
-    fl_app = typer.Typer(help="Federated learning on partition folders.", no_args_is_help=True)
+    build_app = typer.Typer(
+        help="Build datasets from raw metadata.",
+        epilog="Example: geoaware build fg-geo --yfcc yfcc100m_dataset --labels names.txt "
+        "--out fg_geo.parquet",
+        no_args_is_help=True,
+    )
+    check_app = typer.Typer(
+        help="Check built datasets against their recipe.",
+        epilog="Example: geoaware check fg-geo yfcc100m_geolocated_inat2017species.csv.zip",
+        no_args_is_help=True,
+    )
+    fl_app = typer.Typer(
+        help="Federated learning on partition folders.",
+        epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3",
+        no_args_is_help=True,
+    )
     app.add_typer(build_app, name="build")
     app.add_typer(check_app, name="check")
     app.add_typer(fl_app, name="fl")
@@ -51,7 +196,7 @@ def register(app: typer.Typer) -> None:
         claim_output(out_file, kind, overwrite=overwrite, suffixes=(".parquet",))
         report = build_fg_geo(yfcc, labels, out_file, per_label=per_label, seed=seed)
         record_output(out_file, kind, inputs=[yfcc, labels], seed=seed)
-        emit_json(report) if json else _show(f"wrote {report['kept']:,} rows", report)
+        emit_json(report) if json else _show_fg_geo_build(report)
 
     @check_app.command(
         "fg-geo",
@@ -68,7 +213,7 @@ def register(app: typer.Typer) -> None:
         from geoaware.build.fg_geo import check_fg_geo
 
         report = check_fg_geo(file, per_label=per_label)
-        emit_json(report) if json else _show("OK" if report["ok"] else "FAILED", report)
+        emit_json(report) if json else _show_fg_geo_check(report)
         if not report["ok"]:
             raise typer.Exit(1)
 
@@ -105,7 +250,7 @@ def register(app: typer.Typer) -> None:
         write_catalog(result.table, out_file)
         record_output(out_file, kind, inputs=[catalog], seed=seed)
         result.summary["out"] = str(out_file)
-        emit_json(result.summary) if json else _show(f"wrote {out_file}", result.summary)
+        emit_json(result.summary) if json else _show_split(result.summary)
 
     @app.command(
         epilog="Example: geoaware leakage split.parquet --map leaks.png.  JSON keys: path, "
@@ -134,9 +279,7 @@ def register(app: typer.Typer) -> None:
         )  # fmt: skip
         if map_png is not None:
             record_output(map_png, inputs=[catalog])
-        emit_json(report) if json else _show(
-            "leaks found" if report["leaks"] else "no leak", report
-        )
+        emit_json(report) if json else _show_leakage(report)
 
     @app.command(
         epilog="Example: geoaware partition catalog.parquet --by dirichlet --num-partitions 100 "
@@ -188,11 +331,7 @@ def register(app: typer.Typer) -> None:
         if json:
             emit_json(stats)
             return
-        brief = {k: stats[k] for k in ("clients", "rows_assigned", "rows_left_out", "left_out")}
-        brief["samples_per_client"] = {
-            k: v for k, v in stats["samples_per_client"].items() if k != "histogram"
-        }
-        _show(f"wrote {out_dir}", brief)
+        _show_partition(stats, out_dir)
 
     @fl_app.command(
         "simulate",
@@ -218,7 +357,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """FedAvg (Flower simulation) of a location-only softmax head, beside central training."""
         from geoaware.build.flsim import SimulationSettings, simulate_fedavg
-        from geoaware.clikit import fmt_metric, table
+        from geoaware.clikit import fmt_metric
 
         settings = SimulationSettings(
             rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed

@@ -8,6 +8,7 @@ other (by default 100 m and one day). Neighbours are found with a k-d tree on un
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,11 +119,11 @@ def leakage_report(
 
         lat = table.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
         lon = table.column("lon").to_numpy(zero_copy_only=False).astype(np.float64)
-        color = np.zeros(len(lat))
-        color[leaking_rows] = 1.0
-        report["map"] = str(
-            world_map(lat, lon, map_png, title=f"{where}: same-outing leaks (1)", color=color)
-        )
+        leaked = np.zeros(len(lat), dtype=bool)
+        leaked[leaking_rows] = True
+        groups = {"no same-outing twin": ~leaked, "same outing on another side": leaked}
+        title = f"{Path(where).name}: same-outing leaks ({radius_m:g} m, {window_s / 3600:g} h)"
+        report["map"] = str(world_map(lat, lon, map_png, title=title, groups=groups))
     return report
 
 

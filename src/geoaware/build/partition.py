@@ -169,7 +169,13 @@ class UserPartitioner(CatalogPartitioner):
         require_columns(table, ["image_id", "user_id"], self.where)
 
     def _assign(self) -> tuple[IntArray, npt.NDArray[np.object_]]:
-        codes, names = _sorted_codes(self.catalog.column("user_id"))
+        users = self.catalog.column("user_id")
+        if len(users) and users.null_count == len(users):
+            raise PartitionError(
+                f"{self.where}: no row has a user (column user_id is empty); partition "
+                "--by cell, dirichlet or iid instead"
+            )
+        codes, names = _sorted_codes(users)
         return _drop_small(codes, names, self.min_size, self.left_out, "no_user")
 
 
@@ -332,6 +338,12 @@ class DirichletPartitioner(CatalogPartitioner):
         self.left_out["no_label"] = int((labels < 0).sum())
         rows = np.flatnonzero(labels >= 0)
         n, k = len(rows), self._num_partitions
+        if n == 0 and len(labels):
+            column = self.level or "label_name"
+            raise PartitionError(
+                f"{self.where}: no row has a label at level {column!r} (column {column} is "
+                "empty); choose another --level"
+            )
         if n < self.min_size * k:
             raise PartitionError(
                 f"{self.where}: cannot give {k} partitions at least {self.min_size} rows each "

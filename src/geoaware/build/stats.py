@@ -85,26 +85,70 @@ def partition_stats(
     return stats, matrix
 
 
-def _plots(stats: dict[str, Any], folder: Path) -> list[str]:
+def scheme_title(stats: dict[str, Any]) -> str:
+    """Name a partition scheme and its settings for a plot title, e.g. ``Dirichlet (alpha 0.1)``.
+
+    Examples
+    --------
+    >>> scheme_title({"scheme": "DirichletPartitioner", "settings": {"alpha": 0.1}, "level": None})
+    'Dirichlet (alpha 0.1)'
+    >>> scheme_title({"scheme": "CellPartitioner", "settings": {"cell": "h3:3"}, "level": "genus"})
+    'by cell (h3:3), labels at genus level'
+    """
+    settings = stats.get("settings") or {}
+    scheme = stats.get("scheme", "")
+    if scheme == "DirichletPartitioner":
+        name = f"Dirichlet (alpha {settings.get('alpha', '?'):g})"
+    elif scheme == "CellPartitioner":
+        cell = settings.get("cell") or f"adaptive, <= {settings.get('max_cell_size')} images"
+        name = f"by cell ({cell})"
+    elif scheme == "UserPartitioner":
+        name = "by user"
+    elif scheme == "IidPartitioner":
+        name = "IID"
+    else:
+        name = scheme
+    level = stats.get("level")
+    return f"{name}, labels at {level} level" if level else name
+
+
+def _plots(
+    stats: dict[str, Any], folder: Path, per_client: dict[str, npt.NDArray[np.int64]]
+) -> list[str]:
+    """Histograms of images and labels per client, whole clients on the y-axis.
+
+    Heavy-tailed sizes (largest over smallest at least 20) get log-spaced bins on a log axis.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     written = []
-    for key, title in (
-        ("samples_per_client", "samples per client"),
-        ("labels_per_client", "labels per client"),
-    ):
-        h = stats[key].get("histogram")
-        if not h:
+    scheme = scheme_title(stats)
+    for key, what in (("samples_per_client", "images"), ("labels_per_client", "labels")):
+        values = per_client[key]
+        if not len(values):
             continue
-        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-        edges = np.asarray(h["edges"])
-        ax.bar(edges[:-1], h["counts"], width=np.diff(edges), align="edge")
-        ax.set_xlabel(title)
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+        low, high = int(values.min()), int(values.max())
+        heavy = low >= 1 and high / low >= 20
+        if heavy:
+            edges = np.unique(np.geomspace(low, high + 1, 30).round())
+            ax.set_xscale("log")
+        else:
+            edges = np.histogram_bin_edges(values, bins=min(20, max(high - low, 1)))
+        ax.hist(values, bins=edges.tolist(), color="#4a6fa5", edgecolor="white", linewidth=0.5)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(f"{what} per client" + (" (log scale)" if heavy else ""))
         ax.set_ylabel("clients")
-        ax.set_title(f"{title} ({stats['clients']:,} clients)")
+        median = float(np.median(values))
+        ax.axvline(
+            median, color="#c0392b", linewidth=1, linestyle="--", label=f"median {median:,g}"
+        )
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(f"{what} per client: {scheme}, {stats['clients']:,} clients", fontsize=10)
         fig.tight_layout()
         name = f"{key}.png"
         with atomic_path(folder / name) as tmp:
@@ -199,7 +243,11 @@ def write_partitions(
         )
         stats["files"] = [PARTITION_FILE, "client_label_counts.parquet", "stats.json"]
         if plots:
-            stats["files"] += _plots(stats, staging)
+            per_client = {
+                "samples_per_client": np.bincount(part[part >= 0], minlength=k),
+                "labels_per_client": np.bincount(matrix[:, 0], minlength=k),
+            }
+            stats["files"] += _plots(stats, staging, per_client)
         (staging / "stats.json").write_bytes(
             orjson.dumps(stats, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2)
         )

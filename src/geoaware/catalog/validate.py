@@ -68,26 +68,31 @@ class ValidationReport:
         Its number of rows.
     findings : list of Finding
         One per check that found something.
+    error_rows, warning_rows : int
+        Distinct rows flagged by at least one error (warning) check; a row flagged by several
+        checks counts once here and once in each finding's ``count``.
     """
 
     path: str
     rows: int
     findings: list[Finding]
+    error_rows: int = 0
+    warning_rows: int = 0
 
     @property
     def n_errors(self) -> int:
-        """Rows flagged by error checks (a row can count in several checks)."""
-        return sum(f.count for f in self.findings if f.severity == "error")
+        """Distinct rows flagged by error checks."""
+        return self.error_rows
 
     @property
     def n_warnings(self) -> int:
-        """Rows flagged by warning checks."""
-        return sum(f.count for f in self.findings if f.severity == "warning")
+        """Distinct rows flagged by warning checks."""
+        return self.warning_rows
 
     @property
     def ok(self) -> bool:
         """True when no error check found anything."""
-        return self.n_errors == 0
+        return not any(f.severity == "error" for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as plain JSON-ready data."""
@@ -121,6 +126,10 @@ class _Checker:
         self.max_examples = max_examples
         self.findings: list[Finding] = []
         self.ids = table.column("image_id")
+        self.flagged = {
+            "error": np.zeros(table.num_rows, dtype=bool),
+            "warning": np.zeros(table.num_rows, dtype=bool),
+        }
 
     def floats(self, name: str) -> npt.NDArray[np.float64]:
         """Column as float64 with nulls as NaN (nulls are told apart by :meth:`nulls`)."""
@@ -141,6 +150,7 @@ class _Checker:
         count = int(mask.sum())
         if not count:
             return
+        self.flagged[severity] |= mask
         rows = np.flatnonzero(mask)[: self.max_examples]
         column_values = self.table.column(column) if column in self.table.column_names else None
         examples = []
@@ -175,6 +185,8 @@ def validate_table(
     >>> report = validate_table(conform(t))
     >>> sorted(f.check for f in report.findings if f.severity == "error")
     ['duplicate_image_id', 'lat_out_of_range', 'null_island']
+    >>> report.error_rows  # both rows share the duplicate id; each has one more error
+    2
     """
     c = _Checker(table, max_examples)
     _check_locations(c)
@@ -182,7 +194,13 @@ def validate_table(
     _check_boxes(c)
     _check_sizes_and_tiles(c)
     _check_missing(c)
-    return ValidationReport(path, table.num_rows, c.findings)
+    return ValidationReport(
+        path,
+        table.num_rows,
+        c.findings,
+        error_rows=int(c.flagged["error"].sum()),
+        warning_rows=int(c.flagged["warning"].sum()),
+    )
 
 
 def _check_locations(c: _Checker) -> None:

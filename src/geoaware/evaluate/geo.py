@@ -284,6 +284,9 @@ class GeoReport:
         :func:`geoaware.evaluate.geo_footer.compare_summary`).
     reference : dict or None
         Published results on a test set beside this run (``--reference``).
+    warnings : list of str
+        Sentences the report shows above the figures (e.g. test locations that sit on
+        training locations, from ``geolocate predict``'s overlap file).
     """
 
     name: str
@@ -295,6 +298,7 @@ class GeoReport:
     tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     skipped: list[SkippedRow] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     footer: dict[str, Any] | None = None
     published: dict[str, Any] | None = None
     reference: dict[str, Any] | None = None
@@ -349,6 +353,7 @@ class GeoReport:
             "summary": self.summary,
             "tables": tables,
             "figures": list(self.figures),
+            **({"warnings": list(self.warnings)} if self.warnings else {}),
         }
         if self.footer:
             doc["footer"] = self.footer

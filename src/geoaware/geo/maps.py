@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +20,7 @@ from geoaware.fileio import atomic_path
 from geoaware.geo.types import ArrayLike
 from geoaware.paths import cache_dir
 
-__all__ = ["land_grid", "world_map"]
+__all__ = ["degree_label", "degree_ticks", "land_grid", "world_map"]
 
 _STEP = 30  # 1/120 degree cells -> 0.25 degree
 
@@ -50,6 +52,46 @@ def land_grid() -> npt.NDArray[np.bool_]:
     return grid
 
 
+def degree_label(value: float, axis: str) -> str:
+    """Format a tick as degrees with a hemisphere: ``30°N``, ``60°W``, ``0°``.
+
+    Examples
+    --------
+    >>> degree_label(-60, "lon"), degree_label(30, "lat"), degree_label(0, "lat")
+    ('60°W', '30°N', '0°')
+    """
+    if value == 0:
+        return "0°"
+    hemi = ("E" if value > 0 else "W") if axis == "lon" else ("N" if value > 0 else "S")
+    return f"{abs(value):g}°{hemi}"
+
+
+def degree_ticks(ax: Any, lon_step: int = 60, lat_step: int = 30) -> None:
+    """Put degree ticks with hemispheres (``60°W``, ``30°N``) on a plate carrée map's axes.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> degree_ticks(ax)
+    >>> ax.xaxis.get_major_formatter()(-120, 0)
+    '120°W'
+    >>> plt.close(fig)
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xticks(range(-180, 181, lon_step))
+    ax.set_yticks(range(-90, 91, lat_step))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: degree_label(v, "lon")))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: degree_label(v, "lat")))
+
+
+#: Colours of the categories of :func:`world_map`, in drawing order.
+GROUP_COLOURS = ("#4a6fa5", "#c0392b", "#e67e22", "#27ae60")
+
+
 def world_map(
     lat: ArrayLike,
     lon: ArrayLike,
@@ -57,6 +99,7 @@ def world_map(
     *,
     title: str | None = None,
     color: ArrayLike | None = None,
+    groups: Mapping[str, ArrayLike] | None = None,
     max_points: int = 200_000,
     seed: int = 0,
 ) -> Path:
@@ -72,6 +115,9 @@ def world_map(
         Shown above the map; the number of points drawn is added.
     color
         Optional values to colour points by (a colour bar is added).
+    groups
+        Optional labelled categories instead: name -> boolean mask over the points, drawn in
+        order (the last on top), each in its own colour, with a legend giving its count.
     max_points
         Above this many points a seeded random sample is drawn (the title says so).
     seed
@@ -94,12 +140,17 @@ def world_map(
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     ok = np.isfinite(la) & np.isfinite(lo)
     values = None if color is None else np.atleast_1d(np.asarray(color, dtype=np.float64))[ok]
+    masks = {
+        name: np.atleast_1d(np.asarray(m, dtype=bool))[ok] for name, m in (groups or {}).items()
+    }
+    counts = {name: int(m.sum()) for name, m in masks.items()}
     la, lo = la[ok], lo[ok]
     n_total = la.size
     if n_total > max_points:
         pick = np.sort(np.random.default_rng(seed).choice(n_total, max_points, replace=False))
         la, lo = la[pick], lo[pick]
         values = None if values is None else values[pick]
+        masks = {name: m[pick] for name, m in masks.items()}
 
     fig, ax = plt.subplots(figsize=(12, 6.2), dpi=110)
     ax.imshow(
@@ -110,15 +161,23 @@ def world_map(
         origin="upper",
     )
     size = float(np.clip(40_000 / max(la.size, 1), 1.0, 25.0))
-    scatter = ax.scatter(
-        lo, la, s=size, c="#c0392b" if values is None else values, alpha=0.6, linewidths=0
-    )
-    if values is not None:
-        fig.colorbar(scatter, ax=ax, shrink=0.7)
+    if masks:
+        for i, (name, m) in enumerate(masks.items()):
+            colour = GROUP_COLOURS[i % len(GROUP_COLOURS)]
+            ax.scatter(
+                lo[m], la[m], s=size * (1 + i), c=colour, alpha=0.7, linewidths=0,
+                label=f"{name} ({counts[name]:,})", zorder=2 + i,
+            )  # fmt: skip
+        ax.legend(loc="lower left", markerscale=max(1.0, 6 / size**0.5), framealpha=0.9)
+    else:
+        scatter = ax.scatter(
+            lo, la, s=size, c="#c0392b" if values is None else values, alpha=0.6, linewidths=0
+        )
+        if values is not None:
+            fig.colorbar(scatter, ax=ax, shrink=0.7)
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
-    ax.set_xticks(range(-180, 181, 60))
-    ax.set_yticks(range(-90, 91, 30))
+    degree_ticks(ax)
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     shown = f"{la.size:,} points" + (f" (sample of {n_total:,})" if n_total > la.size else "")

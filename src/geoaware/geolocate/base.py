@@ -60,7 +60,11 @@ class PlacePredictions:
     """One predicted point per query and its ``k`` ranked candidate places.
 
     ``lat``/``lon`` have shape ``(n,)``; ``cand_lat``/``cand_lon``/``cand_score`` have shape
-    ``(n, k)``, best first (scores: higher is better; their scale is the method's).
+    ``(n, k)``, best first.  Scores are on one scale for every method, in [0, 1], higher is
+    better: the candidate's share of the prediction (a cell's or gallery point's probability;
+    for k-NN the share of the k voters' similarity-weighted vote within the kernel bandwidth
+    of that place, and 0 for neighbours beyond the k voters, which rank after them by
+    similarity).
 
     Examples
     --------

@@ -21,6 +21,8 @@ __all__ = ["geolocate_app", "register"]
 geolocate_app = typer.Typer(
     name="geolocate",
     help="Image geolocation from embeddings: k-NN retrieval, GPS gallery, geocells.",
+    epilog="Example: geoaware geolocate fit emb --catalog split.parquet --method knn --k 3 "
+    "--out knn-model",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -246,7 +248,11 @@ def fit(
     "--split test --out pred.parquet --k 5, then geoaware eval geo pred.parquet "
     "--truth catalog.parquet; GeoCLIP out of the box: geoaware geolocate predict geoclip emb/ "
     "--out pred.csv (emb/ from embed --encoder hf:openai/clip-vit-large-patch14).  "
-    "JSON keys: out, method, predicted, k, join (as in fit, or null), "
+    "--truth catalog.parquet.  Candidate scores are in [0, 1] for every method: a cell's or "
+    "gallery point's probability; for knn the place's share of the k voters' vote (0 for "
+    "neighbours past the k voters).  Writes PRED.overlap.json beside the predictions (the "
+    "overlap report, repeated by eval geo and report).  JSON keys: out, method, predicted, k, "
+    "join (as in fit, or null), "
     "overlap (per reference set, e.g. training, gallery: km, n_query, n_reference, within, "
     "fraction, median_nearest_km), excluded (km, points, removed, or null), summary (n, "
     "acc_1km ... acc_2500km, median_km, mean_km, geoscore, skipped_rows; null without truth).",
@@ -322,6 +328,10 @@ def predict(
                 ],
             )
         )
+    from geoaware.geolocate.overlap import overlap_warnings
+
+    for warning in overlap_warnings({"km": overlap_km, "overlap": result.overlap}):
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if result.excluded:
         e = result.excluded
         out.print(

@@ -380,27 +380,33 @@ class KnnGeolocator(Geolocator):
         safe = np.where(rows >= 0, rows, 0)
         lat, lon = self.lat[safe], self.lon[safe]
         valid = rows >= 0
+        # The score of a candidate is its share of the vote, in [0, 1] like the other
+        # methods' probabilities: the kernel density of the k voters' similarity weights at
+        # that place (1.0: every vote there).  Neighbours beyond the k voters get no vote
+        # (score 0) and rank after the voters by similarity.
         if cfg.vote == "kernel":
             v = np.where(valid[:, : cfg.k], sims[:, : cfg.k], -np.inf)
             top = np.max(v, axis=1, keepdims=True)
             top = np.where(np.isfinite(top), top, 0.0)
             w = np.where(np.isfinite(v), np.exp((v - top) / cfg.temperature), 0.0)
             density, best = kernel_mode(lat[:, : cfg.k], lon[:, : cfg.k], w, cfg.bandwidth_km)
-            score = np.full(sims.shape, -np.inf)
-            score[:, : cfg.k] = density
-            # neighbours beyond the voters rank after them, by similarity
-            if kk > cfg.k:
-                score[:, cfg.k :] = np.where(valid[:, cfg.k :], -2.0 + sims[:, cfg.k :], -np.inf)
+            share = np.zeros(sims.shape)
+            share[:, : cfg.k] = np.where(np.isfinite(density), density, 0.0)
+            # rank: the voters by their share (2 + share), then the others by similarity
+            key = np.where(np.arange(kk) < cfg.k, 2.0 + share, (1.0 + sims) / 2.0)
+            rank = np.where(valid, key, -np.inf)
         else:
-            score = np.where(valid, sims, -np.inf)
             best = np.zeros(len(sims), dtype=np.int64)
+            share = np.zeros(sims.shape)
+            share[:, 0] = 1.0  # the nearest neighbour holds the only vote
+            rank = np.where(valid, sims, -np.inf)
         merge = cfg.bandwidth_km if cfg.merge_km is None else cfg.merge_km
         k_out = min(k, kk)
-        cand = _rank_candidates(lat, lon, score, merge, k_out)
+        cand = _rank_candidates(lat, lon, rank, merge, k_out)
         n = np.arange(len(lat))
         pick = np.where(valid[n, best], best, cand[:, 0])
-        cand_score = np.take_along_axis(score, cand, 1)
-        real = np.isfinite(cand_score)  # False past the end of a gallery smaller than k
+        real = np.take_along_axis(valid, cand, 1)  # False past the end of a small gallery
+        cand_score = np.take_along_axis(share, cand, 1)
         return PlacePredictions(
             lat=lat[n, pick],
             lon=lon[n, pick],

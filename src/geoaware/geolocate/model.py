@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from geoaware.errors import GeoawareError, InputFileError, UsageError
 from geoaware.fileio import atomic_dir, atomic_path, atomic_write_text
 from geoaware.geolocate.base import Geolocator, PlacePredictions
-from geoaware.geolocate.overlap import exclude_within, overlap_report
+from geoaware.geolocate.overlap import exclude_within, overlap_report, write_overlap
 
 __all__ = [
     "METHODS",
@@ -586,6 +586,11 @@ def predict_from_files(
         raise GeoawareError("--exclude-within needs --catalog with true test locations")
     preds = model.predict(vectors, k=k)
     write_predictions(out, ids, preds)
+    if overlap:  # beside the predictions, for eval geo and the report to repeat
+        write_overlap(
+            out,
+            {"method": model.method, "km": overlap_km, "overlap": overlap, "excluded": excluded},
+        )
     summary = None
     if located is not None and located.any():
         from geoaware.evaluate.geo import geo_summary

@@ -14,17 +14,30 @@ in chord length is exact, poles and the antimeridian included.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
-from geoaware.errors import UsageError
+from geoaware.errors import InputFileError, UsageError
+from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import check_coordinates, km_of_chord
 from geoaware.geo.encode import unit_vector
 
-__all__ = ["OverlapReport", "exclude_within", "overlap_report"]
+__all__ = [
+    "OverlapReport",
+    "exclude_within",
+    "overlap_file",
+    "overlap_report",
+    "overlap_warnings",
+    "read_overlap",
+    "write_overlap",
+]
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
@@ -176,3 +189,116 @@ def exclude_within(
     q = _points(query_lat, query_lon, "query")
     nearest_km, _ = _nearest_km(ref, q)
     return np.asarray(nearest_km > km)
+
+
+#: Suffix of the overlap file ``geolocate predict`` writes beside its predictions.
+OVERLAP_SUFFIX = ".overlap.json"
+
+
+def overlap_file(predictions: str | os.PathLike[str]) -> Path:
+    """Return the overlap file that goes with a predictions file: ``pred.csv.overlap.json``.
+
+    Examples
+    --------
+    >>> overlap_file("runs/pred.csv").name
+    'pred.csv.overlap.json'
+    """
+    p = Path(predictions)
+    return p.with_name(p.name + OVERLAP_SUFFIX)
+
+
+def write_overlap(predictions: str | os.PathLike[str], record: dict[str, Any]) -> Path:
+    r"""Write ``record`` (the overlap reports of a predict run) beside ``predictions``.
+
+    The predictions file's SHA-256 goes with it, so that a later ``eval geo`` uses the record
+    only while the predictions are the ones it describes.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> pred = pathlib.Path(tempfile.mkdtemp()) / "p.csv"
+    >>> _ = pred.write_text("image_id,pred_lat,pred_lon\n")
+    >>> write_overlap(pred, {"overlap": {}}).name
+    'p.csv.overlap.json'
+    """
+    doc = {**record, "predictions_sha256": _sha256(predictions)}
+    return atomic_write_bytes(overlap_file(predictions), orjson.dumps(doc, option=_JSON) + b"\n")
+
+
+def read_overlap(predictions: str | os.PathLike[str]) -> dict[str, Any] | None:
+    r"""Return the overlap record written beside ``predictions``, or None.
+
+    None when there is no such file or it describes another version of the predictions
+    (their SHA-256 differs).
+
+    Raises
+    ------
+    InputFileError
+        The overlap file is not valid JSON.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> pred = pathlib.Path(tempfile.mkdtemp()) / "p.csv"
+    >>> _ = pred.write_text("image_id,pred_lat,pred_lon\n")
+    >>> read_overlap(pred) is None
+    True
+    >>> _ = write_overlap(pred, {"overlap": {"training": {"within": 1}}})
+    >>> read_overlap(pred)["overlap"]["training"]["within"]
+    1
+    >>> _ = pred.write_text("image_id,pred_lat,pred_lon\na,1,2\n")  # rewritten since
+    >>> read_overlap(pred) is None
+    True
+    """
+    path = overlap_file(predictions)
+    if not path.is_file():
+        return None
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("predictions_sha256") != _sha256(predictions):
+        return None
+    return doc
+
+
+def overlap_warnings(record: dict[str, Any] | None) -> list[str]:
+    """Sentences warning that test locations sit on reference locations (empty: none do).
+
+    Examples
+    --------
+    >>> rec = {"km": 1.0, "overlap": {"training": {"within": 5, "n_query": 5, "fraction": 1.0}}}
+    >>> overlap_warnings(rec)[0][:62]
+    '5 of 5 test locations (100.0%) lie within 1 km of a training l'
+    """
+    if not record:
+        return []
+    km = record.get("km", 1.0)
+    out = []
+    for name, o in (record.get("overlap") or {}).items():
+        within, n = o.get("within") or 0, o.get("n_query") or 0
+        if not within or name.endswith("_after_exclusion"):
+            continue
+        after = (record.get("overlap") or {}).get(f"{name}_after_exclusion")
+        tail = (
+            f"; after --exclude-within, {after['within']:,} do"
+            if after and after.get("within") is not None
+            else ""
+        )
+        out.append(
+            f"{within:,} of {n:,} test locations ({100 * within / n:.1f}%) lie within {km:g} km "
+            f"of a {name} location: there the figures measure recall of a known place, not "
+            f"geolocation (geolocate fit/predict --exclude-within {km:g} removes them){tail}"
+        )
+    return out
+
+
+_JSON = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

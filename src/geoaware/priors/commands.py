@@ -29,6 +29,7 @@ __all__ = ["prior_app", "register"]
 prior_app = typer.Typer(
     name="prior",
     help="Geographical priors p(species | location, date): train, predict, evaluate, fuse, map.",
+    epilog="Example: geoaware prior train catalog.parquet --out prior-model --epochs 30",
     no_args_is_help=True,
     add_completion=False,
 )

@@ -159,6 +159,15 @@ _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
         for k in (1, 5, 10)
     },
     "mean_recall": ("mean", "recall"),
+    "classes": ("classes", ""),
+    "templates": ("prompts", "per class"),
+    "captions": ("captions", ""),
+    "unlabelled": ("unlabelled", "truth rows"),
+    "truth_without_embedding": ("no vector", "truth rows"),
+    "embeddings_without_truth": ("no truth", "vectors"),
+    "images_without_embedding": ("no vector", "images"),
+    "embeddings_without_caption": ("no caption", "vectors"),
+    "empty_captions": ("empty", "captions"),
 }
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LONG_TABLE_ROWS = 25
@@ -204,6 +213,9 @@ class EvaluationRun:
         In the file's order.
     figures : tuple of Path
         The PNG files, resolved against the run folder; each exists and is a PNG.
+    warnings : tuple of str
+        From the file's optional ``warnings`` list: shown above the run's tables and marked
+        in the summary (e.g. test photos that sit on training photos).
     """
 
     path: Path
@@ -213,6 +225,7 @@ class EvaluationRun:
     summary: dict[str, float | int | None]
     tables: tuple[ResultTable, ...]
     figures: tuple[Path, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def _is_number(value: object) -> bool:
@@ -334,6 +347,11 @@ def _check_run(path: Path, doc: object) -> EvaluationRun:
     if not isinstance(figures_doc, list):
         raise InputFileError(path, f"expected a list, got {type(figures_doc)}", field="figures")
     figures = tuple(_check_figure(path, i, f) for i, f in enumerate(figures_doc))
+    warnings = doc.get("warnings", [])
+    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+        raise InputFileError(
+            path, f"expected a list of strings, got {warnings!r}", field="warnings"
+        )
 
     return EvaluationRun(
         path=path,
@@ -343,6 +361,7 @@ def _check_run(path: Path, doc: object) -> EvaluationRun:
         summary=dict(summary),
         tables=tables,
         figures=figures,
+        warnings=tuple(warnings),
     )
 
 
@@ -593,6 +612,10 @@ figure { margin: 0; padding: 10px; border: 1px solid #e3e5e8; border-radius: 6px
   background: #fff; }
 figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { margin-top: 6px; text-align: center; }
+figcaption .file { display: block; font-size: 0.8em; color: #8c959f; }
+.warning { background: #fff4e5; border-left: 4px solid #d97706; padding: 8px 12px;
+  color: #6b3d00; border-radius: 4px; }
+.warn-mark { color: #b45309; font-size: 0.8em; white-space: nowrap; }
 footer { margin-top: 40px; padding-top: 10px; border-top: 1px solid #e3e5e8; }
 @media print { body { background: #fff; } main { box-shadow: none; max-width: none; }
   .scroll.long { max-height: none; } section.run { break-before: page; } }
@@ -626,7 +649,9 @@ def _header(column: str, summary: bool) -> tuple[str, str]:
     if match:
         d = float(match.group(1))
         return (f"≤ {d:g} km", _SCALES.get(d, "accuracy"))
-    return (column, "")
+    # any other key: its first word as the label, the rest below it (no word cut off)
+    first, _, rest = column.replace("_", " ").partition(" ")
+    return (first, rest)
 
 
 def _head(columns: Iterable[str], numeric: Mapping[str, bool], summary: bool = False) -> str:
@@ -668,8 +693,13 @@ def _summary_section(kind: str, runs: list[tuple[str, EvaluationRun]]) -> str:
     header = _head(["run", *keys], dict.fromkeys(keys, True), summary=True)
     body = []
     for anchor, run in runs:
+        mark = (
+            f' <span class="warn-mark" title="{_esc(" ".join(run.warnings))}">⚠ see warning</span>'
+            if run.warnings
+            else ""
+        )
         cells = [
-            f'<td class="text run"><a href="#{anchor}">{_esc(run.name)}</a>'
+            f'<td class="text run"><a href="#{anchor}">{_esc(run.name)}</a>{mark}'
             f'<span class="sub">{_esc(run.source)}</span></td>',
             *(_cell(k, run.summary.get(k), best[k]) for k in keys),
         ]
@@ -707,15 +737,40 @@ def _table_html(table: ResultTable, max_rows: int | None, source: str) -> str:
     )
 
 
-def _figure_html(figure: Path, run_dir: Path) -> str:
+#: Captions of the figures geoaware writes, by the end of their file name.
+_CAPTIONS = {
+    "error_cdf": "Share of images whose error is at most each distance (cumulative)",
+    "error_map": "Where the test images are, coloured by their error",
+    "by_continent": "Accuracy at each distance, by continent of the true location",
+    "by_country": "Accuracy at each distance, by country of the true location",
+    "samples_per_client": "Images per client",
+    "labels_per_client": "Labels per client",
+}
+
+
+def figure_caption(figure: Path, run_name: str) -> str:
+    """Return a sentence for a figure: known names get theirs, others their words.
+
+    Examples
+    --------
+    >>> figure_caption(Path("pred.error_map.png"), "pred")
+    'Where the test images are, coloured by their error (pred)'
+    >>> figure_caption(Path("loss_curve.png"), "m")
+    'Loss curve (m)'
+    """
+    stem = figure.stem  # "<run>.<what>" or "<what>"
+    kind = stem.rsplit(".", 1)[-1]
+    text = _CAPTIONS.get(kind) or kind.replace("_", " ").replace(".", " ").strip().capitalize()
+    return f"{text} ({run_name})"
+
+
+def _figure_html(figure: Path, run_dir: Path, run_name: str) -> str:
     data = base64.b64encode(figure.read_bytes()).decode("ascii")
-    try:
-        caption = figure.relative_to(run_dir.resolve()).as_posix()
-    except ValueError:
-        caption = figure.name
+    caption = figure_caption(figure, run_name)
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(caption)}">'
-        f"<figcaption>{_esc(caption)}</figcaption></figure>"
+        f'<figcaption>{_esc(caption)} <span class="file">{_esc(figure.name)}</span>'
+        "</figcaption></figure>"
     )
 
 
@@ -725,11 +780,12 @@ def _run_section(anchor: str, run: EvaluationRun, run_dir: Path, max_table_rows:
         f'<h2>{_esc(run.name)}<span class="badge {run.kind}">{_esc(run.kind)}</span></h2>',
         f'<p class="meta">source <code>{_esc(run.source)}</code> · file '
         f"<code>{_esc(run.path.name)}</code></p>",
+        *(f'<p class="warning"><strong>Warning:</strong> {_esc(w)}</p>' for w in run.warnings),
     ]
     parts.extend(_table_html(t, max_table_rows, run.path.name) for t in run.tables)
     if run.figures:
         parts.append('<div class="figures">')
-        parts.extend(_figure_html(f, run_dir) for f in run.figures)
+        parts.extend(_figure_html(f, run_dir, run.name) for f in run.figures)
         parts.append("</div>")
     if not run.tables and not run.figures:
         parts.append('<p class="note">This run has no tables or figures.</p>')
@@ -762,6 +818,22 @@ def _provenance_section(run_dir: Path) -> str:
         '<th class="text">command</th><th class="text">inputs</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
+
+
+def _unique_names(runs: list[EvaluationRun]) -> list[EvaluationRun]:
+    """Rename runs that share a name: ``emb`` becomes ``emb (zeroshot)``, or its file name."""
+    from collections import Counter
+    from dataclasses import replace
+
+    count = Counter(r.name for r in runs)
+    with_kind = Counter(f"{r.name} ({r.kind})" for r in runs)
+    named = []
+    for r in runs:
+        if count[r.name] > 1:
+            label = f"{r.name} ({r.kind})"
+            r = replace(r, name=label if with_kind[label] == 1 else f"{r.name} ({r.path.name})")
+        named.append(r)
+    return named
 
 
 def _version() -> str:
@@ -840,7 +912,7 @@ def build_report(
             f"{', '.join(_KINDS)})",
         )
     title = title if title is not None else f"Evaluation report: {run_dir.resolve().name}"
-    runs = sorted(runs, key=lambda r: _KINDS.index(r.kind))  # stable: file order within a kind
+    runs = _unique_names(sorted(runs, key=lambda r: _KINDS.index(r.kind)))  # stable sort
     anchored = [(f"run-{i + 1}", run) for i, run in enumerate(runs)]
     by_kind = {k: [(a, r) for a, r in anchored if r.kind == k] for k in _KINDS}
     counts = ", ".join(

@@ -68,19 +68,8 @@ class Source(ABC):
         Parts marked ``extract`` are then unpacked safely into the folder they sit in under
         ``root`` (once: a stamp records the archive's size and mtime).
         """
-        if parts is None:
-            wanted = list(self.catalog_parts or self.files)
-        elif parts == ["all"]:
-            wanted = list(self.files)
-        else:
-            wanted = parts
-        unknown = [p for p in wanted if p not in self.files]
-        if unknown:
-            raise UsageError(
-                f"{self.name}: unknown part(s) {', '.join(unknown)}; known: {', '.join(self.files)}"
-            )
         got = {}
-        for part in wanted:
+        for part in self.plan(parts):
             remote = self.files[part]
             got[part] = path = fetch(
                 remote, self.root, progress=progress, timeouts=timeouts, note=note
@@ -88,6 +77,31 @@ class Source(ABC):
             if remote.extract:
                 self._extract_once(path, (self.root / remote.path).parent)
         return got
+
+    def plan(self, parts: list[str] | None = None) -> list[str]:
+        """Return the parts :meth:`fetch` would get, in order: the catalog's parts first.
+
+        ``None``: :attr:`catalog_parts`; ``["all"]``: every part, the metadata before the image
+        archives, so that a long archive download never holds up the catalog.
+
+        Raises
+        ------
+        ValueError
+            A part the source does not have.
+        """
+        if parts is None:
+            wanted = list(self.catalog_parts or self.files)
+        elif parts == ["all"]:
+            first = [p for p in self.files if p in (self.catalog_parts or ())]
+            wanted = first + [p for p in self.files if p not in first]
+        else:
+            wanted = parts
+        unknown = [p for p in wanted if p not in self.files]
+        if unknown:
+            raise UsageError(
+                f"{self.name}: unknown part(s) {', '.join(unknown)}; known: {', '.join(self.files)}"
+            )
+        return wanted
 
     @staticmethod
     def _extract_once(archive: Path, dest: Path) -> None:

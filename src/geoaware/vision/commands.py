@@ -123,6 +123,11 @@ def embed(
             ],
         )
     )
+    out.print(
+        f"{report.seconds:.1f} s in all; img/s counts from the first image (model loading "
+        "excluded), as on the progress bar",
+        highlight=False,
+    )
     if report.failures:
         shown = report.failures[:5]
         out.print(

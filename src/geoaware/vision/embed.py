@@ -109,7 +109,8 @@ class EmbedReport:
     seconds : float
         Wall-clock time of the call, model loading included.
     images_per_second : float
-        ``embedded / seconds``.
+        ``embedded`` over the seconds since embedding began (after the model is loaded and the
+        shards planned): the figure the progress bar shows.
 
     Examples
     --------
@@ -447,6 +448,7 @@ def embed_catalog(
             _write_failed(failed_file, _by_row(failures, ids))
 
     total = sum(len(plan.rows(s)) for s in plan.pending)
+    t_embed = time.perf_counter()
     with _progress_bar(progress, total, enc.name) as advance:
         if engine == "ray":
             from geoaware.vision.ray_engine import run_ray
@@ -468,8 +470,9 @@ def embed_catalog(
     _write_failed(failed_file, failures)
     report.failures = failures
     report.failed, report.failed_file = len(failures), str(failed_file)
+    embedding_seconds = time.perf_counter() - t_embed
     report.seconds = time.perf_counter() - t0
-    report.images_per_second = report.embedded / report.seconds if report.seconds else 0.0
+    report.images_per_second = report.embedded / embedding_seconds if embedding_seconds else 0.0
     return report
 
 
@@ -595,7 +598,6 @@ def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Callable[[i
     if not enabled:
         yield lambda n: None
         return
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -606,11 +608,13 @@ def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Callable[[i
     )
     from rich.text import Text
 
+    from geoaware.clikit import err
+
     class SpeedColumn(ProgressColumn):
         def render(self, task: Task) -> Text:
-            speed = task.finished_speed or task.speed
-            if speed is None and task.elapsed:
-                speed = task.completed / task.elapsed
+            # The same definition as EmbedReport.images_per_second: images done over the
+            # seconds since embedding began (not rich's recent-window speed).
+            speed = task.completed / task.elapsed if task.elapsed else None
             return Text("-- img/s" if speed is None else f"{speed:,.1f} img/s")
 
     with Progress(
@@ -619,7 +623,7 @@ def _progress_bar(enabled: bool, total: int, label: str) -> Iterator[Callable[[i
         MofNCompleteColumn(),
         SpeedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=err,
     ) as bar:
         task = bar.add_task(f"embed ({label})", total=total)
         yield lambda n: bar.advance(task, n)
