@@ -48,7 +48,7 @@ def test_split_leakage_partition_print_tables_and_json_only_on_request(tmp_path:
     assert r.exit_code == 0, r.output
     _not_json(r.stdout)
     assert "split by user" in r.stdout and "train" in r.stdout and "share" in r.stdout
-    r = runner.invoke(app, ["split", str(cat), "--out", str(split), "--json"])
+    r = runner.invoke(app, ["split", str(cat), "--out", str(split), "--overwrite", "--json"])
     assert json.loads(r.stdout)["rows"] == 300
 
     r = runner.invoke(app, ["leakage", str(split), "--map", str(tmp_path / "leak.png")])

@@ -169,7 +169,7 @@ def test_clear_errors_not_tracebacks(tmp_path, capsys):
         ([str(header)], "has no prediction rows"),
         ([str(ok), "--thresholds", "-5,0"], "thresholds must be positive"),
         ([str(ok), "--by", "nosuchcol"], "cannot break down by 'nosuchcol'"),
-        ([str(ok), "--out", str(existing)], "exists and is not a folder"),
+        ([str(ok), "--out", str(existing)], "is a file; this command writes a folder"),
         ([str(ok), "--reference", "nosuchset"], "unknown reference 'nosuchset'"),
     ]
     for args, message in cases:
