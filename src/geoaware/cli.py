@@ -451,7 +451,7 @@ def eval_geo(
 ) -> None:
     """Great-circle accuracy at 1/25/200/750/2500 km, median and mean error, GeoScore."""
     from geoaware.evaluate.geo import evaluate_geo
-    from geoaware.evaluate.geo_io import read_geo_predictions
+    from geoaware.predictions.geo import read_geo_predictions
 
     cols = tuple(columns.split(",")) if columns else None
     if cols is not None and len(cols) != 4:

@@ -38,7 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.catalog.schema import TAXONOMY_COLUMNS
-from geoaware.evaluate.predictions import (
+from geoaware.fileio import atomic_write_bytes
+from geoaware.predictions.labels import (
     PAD,
     EvaluationError,
     TopK,
@@ -49,7 +50,6 @@ from geoaware.evaluate.predictions import (
     _np_int,
     read_predictions,
 )
-from geoaware.fileio import atomic_write_bytes
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -239,8 +239,8 @@ def evaluate_classification(
     Parameters
     ----------
     predictions
-        A :class:`~geoaware.evaluate.predictions.TopK`, or a file for
-        :func:`~geoaware.evaluate.predictions.read_predictions` (Kaggle CSV, Parquet or NPZ).
+        A :class:`~geoaware.predictions.labels.TopK`, or a file for
+        :func:`~geoaware.predictions.labels.read_predictions` (Kaggle CSV, Parquet or NPZ).
     truth_catalog_table
         The catalog (an Arrow table, or a catalog path): ``image_id`` and ``label`` are needed;
         ``split``, ``supercategory`` and the taxonomy columns are used where present.

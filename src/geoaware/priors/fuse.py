@@ -1,6 +1,6 @@
 """Fusing an image classifier with the prior: ``p(y | image) * p(y | location, date)``.
 
-The classifier's predictions are read with :func:`geoaware.evaluate.predictions.read_predictions`
+The classifier's predictions are read with :func:`geoaware.predictions.labels.read_predictions`
 (Parquet or NPZ; dense per-class scores or top-k labels with scores; keyed by image id) and
 joined to the catalog by image id. For an image with a location, each candidate class's
 probability is multiplied by the prior's probability of that class at the image's location
@@ -28,10 +28,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from geoaware.evaluate.classify import first_match_rank
-from geoaware.evaluate.predictions import PAD, TopK, read_predictions
-from geoaware.evaluate.submission import write_submission
 from geoaware.fileio import atomic_path
 from geoaware.geo.encode import year_fraction
+from geoaware.predictions.labels import PAD, TopK, read_predictions
+from geoaware.predictions.submission import write_submission
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.data import load_table
 from geoaware.priors.errors import PriorInputError

@@ -26,7 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from geoaware.errors import InputFileError
-from geoaware.evaluate.predictions import (
+from geoaware.fileio import atomic_path
+from geoaware.predictions.labels import (
     DEFAULT_K,
     PAD,
     EvaluationError,
@@ -43,7 +44,6 @@ from geoaware.evaluate.predictions import (
     _read_kaggle,
     read_predictions,
 )
-from geoaware.fileio import atomic_path
 
 __all__ = ["HEADER", "Problem", "check_submission", "write_submission"]
 
@@ -310,9 +310,9 @@ def write_submission(scores_or_topk: Any, out_path: PathLike, *, k: int = DEFAUL
     Parameters
     ----------
     scores_or_topk
-        A :class:`~geoaware.evaluate.predictions.TopK` (:meth:`TopK.from_scores` builds one from
+        A :class:`~geoaware.predictions.labels.TopK` (:meth:`TopK.from_scores` builds one from
         a score matrix), or a prediction file for
-        :func:`~geoaware.evaluate.predictions.read_predictions` (dense scores, ranked labels).
+        :func:`~geoaware.predictions.labels.read_predictions` (dense scores, ranked labels).
     out_path
         The ``.csv`` to write; it appears whole or not at all.
     k
