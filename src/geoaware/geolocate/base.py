@@ -8,43 +8,14 @@ folder's ``config.json``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from geoaware.predictions.places import PlacePredictions
+
 __all__ = ["Geolocator", "PlacePredictions"]
-
-
-@dataclass(frozen=True)
-class PlacePredictions:
-    """One predicted point per query and its ``k`` ranked candidate places.
-
-    ``lat``/``lon`` have shape ``(n,)``; ``cand_lat``/``cand_lon``/``cand_score`` have shape
-    ``(n, k)``, best first (scores: higher is better; their scale is the method's).
-
-    Examples
-    --------
-    >>> p = PlacePredictions(np.zeros(1), np.zeros(1), np.zeros((1, 2)), np.zeros((1, 2)),
-    ...                      np.array([[0.9, 0.1]]))
-    >>> len(p), p.k
-    (1, 2)
-    """
-
-    lat: np.ndarray
-    lon: np.ndarray
-    cand_lat: np.ndarray
-    cand_lon: np.ndarray
-    cand_score: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.lat)
-
-    @property
-    def k(self) -> int:
-        """The number of candidates per query."""
-        return int(self.cand_lat.shape[1])
 
 
 class Geolocator(ABC):
