@@ -801,7 +801,7 @@ def _source(name: str, registry: dict[str, Any]) -> Any:
     return registry[name]
 
 
-from geoaware.build.commands import register as register_build  # noqa: E402
+from geoaware.construct.commands import register as register_build  # noqa: E402
 from geoaware.evaluate.commands import register as register_imagetext  # noqa: E402
 from geoaware.geolocate.commands import register as register_geolocate  # noqa: E402
 from geoaware.priors.commands import register as register_priors  # noqa: E402

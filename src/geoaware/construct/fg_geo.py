@@ -22,10 +22,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geoaware.build.keys import unit_hash
-from geoaware.build.yfcc import iter_yfcc
 from geoaware.catalog import read_catalog, write_catalog
+from geoaware.construct.keys import unit_hash
 from geoaware.errors import InputFileError
+from geoaware.sources.yfcc import iter_yfcc
 
 __all__ = ["build_fg_geo", "check_fg_geo", "load_vocabulary", "normalise_names"]
 

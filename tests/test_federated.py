@@ -11,11 +11,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from geoaware.build.errors import BuildError, PartitionError
-from geoaware.build.federated import CatalogFilePartitioner
-from geoaware.build.partition import UserPartitioner
-from geoaware.build.stats import write_partitions
 from geoaware.catalog import write_catalog
+from geoaware.construct.errors import BuildError, PartitionError
+from geoaware.construct.partition import UserPartitioner
+from geoaware.construct.stats import write_partitions
+from geoaware.federated.partitioner import CatalogFilePartitioner
 
 datasets = pytest.importorskip("datasets")
 flwr_datasets = pytest.importorskip("flwr_datasets")
@@ -140,7 +140,7 @@ def test_partitioner_bad_input(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 def _cli() -> typer.Typer:
-    from geoaware.build.commands import register
+    from geoaware.construct.commands import register
 
     app = typer.Typer()
     register(app)
@@ -177,7 +177,7 @@ def test_fl_simulate_shuts_ray_down_on_interrupt(
 ) -> None:
     import flwr.simulation
 
-    from geoaware.build import flsim
+    from geoaware.federated import simulate as flsim
 
     cat, parts = _partition_folder(tmp_path, _catalog(60))
     calls: list[str] = []
@@ -194,7 +194,7 @@ def test_fl_simulate_shuts_ray_down_on_interrupt(
 
 
 def test_fl_simulate_table_and_bad_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from geoaware.build import flsim
+    from geoaware.federated import simulate as flsim
 
     def fake(parts: Path, cat: Path, settings: flsim.SimulationSettings, **kw: Any) -> Any:
         assert settings.rounds == 2 and settings.fraction_fit == 0.5 and kw == {"quiet": False}
@@ -216,7 +216,7 @@ def test_fl_simulate_table_and_bad_options(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_load_task_reports_dropped_rows(tmp_path: Path) -> None:
-    from geoaware.build.flsim import load_task
+    from geoaware.federated.simulate import load_task
 
     table = _catalog(40)
     cat, parts = _partition_folder(tmp_path, table)

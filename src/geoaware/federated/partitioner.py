@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow.parquet as pq
 
-from geoaware.build.errors import PartitionError
+from geoaware.construct.errors import PartitionError
 from geoaware.errors import DependencyNotFoundError
 
 __all__ = ["CatalogFilePartitioner"]
