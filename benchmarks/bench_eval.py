@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 
 from geoaware.evaluate import TopK, evaluate_classification, evaluate_geo, geo_summary, top_k_error
-from geoaware.evaluate.geo_io import GeoPredictions
+from geoaware.predictions.geo import GeoPredictions
 
 GALLERY = Path(__file__).resolve().parents[2] / "shared/data/geoclip_gallery/coordinates_100K.csv"
 THRESHOLDS = (1, 25, 200, 750, 2500)

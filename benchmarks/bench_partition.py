@@ -109,9 +109,9 @@ def make_catalog(path: Path, images: int, users: int, species: int, seed: int) -
 def run_ours(catalog: Path, scheme: str, out: Path, partitions: int, alpha: float) -> dict:
     import matplotlib.pyplot  # noqa: F401  (imports are not timed; Flower's are not either)
 
-    from geoaware.build.partition import make_partitioner
-    from geoaware.build.stats import write_partitions
     from geoaware.catalog import read_catalog
+    from geoaware.construct.partition import make_partitioner
+    from geoaware.construct.stats import write_partitions
 
     t0 = time.perf_counter()
 

@@ -12,8 +12,8 @@ import pytest
 from geoaware.catalog import conform
 from geoaware.errors import InputFileError
 from geoaware.evaluate.geo import evaluate_geo, geo_summary, geoscore, grouped_geo_summary
-from geoaware.evaluate.geo_io import read_geo_predictions
 from geoaware.geo.geocode import countries
+from geoaware.predictions.geo import read_geo_predictions
 
 KEYS = [
     "n",

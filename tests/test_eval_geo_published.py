@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from geoaware import cli
 from geoaware.errors import EvaluationError, GeoawareError, InputFileError
 from geoaware.evaluate.geo import evaluate_geo
-from geoaware.evaluate.geo_io import read_geo_predictions
 from geoaware.evaluate.reference import (
     CLASSIFY_DATASETS,
     GEO_DATASETS,
     published_results,
     reference_table,
 )
+from geoaware.predictions.geo import read_geo_predictions
 
 NAMES = (
     "street acc (1km),city acc (25km),region acc (200km),country acc (750km),"

@@ -16,10 +16,10 @@ from typer.testing import CliRunner  # noqa: E402
 
 from geoaware.catalog import write_catalog  # noqa: E402
 from geoaware.evaluate.geo import evaluate_geo  # noqa: E402
-from geoaware.evaluate.geo_io import read_geo_predictions  # noqa: E402
 from geoaware.geolocate.base import PlacePredictions  # noqa: E402
 from geoaware.geolocate.commands import register  # noqa: E402
 from geoaware.geolocate.model import load_geolocator, write_predictions  # noqa: E402
+from geoaware.predictions.geo import read_geo_predictions  # noqa: E402
 from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings  # noqa: E402
 from tests.conftest import command_app  # noqa: E402
 
@@ -90,7 +90,7 @@ def test_fit_predict_eval_chain(files: dict[str, Path]) -> None:
     pred = files["dir"] / "pred.parquet"
     res = _json(runner.invoke(_app(), [
         "geolocate", "predict", str(model), str(files["emb"]), "--catalog", str(files["catalog"]),
-        "--split", "test", "--out", str(pred), "--k", "3", "--json"]))  # fmt: skip
+        "--split", "test", "--out", str(pred), "--k", "3", "--evaluate", "--json"]))  # fmt: skip
     assert res["predicted"] == 18 and res["k"] == 3
     assert res["overlap"]["training"]["within"] == 1 and res["overlap"]["training"]["n_query"] == 18
     assert res["summary"]["acc_200km"] == 1.0
@@ -136,13 +136,19 @@ def test_exclude_within_at_predict_and_fit(files: dict[str, Path]) -> None:
         "--out", str(model), "--json"]))  # fmt: skip
     pred = files["dir"] / "pred1.csv"
     args = ["geolocate", "predict", str(model), str(files["emb"]), "--catalog",
-            str(files["catalog"]), "--out", str(pred), "--json"]  # fmt: skip
+            str(files["catalog"]), "--out", str(pred), "--evaluate", "--json"]  # fmt: skip
     before = _json(runner.invoke(_app(), args))
     after = _json(runner.invoke(_app(), [*args, "--exclude-within", "1", "--overwrite"]))
     assert before["summary"]["acc_1km"] == pytest.approx(1 / 18)  # the duplicate place is hit
     assert after["excluded"]["removed"] == 1
     assert after["overlap"]["training_after_exclusion"]["within"] == 0
     assert after["summary"]["acc_1km"] == 0.0
+    # without --evaluate the command predicts and does not score
+    plain = _json(runner.invoke(_app(), [*args[:-2], "--json"]))
+    assert plain["summary"] is None and plain["predicted"] == 18
+    no_truth = runner.invoke(_app(), ["geolocate", "predict", str(model), str(files["emb"]),
+                                      "--out", str(pred), "--evaluate"])  # fmt: skip
+    assert no_truth.exit_code != 0 and "--evaluate needs --catalog" in no_truth.output
     # the same at fit time: the training image at the test location is removed
     model2 = files["dir"] / "knn2"
     fit = _json(runner.invoke(_app(), [
@@ -176,7 +182,7 @@ def test_gallery_method_with_gallery_file(files: dict[str, Path]) -> None:
         pred = files["dir"] / "gal.parquet"
         res = _json(runner.invoke(_app(), [
             "geolocate", "predict", str(model), str(files["emb"]), "--catalog",
-            str(files["catalog"]), "--out", str(pred), "--overwrite", "--json"]))  # fmt: skip
+            str(files["catalog"]), "--out", str(pred), "--overwrite", "--evaluate", "--json"]))  # fmt: skip
         assert set(res["overlap"]) == {"gallery", "training"}
         assert res["summary"]["acc_200km"] >= 0.9  # predictions are the gallery's city centres
     finally:

@@ -87,7 +87,7 @@ def test_embed_fit_predict_eval_chain(chain: dict[str, Any]) -> None:
                 "--method", "knn", "--k", "1", "--out", str(d / "model")])  # fmt: skip
     assert fit["fitted_on"] == 15
     pred = _run(["geolocate", "predict", str(d / "model"), str(d / "emb"), "--catalog", cat,
-                 "--split", "test", "--out", str(d / "pred.csv")])  # fmt: skip
+                 "--split", "test", "--out", str(d / "pred.csv"), "--evaluate"])  # fmt: skip
     overlap = pred["overlap"]["training"]  # every query sits on a gallery photo's spot
     assert overlap["within"] == len(QUERIES) and overlap["fraction"] == 1.0
     assert pred["summary"]["acc_1km"] == 1.0

@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from geoaware.errors import InvalidCoordinateError  # noqa: E402
-from geoaware.evaluate.predictions import read_predictions  # noqa: E402
-from geoaware.evaluate.submission import check_submission  # noqa: E402
+from geoaware.predictions.labels import read_predictions  # noqa: E402
+from geoaware.predictions.submission import check_submission  # noqa: E402
 from geoaware.priors.checkpoint import LocationPrior, save_prior  # noqa: E402
 from geoaware.priors.config import PriorConfig  # noqa: E402
 from geoaware.priors.errors import PriorInputError  # noqa: E402

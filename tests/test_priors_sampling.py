@@ -34,11 +34,11 @@ def test_balanced_indices_caps_each_class() -> None:
     idx = balanced_indices(labels, 5, rng)
     assert np.bincount(labels[idx]).tolist() == [5, 3, 5]
     assert len(set(idx.tolist())) == idx.size
-    draws = {frozenset(balanced_indices(labels, 5, rng)[:0].tolist())}
-    picks = {
-        frozenset(i for i in balanced_indices(labels, 5, rng) if labels[i] == 0) for _ in range(5)
-    }
-    assert len(picks) > 1 and draws  # the capped class is redrawn each epoch
+    draws = [balanced_indices(labels, 5, rng) for _ in range(5)]
+    picks = {frozenset(i for i in d.tolist() if labels[i] == 0) for d in draws}
+    assert len(picks) > 1  # the capped class is redrawn each epoch
+    assert all(len(p) == 5 and p <= set(range(50)) for p in picks)
+    assert all({i for i in d.tolist() if labels[i] == 1} == {50, 51, 52} for d in draws)
     assert balanced_indices(labels, None, rng).size == labels.size
 
 

@@ -556,9 +556,9 @@ def eval_geo(
 ) -> None:
     """Great-circle accuracy at 1/25/200/750/2500 km, median and mean error, GeoScore."""
     from geoaware.evaluate.geo import evaluate_geo
-    from geoaware.evaluate.geo_io import read_geo_predictions
     from geoaware.geolocate.overlap import overlap_warnings, read_overlap
     from geoaware.outputs import claim_output, record_output
+    from geoaware.predictions.geo import read_geo_predictions
 
     cols = tuple(columns.split(",")) if columns else None
     if cols is not None and len(cols) != 4:
@@ -969,7 +969,7 @@ def _source(name: str, registry: dict[str, Any]) -> Any:
     return registry[name]
 
 
-from geoaware.build.commands import register as register_build  # noqa: E402
+from geoaware.construct.commands import register as register_build  # noqa: E402
 from geoaware.evaluate.commands import register as register_imagetext  # noqa: E402
 from geoaware.geolocate.commands import register as register_geolocate  # noqa: E402
 from geoaware.priors.commands import register as register_priors  # noqa: E402

@@ -26,7 +26,8 @@ def lazy_exports(
     package
         The package's ``__name__``.
     exports
-        Public name -> the submodule that defines it (relative to the package).
+        Public name -> the submodule that defines it (relative to the package, or a full
+        ``geoaware.`` module name for a name another package owns).
 
     Examples
     --------
@@ -43,7 +44,8 @@ def lazy_exports(
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        full = module if module.startswith("geoaware.") else f"{package}.{module}"
+        value = getattr(importlib.import_module(full), name)
         setattr(sys.modules[package], name, value)  # later lookups skip __getattr__
         return value
 

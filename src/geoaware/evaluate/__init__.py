@@ -46,31 +46,31 @@ if TYPE_CHECKING:  # the names load on first use (geoaware --help stays fast)
     from geoaware.evaluate.geo import (
         grouped_geo_summary as grouped_geo_summary,
     )
-    from geoaware.evaluate.geo_io import (
+    from geoaware.predictions.geo import (
         GeoPredictions as GeoPredictions,
     )
-    from geoaware.evaluate.geo_io import (
+    from geoaware.predictions.geo import (
         read_geo_predictions as read_geo_predictions,
     )
-    from geoaware.evaluate.predictions import (
+    from geoaware.predictions.labels import (
         EvaluationError as EvaluationError,
     )
-    from geoaware.evaluate.predictions import (
+    from geoaware.predictions.labels import (
         TopK as TopK,
     )
-    from geoaware.evaluate.predictions import (
+    from geoaware.predictions.labels import (
         read_predictions as read_predictions,
     )
-    from geoaware.evaluate.predictions import (
+    from geoaware.predictions.labels import (
         top_k_from_scores as top_k_from_scores,
     )
-    from geoaware.evaluate.submission import (
+    from geoaware.predictions.submission import (
         Problem as Problem,
     )
-    from geoaware.evaluate.submission import (
+    from geoaware.predictions.submission import (
         check_submission as check_submission,
     )
-    from geoaware.evaluate.submission import (
+    from geoaware.predictions.submission import (
         write_submission as write_submission,
     )
 
@@ -79,23 +79,23 @@ _EXPORTS = {
     "ClassificationReport": "classify",
     "DEFAULT_BUCKETS": "classify",
     "DEFAULT_THRESHOLDS_KM": "geo",
-    "EvaluationError": "predictions",
-    "GeoPredictions": "geo_io",
+    "EvaluationError": "geoaware.predictions.labels",
+    "GeoPredictions": "geoaware.predictions.geo",
     "GeoReport": "geo",
-    "Problem": "submission",
-    "TopK": "predictions",
-    "check_submission": "submission",
+    "Problem": "geoaware.predictions.submission",
+    "TopK": "geoaware.predictions.labels",
+    "check_submission": "geoaware.predictions.submission",
     "evaluate_classification": "classify",
     "evaluate_geo": "geo",
     "first_match_rank": "classify",
     "geo_summary": "geo",
     "geoscore": "geo",
     "grouped_geo_summary": "geo",
-    "read_geo_predictions": "geo_io",
-    "read_predictions": "predictions",
+    "read_geo_predictions": "geoaware.predictions.geo",
+    "read_predictions": "geoaware.predictions.labels",
     "top_k_error": "classify",
-    "top_k_from_scores": "predictions",
-    "write_submission": "submission",
+    "top_k_from_scores": "geoaware.predictions.labels",
+    "write_submission": "geoaware.predictions.submission",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

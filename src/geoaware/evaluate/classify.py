@@ -38,18 +38,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.catalog.schema import TAXONOMY_COLUMNS
-from geoaware.evaluate.predictions import (
+from geoaware.fileio import atomic_write_bytes
+from geoaware.predictions.ids import IdIndex, IntMap, factorize, load_table, np_int
+from geoaware.predictions.labels import (
     PAD,
     EvaluationError,
     TopK,
-    _factorize,
-    _IdIndex,
-    _IntMap,
-    _load_table,
-    _np_int,
+    first_match_rank,
     read_predictions,
 )
-from geoaware.fileio import atomic_write_bytes
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -105,29 +102,6 @@ DEFAULT_BUCKETS: tuple[Bucket, ...] = (
 
 
 # ----------------------------------------------------------------------------------------------
-def first_match_rank(predicted: npt.ArrayLike, truth: npt.ArrayLike) -> IntArray:
-    """Return, per image, the 1-based rank of the first correct label, or 0 if none is right.
-
-    ``predicted`` is (n, k), best first, padded with ``-1``; ``truth`` is (n,). A duplicate of
-    the true label counts once (only the first match matters). One comparison of the whole
-    matrix, no per-row Python.
-
-    Examples
-    --------
-    >>> first_match_rank([[4, 2, 9], [1, 1, -1], [5, 6, 7]], [2, 1, 0]).tolist()
-    [2, 1, 0]
-    """
-    p = np.asarray(predicted, dtype=np.int64)
-    g = np.asarray(truth, dtype=np.int64).ravel()
-    if p.ndim != 2 or p.shape[0] != g.size:
-        raise EvaluationError(f"predicted must be (n, k) with n = {g.size}; got {p.shape}")
-    rank = np.zeros(g.size, dtype=np.int64)
-    for j in range(p.shape[1] - 1, -1, -1):  # column by column, so the first match wins
-        rank[p[:, j] == g] = j + 1
-    rank[g == PAD] = 0
-    return rank
-
-
 def top_k_error(predicted: npt.ArrayLike, truth: npt.ArrayLike, k: int = 5) -> float:
     """Return the competition error: the share of images with no right label in the first k.
 
@@ -239,8 +213,8 @@ def evaluate_classification(
     Parameters
     ----------
     predictions
-        A :class:`~geoaware.evaluate.predictions.TopK`, or a file for
-        :func:`~geoaware.evaluate.predictions.read_predictions` (Kaggle CSV, Parquet or NPZ).
+        A :class:`~geoaware.predictions.labels.TopK`, or a file for
+        :func:`~geoaware.predictions.labels.read_predictions` (Kaggle CSV, Parquet or NPZ).
     truth_catalog_table
         The catalog (an Arrow table, or a catalog path): ``image_id`` and ``label`` are needed;
         ``split``, ``supercategory`` and the taxonomy columns are used where present.
@@ -285,14 +259,14 @@ def evaluate_classification(
     preds = (
         predictions if isinstance(predictions, TopK) else read_predictions(predictions, k=max(ks))
     )
-    truth_all = _load_table(truth_catalog_table, _TRUTH_COLUMNS)
+    truth_all = load_table(truth_catalog_table, _TRUTH_COLUMNS)
     if "image_id" not in truth_all.column_names or "label" not in truth_all.column_names:
         raise EvaluationError("the truth catalog needs 'image_id' and 'label' columns")
     notes: list[str] = []
     truth = _evaluated_rows(truth_all, split, notes)
     n = truth.num_rows
     truth_ids = truth.column("image_id").combine_chunks().cast(pa.string())
-    truth_index, pred_index = _IdIndex(truth_ids), _IdIndex(preds.image_ids)
+    truth_index, pred_index = IdIndex(truth_ids), IdIndex(preds.image_ids)
     dup = truth_index.first_duplicate()
     if dup is not None:
         raise EvaluationError(f"image id {truth_ids[dup[1]].as_py()!r} repeats in the catalog")
@@ -301,7 +275,7 @@ def evaluate_classification(
         raise EvaluationError(
             f"image id {preds.image_ids[dup[1]].as_py()!r} has two predictions ({preds.source})"
         )
-    g = _np_int(truth.column("label").combine_chunks())
+    g = np_int(truth.column("label").combine_chunks())
 
     # Join: where each truth image's prediction is (-1: none).
     where = pred_index.positions(truth_index)
@@ -333,7 +307,7 @@ def evaluate_classification(
         )
 
     rank = first_match_rank(predicted, g)
-    classes, cls = _factorize(g)
+    classes, cls = factorize(g)
     overall = _group_figures(np.zeros(n, np.int64), 1, cls, classes.size, rank, ks)[0]
 
     summary: dict[str, float | int | None] = {"n": n}
@@ -350,7 +324,7 @@ def evaluate_classification(
         groups = pc.dictionary_encode(
             truth.column("supercategory").combine_chunks().fill_null("(none)")
         )
-        codes = _np_int(groups.indices)
+        codes = np_int(groups.indices)
         names = groups.dictionary.to_pylist()
         rows = _group_figures(codes, len(names), cls, classes.size, rank, ks)
         order = sorted(range(len(names)), key=lambda i: (-int(rows[i]["n"]), names[i]))
@@ -360,7 +334,7 @@ def evaluate_classification(
     else:
         notes.append("no supercategory in the catalog; the per-supercategory table is skipped")
 
-    train = None if train_table is None else _load_table(train_table, ("label", *_LEVELS))
+    train = None if train_table is None else load_table(train_table, ("label", *_LEVELS))
     train_labels = _train_labels(truth_all, train, notes)
     levels = _level_rows(truth_all, train, g, predicted, rank, ks, notes)
     tables["by taxonomic level"] = _table("level", levels)
@@ -495,7 +469,7 @@ def _train_labels(truth_all: Any, train_table: Any, notes: list[str]) -> IntArra
         notes.append(f"train counts unavailable ({why}): accuracy by class frequency is skipped")
         return None
     notes.append(f"class frequency buckets count training images in {source}")
-    return _np_int(train.column("label").combine_chunks().drop_null())
+    return np_int(train.column("label").combine_chunks().drop_null())
 
 
 def _bucket_table(
@@ -506,9 +480,9 @@ def _bucket_table(
     ks: Sequence[int],
     buckets: Sequence[Bucket],
 ) -> Table:
-    train_ids, train_codes = _factorize(train_labels)
+    train_ids, train_codes = factorize(train_labels)
     train_n = np.bincount(train_codes, minlength=train_ids.size)
-    per_class = np.maximum(_IntMap(train_ids, train_n)(classes), 0)
+    per_class = np.maximum(IntMap(train_ids, train_n)(classes), 0)
     class_bucket = np.full(classes.size, len(buckets), dtype=np.int64)  # unbucketed: last
     for i, b in enumerate(buckets):
         hi = np.iinfo(np.int64).max if b.max_train is None else b.max_train
@@ -531,9 +505,9 @@ def _label_taxa(rows: Any, rank: str) -> tuple[IntArray, IntArray, int]:
         .aggregate([])
         .sort_by([("label", "ascending"), (rank, "ascending")])
     )
-    labels = _np_int(pairs.column("label").combine_chunks())
+    labels = np_int(pairs.column("label").combine_chunks())
     encoded = pc.dictionary_encode(pairs.column(rank).combine_chunks())
-    codes = _np_int(encoded.indices)
+    codes = np_int(encoded.indices)
     first = np.ones(labels.size, dtype=bool)
     first[1:] = labels[1:] != labels[:-1]
     conflicts = int(labels.size - np.count_nonzero(first))
@@ -568,7 +542,7 @@ def _level_rows(
     notes: list[str],
 ) -> list[dict[str, Any]]:
     """Exact-label figures, then one row per taxonomic rank the catalog fills."""
-    taxa = int(_factorize(g)[0].size)
+    taxa = int(factorize(g)[0].size)
     rows = [{"level": "label", "n": g.size, "taxa": taxa, **_hits(rank, ks)}]
     ranks = [r for r in _LEVELS if r in truth_all.column_names]
     if not ranks:
@@ -584,7 +558,7 @@ def _level_rows(
                 f"{conflicts:,} labels have more than one {level} in the catalog; the first "
                 "(alphabetically) is used"
             )
-        taxon_of = _IntMap(lab, codes)
+        taxon_of = IntMap(lab, codes)
         truth_taxon = taxon_of(g)
         known = truth_taxon >= 0
         if np.all(known):
@@ -595,7 +569,7 @@ def _level_rows(
             {
                 "level": level,
                 "n": int(np.count_nonzero(known)),
-                "taxa": int(_factorize(truth_taxon[known])[0].size),
+                "taxa": int(factorize(truth_taxon[known])[0].size),
                 **_hits(level_rank, ks),
             }
         )

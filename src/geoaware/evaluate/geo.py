@@ -20,9 +20,9 @@ import pandas as pd
 
 from geoaware.blocks import BLOCK, map_blocks
 from geoaware.errors import EvaluationError
-from geoaware.evaluate.geo_io import GeoPredictions, SkippedRow
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import great_circle_km
+from geoaware.predictions.geo import GeoPredictions, SkippedRow
 
 __all__ = [
     "DEFAULT_THRESHOLDS_KM",
@@ -281,7 +281,7 @@ class GeoReport:
         The summary block skipped at the end of the file: rows, first_line, reason.
     published : dict or None
         The file's own summary beside ours (see
-        :func:`geoaware.evaluate.geo_footer.compare_summary`).
+        :func:`geoaware.predictions.geo_footer.compare_summary`).
     reference : dict or None
         Published results on a test set beside this run (``--reference``).
     warnings : list of str
@@ -384,7 +384,7 @@ def evaluate_geo(
     Parameters
     ----------
     preds
-        From :func:`geoaware.evaluate.geo_io.read_geo_predictions`.
+        From :func:`geoaware.predictions.geo.read_geo_predictions`.
     thresholds
         Accuracy thresholds in km.
     geodesic
@@ -398,7 +398,7 @@ def evaluate_geo(
 
     Examples
     --------
-    >>> from geoaware.evaluate.geo_io import GeoPredictions
+    >>> from geoaware.predictions.geo import GeoPredictions
     >>> import pandas as pd
     >>> p = GeoPredictions("x.csv", np.array([48.85]), np.array([2.35]), np.array([48.85]),
     ...                    np.array([2.36]), None, ("a", "b", "c", "d"), pd.DataFrame())
@@ -443,7 +443,7 @@ def evaluate_geo(
             "reason": block.reason if block else "trailing rows named like a summary",
         }
     if preds.footer is not None and preds.footer.summary is not None:
-        from geoaware.evaluate.geo_footer import compare_summary
+        from geoaware.predictions.geo_footer import compare_summary
 
         report.published = compare_summary(preds.footer.summary, report.summary)
     need_geocode = hit_rates or any(b in ("country", "continent") for b in wanted)

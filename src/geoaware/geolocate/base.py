@@ -11,13 +11,13 @@ import pickle
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from geoaware.errors import InputFileError
+from geoaware.predictions.places import PlacePredictions
 
 __all__ = ["Geolocator", "PlacePredictions", "read_npz", "read_torch_state"]
 
@@ -53,40 +53,6 @@ def read_torch_state(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise InputFileError(path, f"not readable torch weights ({exc})") from exc
-
-
-@dataclass(frozen=True)
-class PlacePredictions:
-    """One predicted point per query and its ``k`` ranked candidate places.
-
-    ``lat``/``lon`` have shape ``(n,)``; ``cand_lat``/``cand_lon``/``cand_score`` have shape
-    ``(n, k)``, best first.  Scores are on one scale for every method, in [0, 1], higher is
-    better: the candidate's share of the prediction (a cell's or gallery point's probability;
-    for k-NN the share of the k voters' similarity-weighted vote within the kernel bandwidth
-    of that place, and 0 for neighbours beyond the k voters, which rank after them by
-    similarity).
-
-    Examples
-    --------
-    >>> p = PlacePredictions(np.zeros(1), np.zeros(1), np.zeros((1, 2)), np.zeros((1, 2)),
-    ...                      np.array([[0.9, 0.1]]))
-    >>> len(p), p.k
-    (1, 2)
-    """
-
-    lat: np.ndarray
-    lon: np.ndarray
-    cand_lat: np.ndarray
-    cand_lon: np.ndarray
-    cand_score: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.lat)
-
-    @property
-    def k(self) -> int:
-        """The number of candidates per query."""
-        return int(self.cand_lat.shape[1])
 
 
 class Geolocator(ABC):

@@ -254,8 +254,9 @@ def fit(
     "overlap report, repeated by eval geo and report).  JSON keys: out, method, predicted, k, "
     "join (as in fit, or null), "
     "overlap (per reference set, e.g. training, gallery: km, n_query, n_reference, within, "
-    "fraction, median_nearest_km), excluded (km, points, removed, or null), summary (n, "
-    "acc_1km ... acc_2500km, median_km, mean_km, geoscore, skipped_rows; null without truth).",
+    "fraction, median_nearest_km), excluded (km, points, removed, or null), summary (with "
+    "--evaluate: eval geo's summary of the file against --catalog, n, acc_1km ... acc_2500km, "
+    "median_km, mean_km, geoscore; else null).",
 )
 def predict(
     model: Annotated[
@@ -282,6 +283,9 @@ def predict(
     ] = None,
     overlap_km: Annotated[float, typer.Option(help="Radius of the overlap report, km.")] = 1.0,
     overwrite: OverwriteOpt = False,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate", help="Score the file with eval geo against --catalog.")
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Predict a place and the top-k candidates per image; the file eval geo reads directly."""
@@ -303,8 +307,9 @@ def predict(
         overlap_km=overlap_km,
     )
     record_output(out_file, inputs=[model, embeddings, catalog])
+    summary = _evaluate(out_file, catalog) if evaluate else None
     if json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "summary": summary})
         return
     out.print(
         f"[bold]{result.predicted:,} predictions[/] ({result.method}, top {result.k}) "
@@ -337,12 +342,17 @@ def predict(
         out.print(
             f"excluded {e['removed']:,} {e['points']} points within {e['km']} km of a test location"
         )
-    if result.summary:
-        keys = [key for key in result.summary if key != "skipped_rows"]
-        out.print(
-            table(
-                "accuracy",
-                keys,
-                [[fmt_metric(key, result.summary[key]) for key in keys]],
-            )
-        )
+    if summary:
+        keys = [key for key in summary if key != "skipped_rows"]
+        out.print(table("accuracy", keys, [[fmt_metric(key, summary[key]) for key in keys]]))
+
+
+def _evaluate(predictions: Path, catalog: Path | None) -> dict[str, Any]:
+    """Score a predictions file as ``eval geo PRED --truth CATALOG`` does: its summary."""
+    if catalog is None:
+        raise typer.BadParameter("--evaluate needs --catalog with the true locations")
+    from geoaware.catalog import read_catalog
+    from geoaware.evaluate import evaluate_geo, read_geo_predictions
+
+    preds = read_geo_predictions(predictions, truth=read_catalog(catalog))
+    return dict(evaluate_geo(preds, hit_rates=False).summary)

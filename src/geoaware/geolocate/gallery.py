@@ -28,7 +28,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -244,12 +244,6 @@ def _unit(lat: npt.ArrayLike, lon: npt.ArrayLike, name: str) -> torch.Tensor:
     if np.isnan(la).any() or np.isnan(lo).any():
         raise UsageError(f"{name} coordinates contain NaN; drop unlocated rows first")
     return torch.from_numpy(unit_vector(la, lo).astype(np.float32))
-
-
-@dataclass
-class _Training:
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 class GalleryGeolocator(Geolocator):

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from geoaware.errors import GeoawareError, InputFileError, UsageError
-from geoaware.fileio import atomic_dir, atomic_path, atomic_write_text
-from geoaware.geolocate.base import Geolocator, PlacePredictions
+from geoaware.fileio import atomic_dir, atomic_write_text
+from geoaware.geolocate.base import Geolocator
 from geoaware.geolocate.overlap import exclude_within, overlap_report, write_overlap
+from geoaware.predictions.places import write_predictions
 
 __all__ = [
     "METHODS",
@@ -175,62 +175,6 @@ def read_model_encoder(folder: PathLike) -> Any:
         return EmbeddingInfo.from_json(path.read_text())
     except (ValueError, TypeError) as exc:
         raise InputFileError(path, f"not an embeddings info ({exc})") from exc
-
-
-def write_predictions(path: PathLike, image_ids: npt.ArrayLike, preds: PlacePredictions) -> Path:
-    """Write predictions as CSV or Parquet (by suffix): the file ``eval geo`` reads.
-
-    Columns: ``image_id, pred_lat, pred_lon``, then the candidates, best first: Parquet has
-    ``cand_lat, cand_lon, cand_score`` list columns, CSV has ``cand1_lat, cand1_lon,
-    cand1_score, cand2_lat, ...``.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = PlacePredictions(np.array([1.5]), np.array([2.5]), np.array([[1.5, 3.0]]),
-    ...                      np.array([[2.5, 4.0]]), np.array([[0.75, 0.25]]))
-    >>> out = write_predictions(pathlib.Path(tempfile.mkdtemp()) / "p.csv", ["a"], p)
-    >>> out.read_text().splitlines()[0]
-    'image_id,pred_lat,pred_lon,cand1_lat,cand1_lon,cand1_score,cand2_lat,cand2_lon,cand2_score'
-    """
-    out = Path(path)
-    ids = np.asarray(image_ids).astype(str)
-    if len(ids) != len(preds):
-        raise ValueError(f"{len(ids)} image ids for {len(preds)} predictions")
-    suffix = out.suffix.lower()
-    columns: dict[str, Any] = {
-        "image_id": pa.array(ids, pa.string()),
-        "pred_lat": pa.array(np.asarray(preds.lat, np.float64)),
-        "pred_lon": pa.array(np.asarray(preds.lon, np.float64)),
-    }
-    cands = {
-        "lat": np.asarray(preds.cand_lat, np.float64),
-        "lon": np.asarray(preds.cand_lon, np.float64),
-        "score": np.asarray(preds.cand_score, np.float64),
-    }
-    k = preds.k
-    if suffix == ".parquet":
-        for name, arr in cands.items():
-            flat = pa.array(arr.reshape(-1), pa.float64(), from_pandas=True)
-            columns[f"cand_{name}"] = pa.FixedSizeListArray.from_arrays(flat, k).cast(
-                pa.list_(pa.float64())
-            )
-        with atomic_path(out) as tmp:
-            pq.write_table(pa.table(columns), tmp)
-        return out
-    if suffix != ".csv":
-        _check_predictions_path(out)
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        {name: col.to_numpy(zero_copy_only=False) for name, col in columns.items()}
-    )
-    for j in range(k):
-        for name, arr in cands.items():
-            frame[f"cand{j + 1}_{name}"] = arr[:, j]
-    with atomic_path(out) as tmp:
-        frame.to_csv(tmp, index=False)
-    return out
 
 
 def _check_predictions_path(path: PathLike) -> None:
@@ -479,7 +423,6 @@ class PredictResult:
     join: dict[str, Any] | None
     overlap: dict[str, Any]
     excluded: dict[str, Any] | None
-    summary: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values."""
@@ -535,11 +478,12 @@ def predict_from_files(
     """Predict every vector (or the catalog ``split``'s), write ``out``, report honestly.
 
     With a catalog holding true locations: the overlap report (test locations within
-    ``overlap_km`` of each of the model's reference point sets), the accuracy summary of
-    ``eval geo``, and with ``exclude_within_km`` the reference points within that distance
-    of a test location are dropped before predicting. ``model_dir`` ``"geoclip"`` (when no
-    such folder exists) is GeoCLIP as published, over its 100K gallery (see
-    :meth:`~geoaware.geolocate.gallery.GalleryGeolocator.geoclip`).
+    ``overlap_km`` of each of the model's reference point sets), and with
+    ``exclude_within_km`` the reference points within that distance of a test location are
+    dropped before predicting. Scoring the file is evaluation's job
+    (:func:`geoaware.evaluate.evaluate_geo`; ``geolocate predict --evaluate``). ``model_dir``
+    ``"geoclip"`` (when no such folder exists) is GeoCLIP as published, over its 100K gallery
+    (see :meth:`~geoaware.geolocate.gallery.GalleryGeolocator.geoclip`).
     """
     _check_predictions_path(out)
     model, _ = _predictor(model_dir, embeddings)
@@ -591,18 +535,6 @@ def predict_from_files(
             out,
             {"method": model.method, "km": overlap_km, "overlap": overlap, "excluded": excluded},
         )
-    summary = None
-    if located is not None and located.any():
-        from geoaware.evaluate.geo import geo_summary
-        from geoaware.geo.distance import haversine_km
-
-        errors = haversine_km(
-            t_lat[located],  # type: ignore[index]
-            t_lon[located],  # type: ignore[index]
-            preds.lat[located],
-            preds.lon[located],
-        )
-        summary = geo_summary(errors)
     return PredictResult(
         out=str(out),
         method=model.method,
@@ -611,5 +543,4 @@ def predict_from_files(
         join=join,
         overlap=overlap,
         excluded=excluded,
-        summary=summary,
     )

@@ -3,7 +3,7 @@
 For each test observation the scorer ranks every class at its location; the rank of the true
 class gives top-k accuracy and the average precision (one relevant class, so AP = 1 / rank;
 its mean over observations is the mean average precision). Ties rank the lower class index
-first, as :func:`geoaware.evaluate.predictions.top_k_from_scores` does. Points are scored
+first, as :func:`geoaware.predictions.labels.top_k_from_scores` does. Points are scored
 ``batch_size`` at a time, so memory is ``batch_size x C`` whatever the number of points
 (1M points x 5,000 classes runs in well under 4 GB).
 """

@@ -1,6 +1,6 @@
 """Fusing an image classifier with the prior: ``p(y | image) * p(y | location, date)``.
 
-The classifier's predictions are read with :func:`geoaware.evaluate.predictions.read_predictions`
+The classifier's predictions are read with :func:`geoaware.predictions.labels.read_predictions`
 (Parquet or NPZ; dense per-class scores or top-k labels with scores; keyed by image id) and
 joined to the catalog by image id. For an image with a location, each candidate class's
 probability is multiplied by the prior's probability of that class at the image's location
@@ -27,11 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from geoaware.evaluate.classify import first_match_rank
-from geoaware.evaluate.predictions import PAD, TopK, read_predictions
-from geoaware.evaluate.submission import write_submission
-from geoaware.fileio import atomic_path
 from geoaware.geo.encode import year_fraction
+from geoaware.predictions.labels import PAD, TopK, first_match_rank, read_predictions, write_top_k
+from geoaware.predictions.submission import write_submission
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.data import load_table
 from geoaware.priors.errors import PriorInputError
@@ -295,7 +293,7 @@ def fuse_predictions(
     result = FuseResult(len(ids), int(located.sum()))
     fused_topk = TopK(topk.image_ids, f_lab[:, :k], f_sc[:, :k], str(pred_path))
     if out is not None:
-        result.out = str(_write(fused_topk, Path(out)))
+        result.out = str(write_top_k(fused_topk, Path(out)))
     if kaggle is not None:
         result.kaggle = str(write_submission(TopK(topk.image_ids, f_lab[:, :5]), kaggle, k=5))
     if "label" in table.column_names:
@@ -370,31 +368,3 @@ def _metrics(
                     row[f"top{k}_{tag}"] = float(hit.mean()) if n else None
             rows.append(row)
     return rows
-
-
-def _write(topk: TopK, path: Path) -> Path:
-    if path.name.lower().endswith(".npz"):
-        with atomic_path(path, suffix=".npz") as tmp, tmp.open("wb") as fh:
-            np.savez(
-                fh,
-                image_id=np.asarray(topk.image_ids.to_pylist(), dtype=str),
-                labels=np.ascontiguousarray(topk.labels),
-                scores=np.asarray(topk.scores),
-            )
-        return path
-    lab = [[int(v) for v in row if v != PAD] for row in topk.labels]
-    scores = np.full(topk.labels.shape, np.nan) if topk.scores is None else topk.scores
-    sc = [
-        [float(s) for s, v in zip(srow, lrow, strict=True) if v != PAD]
-        for srow, lrow in zip(scores, topk.labels, strict=True)
-    ]
-    t = pa.table(
-        {
-            "image_id": topk.image_ids,
-            "labels": pa.array(lab, pa.list_(pa.int64())),
-            "scores": pa.array(sc, pa.list_(pa.float64())),
-        }
-    )
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(t, tmp)
-    return path

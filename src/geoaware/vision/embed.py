@@ -19,15 +19,13 @@ no file name) are skipped and listed with their reason in ``failed.csv`` beside 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import multiprocessing
 import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,10 +37,16 @@ import pyarrow.parquet as pq
 
 from geoaware.catalog.io import read_catalog
 from geoaware.errors import GeoawareError, InputFileError
-from geoaware.fileio import atomic_write_text
 from geoaware.vision.decode import decode_rows
 from geoaware.vision.embeddings import ID_COLUMN, EmbeddingInfo, read_info, shard_name
 from geoaware.vision.encoders.base import Encoder, Preprocessing
+from geoaware.vision.shards import (
+    FailedImage,
+    ShardPlan,
+    plan_rows,
+    read_failed,
+    write_failed,
+)
 
 __all__ = [
     "FAILED_FILE",
@@ -67,15 +71,6 @@ Engine = Literal["local", "ray"]
 
 class EmbedResumeError(GeoawareError):
     """An output folder holds shards that this job would not have written (encoder, rows)."""
-
-
-@dataclass(frozen=True)
-class FailedImage:
-    """An image that was skipped, with the reason (``"FileNotFoundError: no such file"``)."""
-
-    image_id: str
-    path: str
-    reason: str
 
 
 @dataclass
@@ -142,39 +137,6 @@ class EmbedReport:
         return d
 
 
-@dataclass(frozen=True)
-class ShardPlan:
-    """The rows of a catalog cut into shards, and which shards still have to be written.
-
-    Attributes
-    ----------
-    ids, paths : list of str
-        Image id and image path (None where the catalog has no file name) of every row.
-    shard_size : int
-        Rows per shard; shard ``i`` holds rows ``[i * shard_size, (i + 1) * shard_size)``.
-    pending, done : list of int
-        Shards to write, and shards already written by the same encoder.
-    carried : list of FailedImage
-        Failures of the done shards (from the earlier ``failed.csv``).
-    """
-
-    ids: list[str]
-    paths: list[str | None]
-    shard_size: int
-    pending: list[int]
-    done: list[int]
-    carried: list[FailedImage]
-
-    @property
-    def shards(self) -> int:
-        """Number of shards (at least one, so an empty catalog still gives a readable file)."""
-        return max(1, math.ceil(len(self.ids) / self.shard_size))
-
-    def rows(self, shard: int) -> range:
-        """Return the catalog rows of ``shard``."""
-        return plan_rows(shard, self.shard_size, len(self.ids))
-
-
 def default_workers() -> int:
     """Return the decoder processes used when ``workers`` is None (cores - 1, 1 to 8).
 
@@ -213,28 +175,6 @@ def _image_rows(
         None if not name else str(root / name) for name in table.column("file_name").to_pylist()
     ]
     return ids, paths
-
-
-def _read_failed(path: Path) -> dict[str, FailedImage]:
-    if not path.is_file():
-        return {}
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "image_id" not in reader.fieldnames:
-            raise InputFileError(path, "not a failed-images list: no image_id column")
-        return {
-            r["image_id"]: FailedImage(r["image_id"], r.get("path") or "", r.get("reason") or "")
-            for r in reader
-        }
-
-
-def _write_failed(path: Path, failures: Sequence[FailedImage]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["image_id", "path", "reason"])
-    for f in failures:
-        writer.writerow([f.image_id, f.path, f.reason])
-    atomic_write_text(path, buf.getvalue())
 
 
 def plan_shards(
@@ -291,7 +231,7 @@ def plan_shards(
         existing[i].unlink()
     carried: list[FailedImage] = []
     if done:
-        earlier = {} if overwrite else _read_failed(out / FAILED_FILE)
+        earlier = {} if overwrite else read_failed(out / FAILED_FILE)
         for shard in done:
             for row in plan_rows(shard, shard_size, len(ids)):
                 if ids[row] not in have[shard]:
@@ -299,16 +239,6 @@ def plan_shards(
                         earlier.get(ids[row]) or FailedImage(ids[row], paths[row] or "", _EARLIER)
                     )
     return ShardPlan(ids, paths, shard_size, pending, done, carried)
-
-
-def plan_rows(shard: int, shard_size: int, n_rows: int) -> range:
-    """Return the catalog rows of ``shard``.
-
-    >>> plan_rows(2, 10, 25)
-    range(20, 25)
-    """
-    start = shard * shard_size
-    return range(start, min(start + shard_size, n_rows))
 
 
 def _check_shard(
@@ -445,7 +375,7 @@ def embed_catalog(
         report.embedded += written
         failures.extend(shard_failures)
         if shard_failures or not failed_file.exists():
-            _write_failed(failed_file, _by_row(failures, ids))
+            write_failed(failed_file, _by_row(failures, ids))
 
     total = sum(len(plan.rows(s)) for s in plan.pending)
     t_embed = time.perf_counter()
@@ -467,7 +397,7 @@ def embed_catalog(
         else:
             _run_local(plan, enc, info, out, batch, workers, on_shard, advance)
     failures = _by_row(failures, ids)
-    _write_failed(failed_file, failures)
+    write_failed(failed_file, failures)
     report.failures = failures
     report.failed, report.failed_file = len(failures), str(failed_file)
     embedding_seconds = time.perf_counter() - t_embed

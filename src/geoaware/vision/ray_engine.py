@@ -26,6 +26,7 @@ from geoaware.errors import DependencyNotFoundError
 from geoaware.vision.decode import decode_rows
 from geoaware.vision.embeddings import EmbeddingInfo, shard_name, write_embeddings
 from geoaware.vision.encoders.base import Encoder, Preprocessing
+from geoaware.vision.shards import FailedImage
 
 __all__ = ["run_ray"]
 
@@ -91,7 +92,7 @@ def run_ray(
 ) -> None:
     """Run the pending shards of ``plan`` through Ray Data and write them to ``out``.
 
-    ``plan`` is a :class:`~geoaware.vision.embed.ShardPlan`; ``on_shard(shard, failures,
+    ``plan`` is a :class:`~geoaware.vision.shards.ShardPlan`; ``on_shard(shard, failures,
     written)`` is called after each shard is written, ``advance(n)`` as rows come back.
 
     Examples
@@ -106,8 +107,6 @@ def run_ray(
         raise DependencyNotFoundError(
             f"engine='ray' needs the package ray[data]: pip install 'ray[data]' ({exc})"
         ) from exc
-    from geoaware.vision.embed import FailedImage
-
     started = False
     if not ray.is_initialized():
         ray.init(

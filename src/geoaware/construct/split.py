@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geoaware.build.columns import cell_keys, label_values, require_columns
-from geoaware.build.errors import SplitError
-from geoaware.build.keys import unit_hash
+from geoaware.construct.columns import cell_keys, label_values, require_columns
+from geoaware.construct.errors import SplitError
+from geoaware.construct.keys import unit_hash
 
 __all__ = ["SPLIT_NAMES", "SplitBy", "SplitResult", "assign_split", "check_ratios"]
 
@@ -55,7 +55,7 @@ def check_ratios(ratios: tuple[float, ...]) -> npt.NDArray[np.float64]:
     >>> check_ratios((0.8, 0.3))
     Traceback (most recent call last):
     ...
-    geoaware.build.errors.SplitError: ratios must sum to 1, got 0.8,0.3 (sum 1.1)
+    geoaware.construct.errors.SplitError: ratios must sum to 1, got 0.8,0.3 (sum 1.1)
     """
     r = np.asarray(ratios, dtype=np.float64)
     text = ",".join(f"{x:g}" for x in ratios)

@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 from scipy.spatial import cKDTree
 
-from geoaware.build.columns import require_columns
-from geoaware.build.errors import SplitError
+from geoaware.construct.columns import require_columns
+from geoaware.construct.errors import SplitError
 from geoaware.geo.distance import chord_of_km
 from geoaware.geo.encode import unit_vector
 

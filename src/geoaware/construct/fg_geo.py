@@ -10,7 +10,6 @@ photo). :func:`check_fg_geo` verifies any such file against the three rules.
 from __future__ import annotations
 
 import os
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geoaware.build.keys import unit_hash
-from geoaware.build.yfcc import iter_yfcc
 from geoaware.catalog import read_catalog, write_catalog
+from geoaware.construct.keys import unit_hash
 from geoaware.errors import InputFileError
+from geoaware.sources.yfcc import iter_yfcc
 
 __all__ = ["build_fg_geo", "check_fg_geo", "load_vocabulary", "normalise_names"]
-
-_SEP = re.compile(r"[\s_+\-.]+")
 
 
 def normalise_names(names: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

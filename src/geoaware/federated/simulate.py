@@ -32,8 +32,8 @@ import numpy.typing as npt
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from geoaware.build.errors import BuildError
-from geoaware.build.keys import unit_hash
+from geoaware.construct.errors import BuildError
+from geoaware.construct.keys import unit_hash
 from geoaware.errors import DependencyNotFoundError
 
 __all__ = [
@@ -77,7 +77,7 @@ class SimulationSettings:
     >>> SimulationSettings(rounds=0)
     Traceback (most recent call last):
     ...
-    geoaware.build.errors.BuildError: rounds must be >= 1, got 0
+    geoaware.construct.errors.BuildError: rounds must be >= 1, got 0
     """
 
     rounds: int = 3
@@ -153,8 +153,8 @@ def load_task(
     """
     import pandas as pd
 
-    from geoaware.build.columns import require_columns
     from geoaware.catalog import read_catalog
+    from geoaware.construct.columns import require_columns
     from geoaware.geo.encode import wrap_encode
 
     folder = Path(partitions_dir)

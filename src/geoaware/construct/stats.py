@@ -22,8 +22,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from scipy.stats import skew
 
-from geoaware.build.columns import label_values, require_columns
-from geoaware.build.partition import CatalogPartitioner, _sorted_codes, describe
+from geoaware.construct.columns import label_values, require_columns
+from geoaware.construct.partition import CatalogPartitioner, _sorted_codes, describe
 from geoaware.fileio import atomic_dir, atomic_path
 
 __all__ = ["partition_stats", "write_inat_user_tables", "write_partitions"]
@@ -174,7 +174,7 @@ def write_partitions(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from geoaware.build.partition import UserPartitioner
+    >>> from geoaware.construct.partition import UserPartitioner
     >>> p = UserPartitioner()
     >>> p.catalog = pa.table({"image_id": ["1", "2"], "user_id": ["a", "b"],
     ...                       "label_name": ["x", "y"]})

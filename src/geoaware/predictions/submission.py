@@ -26,24 +26,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from geoaware.errors import InputFileError
-from geoaware.evaluate.predictions import (
-    DEFAULT_K,
-    PAD,
-    EvaluationError,
-    TopK,
-    _factorize,
-    _file_bytes,
-    _IdIndex,
-    _int_tokens,
-    _IntMap,
-    _KaggleRows,
-    _load_table,
-    _np_int,
-    _pad,
-    _read_kaggle,
-    read_predictions,
-)
 from geoaware.fileio import atomic_path
+from geoaware.predictions.ids import IdIndex, IntMap, factorize, load_table, np_int, pad
+from geoaware.predictions.kaggle import KaggleRows, file_bytes, int_tokens, read_kaggle
+from geoaware.predictions.labels import DEFAULT_K, PAD, EvaluationError, TopK, read_predictions
 
 __all__ = ["HEADER", "Problem", "check_submission", "write_submission"]
 
@@ -135,13 +121,13 @@ def check_submission(
     if not path.is_file():
         raise InputFileError(path, "no such file")
     test_ids, known = _truth_sets(truth_table, split)
-    data = _file_bytes(path)
+    data = file_bytes(path)
     problems: list[Problem] = []
     if not data or data.isspace():
         problems.append(Problem(1, "header", f"file is empty; expected the header {HEADER!r}"))
         rows = None
     else:
-        rows = _read_kaggle(data, path, ["id", "predicted"], "id", "predicted")
+        rows = read_kaggle(data, path, ["id", "predicted"], "id", "predicted")
         header = rows.header.rstrip()
         if header != HEADER:
             hint = " (it starts with a byte-order mark)" if header.startswith("\ufeff") else ""
@@ -166,7 +152,7 @@ def check_submission(
 
 
 def _truth_sets(truth_table: Any, split: str) -> tuple[Any, IntArray]:
-    table = _load_table(truth_table, ("image_id", "split", "label"))
+    table = load_table(truth_table, ("image_id", "split", "label"))
     for column in ("image_id", "split", "label"):
         if column not in table.column_names:
             raise EvaluationError(f"the catalog has no {column!r} column")
@@ -178,22 +164,22 @@ def _truth_sets(truth_table: Any, split: str) -> tuple[Any, IntArray]:
             f"the catalog has no rows with split {split!r}"
             + (f"; its splits: {', '.join(present)}" if present else "")
         )
-    dup = _IdIndex(ids).first_duplicate()
+    dup = IdIndex(ids).first_duplicate()
     if dup is not None:
         raise EvaluationError(f"image id {ids[dup[1]].as_py()!r} repeats in the catalog")
-    known = _factorize(_np_int(table.column("label").combine_chunks().drop_null()))[0]
+    known = factorize(np_int(table.column("label").combine_chunks().drop_null()))[0]
     if known.size == 0:
         raise EvaluationError("the catalog has no labels, so categories cannot be checked")
     return ids, known
 
 
 def _id_problems(
-    rows: _KaggleRows, test_ids: Any, split: str, seen: npt.NDArray[np.bool_]
+    rows: KaggleRows, test_ids: Any, split: str, seen: npt.NDArray[np.bool_]
 ) -> list[Problem]:
     problems: list[Problem] = []
     ids = rows.ids
     empty = np.asarray(pc.equal(ids, "").to_numpy(zero_copy_only=False), dtype=bool)
-    pos = _IdIndex(test_ids).positions(_IdIndex(ids))
+    pos = IdIndex(test_ids).positions(IdIndex(ids))
     for i in np.flatnonzero(empty):
         problems.append(Problem(int(rows.lines[i]), "id", "empty id"))
     unknown = np.flatnonzero((pos < 0) & ~empty)
@@ -222,7 +208,7 @@ def _id_problems(
     return problems
 
 
-def _label_problems(rows: _KaggleRows, known: IntArray, max_labels: int) -> list[Problem]:
+def _label_problems(rows: KaggleRows, known: IntArray, max_labels: int) -> list[Problem]:
     problems: list[Problem] = []
     n = len(rows.ids)
     counts = np.bincount(rows.parent, minlength=n) if rows.parent.size else np.zeros(n, np.int64)
@@ -236,7 +222,7 @@ def _label_problems(rows: _KaggleRows, known: IntArray, max_labels: int) -> list
                 f"{counts[i]} labels; at most {max_labels} are allowed",
             )
         )
-    values, bad = _int_tokens(rows.tokens)
+    values, bad = int_tokens(rows.tokens)
     good = np.ones(values.size, dtype=bool) if bad is None else ~bad
     if bad is not None:
         for t in np.flatnonzero(bad):
@@ -247,7 +233,7 @@ def _label_problems(rows: _KaggleRows, known: IntArray, max_labels: int) -> list
                     f"label {rows.tokens[int(t)].as_py()!r} is not an integer",
                 )
             )
-    unknown = good & (_IntMap(known, np.zeros(known.size, np.int64))(values) < 0)
+    unknown = good & (IntMap(known, np.zeros(known.size, np.int64))(values) < 0)
     for t in np.flatnonzero(unknown):
         problems.append(
             Problem(
@@ -276,7 +262,7 @@ def _repeats(parent: IntArray, values: IntArray, counts: IntArray) -> list[tuple
     """
     n = counts.size
     width = min(int(counts.max()) if n else 0, _PAIRWISE_WIDTH)
-    matrix = _pad(parent, values, n, width, PAD)
+    matrix = pad(parent, values, n, width, PAD)
     columns = [np.ascontiguousarray(matrix[:, j]) for j in range(width)]
     repeats = counts > width  # long rows (errors already) are looked at one by one
     for a in range(width):
@@ -310,9 +296,9 @@ def write_submission(scores_or_topk: Any, out_path: PathLike, *, k: int = DEFAUL
     Parameters
     ----------
     scores_or_topk
-        A :class:`~geoaware.evaluate.predictions.TopK` (:meth:`TopK.from_scores` builds one from
+        A :class:`~geoaware.predictions.labels.TopK` (:meth:`TopK.from_scores` builds one from
         a score matrix), or a prediction file for
-        :func:`~geoaware.evaluate.predictions.read_predictions` (dense scores, ranked labels).
+        :func:`~geoaware.predictions.labels.read_predictions` (dense scores, ranked labels).
     out_path
         The ``.csv`` to write; it appears whole or not at all.
     k

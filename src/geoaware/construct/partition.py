@@ -17,8 +17,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geoaware.build.columns import cell_keys, label_values, parse_cell_spec, require_columns
-from geoaware.build.errors import PartitionError
+from geoaware.construct.columns import cell_keys, label_values, parse_cell_spec, require_columns
+from geoaware.construct.errors import PartitionError
 
 __all__ = [
     "CatalogPartitioner",

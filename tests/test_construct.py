@@ -8,18 +8,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from geoaware.build.errors import BuildError, PartitionError, SplitError
-from geoaware.build.fg_geo import build_fg_geo, check_fg_geo
-from geoaware.build.leakage import leakage_report
-from geoaware.build.partition import (
+from geoaware.catalog import read_catalog
+from geoaware.construct.errors import BuildError, PartitionError, SplitError
+from geoaware.construct.fg_geo import build_fg_geo, check_fg_geo
+from geoaware.construct.leakage import leakage_report
+from geoaware.construct.partition import (
     CellPartitioner,
     DirichletPartitioner,
     UserPartitioner,
     make_partitioner,
 )
-from geoaware.build.split import assign_split
-from geoaware.build.stats import write_inat_user_tables, write_partitions
-from geoaware.catalog import read_catalog
+from geoaware.construct.split import assign_split
+from geoaware.construct.stats import write_inat_user_tables, write_partitions
 from geoaware.errors import InputFileError
 
 
@@ -78,7 +78,7 @@ def test_split_bad_input() -> None:
 
 
 def test_random_split_of_real_fg_geo_leaks(shared_data: Path, tmp_path: Path) -> None:
-    from geoaware.build.fg_geo import _read_any
+    from geoaware.construct.fg_geo import _read_any
 
     t = _read_any(shared_data / "fg_geo_yfcc" / "yfcc100m_geolocated_inat2017species.csv.zip")
     s = assign_split(t, "random", seed=0).table

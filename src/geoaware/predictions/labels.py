@@ -27,7 +27,6 @@ Class ids are non-negative; :data:`PAD` (``-1``) marks an empty slot.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections.abc import Sequence
@@ -37,13 +36,26 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from geoaware.errors import EvaluationError, InputFileError
+from geoaware.fileio import atomic_path
+from geoaware.predictions.ids import (
+    PAD,
+    np_int,
+    pad,
+    refuse_duplicates,
+    string_ids,
+)
+from geoaware.predictions.kaggle import (
+    clean_cells,
+    file_bytes,
+    int_tokens,
+    read_kaggle,
+    split_labels,
+)
 
 __all__ = [
     "CLASS_IDS_KEY",
@@ -51,8 +63,10 @@ __all__ = [
     "PAD",
     "EvaluationError",
     "TopK",
+    "first_match_rank",
     "read_predictions",
     "top_k_from_scores",
+    "write_top_k",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -60,8 +74,6 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-PAD = -1
-"""Label id of an empty slot in :attr:`TopK.labels`."""
 DEFAULT_K = 5
 """Labels kept per image from dense scores, and the most a Kaggle submission may hold."""
 CLASS_IDS_KEY = b"geoaware.class_ids"
@@ -100,7 +112,7 @@ class TopK:
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "image_ids", _string_ids(self.image_ids))
+        object.__setattr__(self, "image_ids", string_ids(self.image_ids))
         # Column-major: the metrics read one rank (column) for all images at a time.
         object.__setattr__(self, "labels", np.asfortranarray(self.labels, dtype=np.int64))
         if self.scores is not None:
@@ -162,16 +174,16 @@ class TopK:
         """
         lab = pa.array(list(labels), pa.list_(pa.int64()))
         n = len(lab)
-        parent = _np_int(pc.list_parent_indices(lab))
-        values = _np_int(pc.list_flatten(lab))
-        matrix = _pad(parent, values, n, None, PAD)
+        parent = np_int(pc.list_parent_indices(lab))
+        values = np_int(pc.list_flatten(lab))
+        matrix = pad(parent, values, n, None, PAD)
         top = None
         if scores is not None:
             sc = pa.array(list(scores), pa.list_(pa.float64()))
             if pc.list_value_length(sc).to_pylist() != pc.list_value_length(lab).to_pylist():
                 raise EvaluationError("scores must have as many entries as labels, row by row")
             flat = np.asarray(pc.list_flatten(sc).to_numpy(zero_copy_only=False), np.float64)
-            top = _pad(parent, flat, n, matrix.shape[1], np.nan)
+            top = pad(parent, flat, n, matrix.shape[1], np.nan)
         return cls(image_ids, matrix, top, source)
 
 
@@ -301,148 +313,70 @@ def read_predictions(path: PathLike, *, k: int | None = None) -> TopK:
     raise InputFileError(p, "unknown predictions format; expected .csv, .parquet or .npz")
 
 
-# --- Kaggle CSV -------------------------------------------------------------------------------
-@dataclass
-class _KaggleRows:
-    """A Kaggle-style CSV split into rows and label tokens, with file line numbers."""
+def first_match_rank(predicted: npt.ArrayLike, truth: npt.ArrayLike) -> IntArray:
+    """Return, per image, the 1-based rank of the first correct label, or 0 if none is right.
 
-    header: str  # the first line as written, without its line break
-    ids: Any  # pa.StringArray, trimmed, blank lines dropped
-    lines: IntArray  # file line of each row (the header is line 1)
-    tokens: Any  # pa.StringArray of every label token, row after row
-    parent: IntArray  # row of each token
-    bad_rows: list[tuple[int, str, int]]  # (line, text, fields) of rows with a wrong field count
+    ``predicted`` is (n, k), best first, padded with ``-1``; ``truth`` is (n,). A duplicate of
+    the true label counts once (only the first match matters). One comparison of the whole
+    matrix, no per-row Python.
 
-
-def _file_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-        return gzip.decompress(data) if path.name.lower().endswith(".gz") else data
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputFileError(path, f"cannot be read ({exc})") from exc
-
-
-def _read_kaggle(
-    data: bytes, where: object, names: list[str], id_col: str, pred_col: str
-) -> _KaggleRows:
-    """Parse ``data`` (header on line 1, then rows of ``names``) into :class:`_KaggleRows`.
-
-    Quoting is off, so each physical line is one row and line numbers are exact; a cell wrapped
-    in double quotes has them removed afterwards. A row with the wrong number of fields is
-    set aside (with its line); blank and whitespace-only lines are dropped.
+    Examples
+    --------
+    >>> first_match_rank([[4, 2, 9], [1, 1, -1], [5, 6, 7]], [2, 1, 0]).tolist()
+    [2, 1, 0]
     """
-    end = data.find(b"\n")
-    header = (data if end < 0 else data[:end]).decode("utf-8", "replace").rstrip("\r\n")
-    if end < 0:
-        data += b"\n"
-    table, bad = _parse_csv(data, where, names, id_col, pred_col, threads=True)
-    if bad and any(line is None for line, _, _ in bad):  # line numbers need a serial read
-        table, bad = _parse_csv(data, where, names, id_col, pred_col, threads=False)
-    n_rows = table.num_rows
-    lines = np.arange(2, n_rows + 2, dtype=np.int64)
-    if bad:
-        skipped = np.array([line for line, _, _ in bad], dtype=np.int64)
-        every = np.arange(2, n_rows + len(bad) + 2, dtype=np.int64)
-        lines = every[~np.isin(every, skipped)]
-    ids = _clean_cells(_as_text(table.column(id_col), lines, where, id_col))
-    pred = _clean_cells(_as_text(table.column(pred_col), lines, where, pred_col))
-    blank = pc.and_(pc.equal(ids, ""), pc.equal(pred, ""))
-    if pc.any(blank).as_py():
-        keep = pc.invert(blank)
-        ids, pred = ids.filter(keep), pred.filter(keep)
-        lines = lines[np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)]
-    tokens, parent = _split_labels(pred)
-    real_bad = [(int(line), text, n) for line, text, n in bad if text.strip()]
-    return _KaggleRows(header, ids, lines, tokens, parent, real_bad)
+    p = np.asarray(predicted, dtype=np.int64)
+    g = np.asarray(truth, dtype=np.int64).ravel()
+    if p.ndim != 2 or p.shape[0] != g.size:
+        raise EvaluationError(f"predicted must be (n, k) with n = {g.size}; got {p.shape}")
+    rank = np.zeros(g.size, dtype=np.int64)
+    for j in range(p.shape[1] - 1, -1, -1):  # column by column, so the first match wins
+        rank[p[:, j] == g] = j + 1
+    rank[g == PAD] = 0
+    return rank
 
 
-def _split_labels(cells: Any) -> tuple[Any, IntArray]:
-    """Split cleaned label cells on whitespace: every token, and the row it comes from."""
-    split = pc.ascii_split_whitespace(cells)
-    tokens = pc.list_flatten(split)
-    parent = _np_int(pc.list_parent_indices(split))
-    empty = pc.equal(tokens, "")  # an empty cell splits into one empty token
-    if pc.any(empty).as_py():
-        keep = pc.invert(empty)
-        tokens = tokens.filter(keep)
-        parent = parent[np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)]
-    return tokens, parent
+def write_top_k(topk: TopK, path: PathLike) -> Path:
+    """Write ranked labels and their scores as ``.npz``, else Parquet, for ``read_predictions``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "p.parquet"
+    >>> read_predictions(write_top_k(TopK.from_lists(["a"], [[2, 7]]), out)).labels.tolist()
+    [[2, 7]]
+    """
+    path = Path(path)
+    if path.name.lower().endswith(".npz"):
+        with atomic_path(path, suffix=".npz") as tmp, tmp.open("wb") as fh:
+            np.savez(
+                fh,
+                image_id=np.asarray(topk.image_ids.to_pylist(), dtype=str),
+                labels=np.ascontiguousarray(topk.labels),
+                scores=np.asarray(topk.scores),
+            )
+        return path
+    lab = [[int(v) for v in row if v != PAD] for row in topk.labels]
+    scores = np.full(topk.labels.shape, np.nan) if topk.scores is None else topk.scores
+    sc = [
+        [float(s) for s, v in zip(srow, lrow, strict=True) if v != PAD]
+        for srow, lrow in zip(scores, topk.labels, strict=True)
+    ]
+    t = pa.table(
+        {
+            "image_id": topk.image_ids,
+            "labels": pa.array(lab, pa.list_(pa.int64())),
+            "scores": pa.array(sc, pa.list_(pa.float64())),
+        }
+    )
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(t, tmp)
+    return path
 
 
-def _as_text(column: Any, lines: IntArray, where: object, field: str) -> Any:
-    """Cast a binary column to UTF-8 text; on failure name the first bad line (bisection)."""
-    cells = column.combine_chunks()
-    try:
-        return cells.cast(pa.string())
-    except pa.ArrowInvalid:
-        lo, hi = 0, len(cells)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            try:
-                cells.slice(lo, mid - lo).cast(pa.string())
-                lo = mid
-            except pa.ArrowInvalid:
-                hi = mid
-        raise InputFileError(
-            where, "not valid UTF-8 text", record=f"line {lines[lo]}", field=field
-        ) from None
-
-
-def _clean_cells(cells: Any) -> Any:
-    """Trim whitespace, then one pair of surrounding double quotes (and whitespace inside)."""
-    cells = pc.ascii_trim_whitespace(cells)
-    opens = pc.starts_with(cells, '"')
-    if not pc.any(opens).as_py():
-        return cells
-    quoted = pc.and_(opens, pc.ends_with(cells, '"'))
-    quoted = pc.and_(quoted, pc.greater_equal(pc.binary_length(cells), 2))
-    if pc.any(quoted).as_py():
-        inner = pc.ascii_trim_whitespace(pc.utf8_slice_codeunits(cells, 1, -1))
-        cells = pc.if_else(quoted, inner, cells)
-    return cells
-
-
-def _parse_csv(
-    data: bytes, where: object, names: list[str], id_col: str, pred_col: str, *, threads: bool
-) -> tuple[Any, list[tuple[Any, str, int]]]:
-    bad: list[tuple[Any, str, int]] = []
-
-    def on_bad(row: Any) -> str:
-        bad.append((row.number, row.text, row.actual_columns))
-        return "skip"
-
-    try:
-        table = pacsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=threads),
-            parse_options=pacsv.ParseOptions(
-                quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_bad
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={id_col: pa.binary(), pred_col: pa.binary()},
-                include_columns=[id_col, pred_col],
-                strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InputFileError(where, f"not a readable CSV file ({exc})") from exc
-    return table, bad
-
-
-def _int_tokens(tokens: Any) -> tuple[IntArray, BoolArray | None]:
-    """Cast label tokens to int64; on failure, also return the mask of the bad ones."""
-    try:
-        return _np_int(pc.cast(tokens, pa.int64())), None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        ok = pc.match_substring_regex(tokens, r"^-?[0-9]{1,18}$")
-        okn = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
-        values = np.full(len(tokens), PAD, dtype=np.int64)
-        values[okn] = _np_int(pc.cast(tokens.filter(ok), pa.int64()))
-        return values, ~okn
-
-
+# --- files -------------------------------------------------------------------------------------
 def _read_csv(path: Path, k: int | None) -> TopK:
-    data = _file_bytes(path)
+    data = file_bytes(path)
     if not data or data.isspace():
         raise InputFileError(path, "file is empty; expected a header 'id,predicted'")
     end = data.find(b"\n")
@@ -453,7 +387,7 @@ def _read_csv(path: Path, k: int | None) -> TopK:
         raise InputFileError(
             path, f"header must be 'id,predicted'; found {first.strip()!r}", record="line 1"
         )
-    rows = _read_kaggle(data, path, names, id_col, "predicted")
+    rows = read_kaggle(data, path, names, id_col, "predicted")
     if rows.bad_rows:
         line, text, n = rows.bad_rows[0]
         more = f" (and {len(rows.bad_rows) - 1} more such rows)" if len(rows.bad_rows) > 1 else ""
@@ -467,7 +401,7 @@ def _read_csv(path: Path, k: int | None) -> TopK:
         raise InputFileError(
             path, "empty image id", record=f"line {rows.lines[empty[0]]}", field=id_col
         )
-    values, bad = _int_tokens(rows.tokens)
+    values, bad = int_tokens(rows.tokens)
     if bad is not None:
         where = np.flatnonzero(bad)
         more = f" (and {where.size - 1} more)" if where.size > 1 else ""
@@ -477,8 +411,8 @@ def _read_csv(path: Path, k: int | None) -> TopK:
             record=f"line {rows.lines[rows.parent[where[0]]]}",
             field="predicted",
         )
-    _refuse_duplicates(path, rows.ids, lambda i: f"line {rows.lines[i]}", id_col)
-    labels = _pad(rows.parent, values, len(rows.ids), k, PAD)
+    refuse_duplicates(path, rows.ids, lambda i: f"line {rows.lines[i]}", id_col)
+    labels = pad(rows.parent, values, len(rows.ids), k, PAD)
     return TopK(rows.ids, labels, None, str(path))
 
 
@@ -531,8 +465,8 @@ def _ids_column(path: Path, column: Any, name: str) -> Any:
 
 def _from_predicted_strings(path: Path, ids: Any, column: Any, k: int | None) -> TopK:
     pred = column.combine_chunks().cast(pa.string()).fill_null("")
-    tokens, parent = _split_labels(_clean_cells(pred))
-    values, bad = _int_tokens(tokens)
+    tokens, parent = split_labels(clean_cells(pred))
+    values, bad = int_tokens(tokens)
     if bad is not None:
         first = int(np.flatnonzero(bad)[0])
         raise InputFileError(
@@ -541,8 +475,8 @@ def _from_predicted_strings(path: Path, ids: Any, column: Any, k: int | None) ->
             record=f"row {parent[first]}",
             field="predicted",
         )
-    _refuse_duplicates(path, ids, lambda i: f"row {i}", "image_id")
-    return TopK(ids, _pad(parent, values, len(ids), k, PAD), None, str(path))
+    refuse_duplicates(path, ids, lambda i: f"row {i}", "image_id")
+    return TopK(ids, pad(parent, values, len(ids), k, PAD), None, str(path))
 
 
 def _from_label_lists(path: Path, ids: Any, table: Any, k: int | None) -> TopK:
@@ -552,11 +486,11 @@ def _from_label_lists(path: Path, ids: Any, table: Any, k: int | None) -> TopK:
     flat = pc.list_flatten(col)
     if not pa.types.is_integer(flat.type):
         raise InputFileError(path, f"must hold integers, not {flat.type}", field="labels")
-    parent = _np_int(pc.list_parent_indices(col))
+    parent = np_int(pc.list_parent_indices(col))
     if flat.null_count:
         at = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
         raise InputFileError(path, "null label in list", record=f"row {parent[at]}", field="labels")
-    labels = _pad(parent, _np_int(flat), len(ids), k, PAD)
+    labels = pad(parent, np_int(flat), len(ids), k, PAD)
     scores = None
     if "scores" in table.column_names:
         sc = table.column("scores").combine_chunks()
@@ -568,8 +502,8 @@ def _from_label_lists(path: Path, ids: Any, table: Any, k: int | None) -> TopK:
                 path, "scores and labels differ in length", record=f"row {row}", field="scores"
             )
         flat_s = np.asarray(pc.list_flatten(sc).to_numpy(zero_copy_only=False), np.float64)
-        scores = _pad(parent, flat_s, len(ids), labels.shape[1], np.nan)
-    _refuse_duplicates(path, ids, lambda i: f"row {i}", "image_id")
+        scores = pad(parent, flat_s, len(ids), labels.shape[1], np.nan)
+    refuse_duplicates(path, ids, lambda i: f"row {i}", "image_id")
     return TopK(ids, labels, scores, str(path))
 
 
@@ -614,7 +548,7 @@ def _read_dense_parquet(path: Path, schema: Any, id_col: str, k: int) -> TopK:
     if not id_parts:
         return TopK(pa.array([], pa.string()), np.empty((0, 0), np.int64), None, str(path))
     ids = pa.concat_arrays(id_parts)
-    _refuse_duplicates(path, ids, lambda i: f"row {i}", id_col)
+    refuse_duplicates(path, ids, lambda i: f"row {i}", id_col)
     return TopK(ids, np.concatenate(label_parts), np.concatenate(score_parts), str(path))
 
 
@@ -624,7 +558,7 @@ def _dense_block(path: Path, col: Any, row0: int) -> FloatArray:
     if col.null_count:
         row = row0 + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
         raise InputFileError(path, "scores are null", record=f"row {row}", field="scores")
-    lengths = _np_int(pc.list_value_length(col))
+    lengths = np_int(pc.list_value_length(col))
     width = int(lengths[0]) if lengths.size else 0
     if lengths.size and np.any(lengths != width):
         row = row0 + int(np.flatnonzero(lengths != width)[0])
@@ -679,7 +613,7 @@ def _read_npz(path: Path, k: int | None) -> TopK:
             labels = labels[:, :k]
             scores = None if scores is None else scores[:, :k]
         labels = np.where(labels < 0, PAD, labels)
-        _refuse_duplicates(path, ids, lambda i: f"row {i}", id_key)
+        refuse_duplicates(path, ids, lambda i: f"row {i}", id_key)
         return TopK(ids, np.ascontiguousarray(labels), scores, str(path))
     if "scores" in arrays:
         scores = np.asarray(arrays["scores"])
@@ -692,171 +626,6 @@ def _read_npz(path: Path, k: int | None) -> TopK:
             labels, top = top_k_from_scores(scores, k or DEFAULT_K, class_ids)
         except EvaluationError as exc:
             raise InputFileError(path, str(exc), field="class_ids") from exc
-        _refuse_duplicates(path, ids, lambda i: f"row {i}", id_key)
+        refuse_duplicates(path, ids, lambda i: f"row {i}", id_key)
         return TopK(ids, labels, top, str(path))
     raise InputFileError(path, "expected a 'labels' or a 'scores' array")
-
-
-# --- shared helpers ---------------------------------------------------------------------------
-def _np_int(array: Any) -> IntArray:
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _string_ids(ids: Any) -> Any:
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if not isinstance(ids, pa.Array):
-        arr = np.asarray(ids)
-        if arr.dtype.kind == "O":
-            ids = pa.array(arr.tolist())  # None stays null, and is refused below
-        elif arr.dtype.kind in "iu":
-            ids = pa.array(arr).cast(pa.string())
-        else:
-            ids = pa.array(arr.astype(str))
-    if ids.null_count:
-        raise EvaluationError("image ids must not be null")
-    return ids.cast(pa.string())
-
-
-def _pad(parent: IntArray, values: npt.NDArray[Any], n: int, k: int | None, fill: Any) -> Any:
-    """Scatter flat per-row ``values`` (rows given by sorted ``parent``) into an (n, k) matrix."""
-    counts = np.bincount(parent, minlength=n) if parent.size else np.zeros(n, np.int64)
-    width = int(counts.max()) if n else 0
-    if k is not None:
-        width = min(width, k)
-    if n and parent.size == n * width and np.all(counts == width):
-        return np.ascontiguousarray(values.reshape(n, width))
-    out = np.full((n, width), fill, dtype=values.dtype if values.size else np.asarray(fill).dtype)
-    starts = np.cumsum(counts) - counts
-    pos = np.arange(parent.size, dtype=np.int64) - starts[parent]
-    keep = pos < width
-    out[parent[keep], pos[keep]] = values[keep]
-    return out
-
-
-def _int_ids(ids: Any) -> IntArray | None:
-    """Return the ids as int64 if each is a canonical decimal integer (fast joins), else None."""
-    if pa.types.is_integer(ids.type):
-        return _np_int(ids)
-    try:
-        ints = pc.cast(ids, pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    if not pc.all(pc.equal(pc.cast(ints, ids.type), ids)).as_py():
-        return None  # "007" and "7" must stay different ids
-    return _np_int(ints)
-
-
-class _IdIndex:
-    """Image ids ready for joins: int64 keys when every id is a canonical integer, else text.
-
-    Integer keys take pandas' int64 hash table (built once, shared by the uniqueness check and
-    the lookups); other ids use ``pyarrow.compute``.
-    """
-
-    def __init__(self, ids: Any) -> None:
-        self.ids = ids
-        self.ints = _int_ids(ids)
-        self._index: pd.Index[Any] | None = None
-
-    @property
-    def index(self) -> pd.Index[Any]:
-        if self._index is None:
-            if self.ints is not None:
-                self._index = pd.Index(self.ints)
-            else:
-                self._index = pd.Index(self.ids.to_numpy(zero_copy_only=False), dtype=object)
-        return self._index
-
-    def first_duplicate(self) -> tuple[int, int] | None:
-        """Return (first, repeat) positions of the first repeated id, or None."""
-        if self.ints is None and pc.count_distinct(self.ids).as_py() == len(self.ids):
-            return None
-        if self.index.is_unique:
-            return None
-        repeat = int(np.flatnonzero(self.index.duplicated(keep="first"))[0])
-        first = int(np.flatnonzero(self.index == self.index[repeat])[0])
-        return first, repeat
-
-    def positions(self, queries: _IdIndex) -> IntArray:
-        """Position of each query id among these (unique) ids, -1 where absent."""
-        n = len(self.ids)
-        if n == len(queries.ids):  # the usual case: predictions in catalog order
-            if self.ints is not None and queries.ints is not None:
-                same = bool(np.array_equal(self.ints, queries.ints))
-            else:
-                same = n == 0 or bool(pc.all(pc.equal(self.ids, queries.ids)).as_py())
-            if same:
-                return np.arange(n, dtype=np.int64)
-        if self.ints is not None and queries.ints is not None:
-            return np.asarray(self.index.get_indexer(pd.Index(queries.ints)), dtype=np.int64)
-        found = pc.index_in(queries.ids.cast(pa.string()), value_set=self.ids.cast(pa.string()))
-        return _np_int(found.fill_null(-1))
-
-
-def _first_duplicate(ids: Any) -> tuple[int, int] | None:
-    return _IdIndex(ids).first_duplicate()
-
-
-def _refuse_duplicates(where: object, ids: Any, record: Any, field: str) -> None:
-    found = _first_duplicate(ids)
-    if found is not None:
-        first, repeat = found
-        raise InputFileError(
-            where,
-            f"image id {ids[repeat].as_py()!r} appears again (first at {record(first)})",
-            record=record(repeat),
-            field=field,
-        )
-
-
-_DENSE_SPAN = 1 << 24  # int keys spanning less than this are mapped through a dense table
-
-
-class _IntMap:
-    """A vectorised int -> int map; unknown keys give -1.
-
-    A dense table when the keys span a small range (class ids do), else a binary search.
-    """
-
-    def __init__(self, keys: IntArray, values: IntArray) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.values = keys[order], values[order]
-        self.table: IntArray | None = None
-        if keys.size:
-            self.lo = int(self.keys[0])
-            span = int(self.keys[-1]) - self.lo + 1
-            if span < _DENSE_SPAN:
-                self.table = np.full(span + 2, -1, dtype=np.int64)  # -1 at both ends
-                self.table[self.keys - self.lo + 1] = self.values
-
-    def __call__(self, queries: IntArray) -> IntArray:
-        q = np.asarray(queries, dtype=np.int64)
-        if self.keys.size == 0:
-            return np.full(q.shape, -1, dtype=np.int64)
-        if self.table is not None:
-            return self.table[np.clip(q - (self.lo - 1), 0, self.table.size - 1)]
-        pos = np.clip(np.searchsorted(self.keys, q), 0, self.keys.size - 1)
-        return np.where(self.keys[pos] == q, self.values[pos], -1)
-
-
-def _factorize(values: IntArray) -> tuple[IntArray, IntArray]:
-    """Return (sorted distinct values, the code of each value), by counting when possible."""
-    if values.size:
-        lo, hi = int(values.min()), int(values.max())
-        if hi - lo < _DENSE_SPAN:
-            present = np.bincount(values - lo, minlength=hi - lo + 1) > 0
-            codes = np.cumsum(present) - 1
-            return np.flatnonzero(present).astype(np.int64) + lo, codes[values - lo]
-    uniques, inverse = np.unique(values, return_inverse=True)
-    return uniques.astype(np.int64), inverse.ravel().astype(np.int64)
-
-
-def _load_table(obj: Any, columns: Sequence[str]) -> Any:
-    """Return the ``columns`` (those that exist) of a catalog given as a table or a path."""
-    if isinstance(obj, pa.Table):
-        return obj.select([c for c in columns if c in obj.column_names])
-    from geoaware.catalog.io import catalog_columns, read_catalog
-
-    present = set(catalog_columns(obj))
-    return read_catalog(obj, columns=[c for c in columns if c in present])

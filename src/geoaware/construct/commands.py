@@ -189,7 +189,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """Keep geotagged photos whose tags name exactly one label, at most N per label."""
-        from geoaware.build.fg_geo import build_fg_geo
+        from geoaware.construct.fg_geo import build_fg_geo
         from geoaware.outputs import catalog_kind, claim_output, record_output
 
         kind = catalog_kind(out_file)
@@ -210,7 +210,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """Check geotagged, one label per image, at most N per label; label-count histogram."""
-        from geoaware.build.fg_geo import check_fg_geo
+        from geoaware.construct.fg_geo import check_fg_geo
 
         report = check_fg_geo(file, per_label=per_label)
         emit_json(report) if json else _show_fg_geo_check(report)
@@ -236,8 +236,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """Assign train/val/test by a seeded hash of the image, user, cell (or by time)."""
-        from geoaware.build.split import assign_split
         from geoaware.catalog import read_catalog, write_catalog
+        from geoaware.construct.split import assign_split
         from geoaware.outputs import catalog_kind, claim_output, record_output
 
         kind = catalog_kind(out_file)
@@ -267,8 +267,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """Users on both sides, same-outing images, duplicate ids/URLs, label gaps."""
-        from geoaware.build.leakage import leakage_report
         from geoaware.catalog import read_catalog
+        from geoaware.construct.leakage import leakage_report
         from geoaware.outputs import claim_output, record_output
 
         if map_png is not None:
@@ -311,9 +311,9 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """Federated partitions (by user, cell, Dirichlet or IID) with LEAF-style stats."""
-        from geoaware.build.partition import make_partitioner
-        from geoaware.build.stats import write_inat_user_tables, write_partitions
         from geoaware.catalog import read_catalog
+        from geoaware.construct.partition import make_partitioner
+        from geoaware.construct.stats import write_inat_user_tables, write_partitions
         from geoaware.outputs import claim_output, record_output
 
         claim_output(out_dir, "folder", overwrite=overwrite)
@@ -356,8 +356,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = False,
     ) -> None:
         """FedAvg (Flower simulation) of a location-only softmax head, beside central training."""
-        from geoaware.build.flsim import SimulationSettings, simulate_fedavg
-        from geoaware.clikit import fmt_metric
+        from geoaware.clikit import fmt_metric, table
+        from geoaware.federated.simulate import SimulationSettings, simulate_fedavg
 
         settings = SimulationSettings(
             rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed

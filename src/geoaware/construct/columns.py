@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geoaware.build.errors import BuildError
+from geoaware.construct.errors import BuildError
 from geoaware.geo.cells import h3_cells, s2_cells
 
 __all__ = ["LEVELS", "Level", "cell_keys", "label_values", "parse_cell_spec", "require_columns"]
@@ -26,7 +26,7 @@ def require_columns(table: pa.Table, names: list[str], where: str = "catalog") -
     >>> require_columns(pa.table({"a": [1]}), ["a", "b"], "c.parquet")
     Traceback (most recent call last):
     ...
-    geoaware.build.errors.BuildError: c.parquet: column 'b' does not exist (columns: a)
+    geoaware.construct.errors.BuildError: c.parquet: column 'b' does not exist (columns: a)
     """
     for name in names:
         if name not in table.column_names:

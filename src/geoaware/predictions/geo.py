@@ -10,7 +10,7 @@ spell the columns many ways and often end with a few summary rows; both are hand
 * a cell that does not parse as a coordinate (or is out of range) is reported with its line
   number and the row left out, or is an error with ``strict=True``;
 * a trailing summary block (after a blank line, or introduced by a row of names; see
-  :mod:`geoaware.evaluate.geo_footer`) is cut off before the rows are parsed, and its figures
+  :mod:`geoaware.predictions.geo_footer`) is cut off before the rows are parsed, and its figures
   are kept for comparison; a trailing block of rows whose coordinates do not parse and whose
   first cell is a summary word (``mean``, ``median``, ``accuracy``, ...) or empty is skipped too;
 * an image id that appears again is scored once (its first row) and the later rows are listed,
@@ -36,7 +36,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from geoaware.errors import EvaluationError, InputFileError
-from geoaware.evaluate.geo_footer import Footer, split_footer
+from geoaware.predictions.geo_footer import Footer, split_footer
 
 __all__ = ["GeoPredictions", "SkippedRow", "detect_columns", "read_geo_predictions"]
 

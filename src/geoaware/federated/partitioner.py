@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow.parquet as pq
 
-from geoaware.build.errors import PartitionError
+from geoaware.construct.errors import PartitionError
 from geoaware.errors import DependencyNotFoundError
 
 __all__ = ["CatalogFilePartitioner"]
@@ -83,7 +83,6 @@ class CatalogFilePartitioner:
         self.id_column = id_column
         self._dataset: Any = None
         self._indices: list[IntArray] | None = None
-        self.index_builds = 0
         _register_with_flower(type(self))
 
     @property
@@ -135,7 +134,6 @@ class CatalogFilePartitioner:
         rows = pos[order]
         # within a partition, keep the dataset's row order
         self._indices = [np.sort(rows[bounds[k] : bounds[k + 1]]) for k in range(self._num)]
-        self.index_builds += 1
 
     def partition_indices(self, partition_id: int) -> IntArray:
         """Return the dataset row indices of one partition (built once, then a lookup)."""
