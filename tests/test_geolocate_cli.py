@@ -144,10 +144,10 @@ def test_exclude_within_at_predict_and_fit(files: dict[str, Path]) -> None:
     assert after["overlap"]["training_after_exclusion"]["within"] == 0
     assert after["summary"]["acc_1km"] == 0.0
     # without --evaluate the command predicts and does not score
-    plain = _json(runner.invoke(_app(), [*args[:-2], "--json"]))
+    plain = _json(runner.invoke(_app(), [*args[:-2], "--overwrite", "--json"]))
     assert plain["summary"] is None and plain["predicted"] == 18
     no_truth = runner.invoke(_app(), ["geolocate", "predict", str(model), str(files["emb"]),
-                                      "--out", str(pred), "--evaluate"])  # fmt: skip
+                                      "--out", str(pred), "--overwrite", "--evaluate"])  # fmt: skip
     assert no_truth.exit_code != 0 and "--evaluate needs --catalog" in no_truth.output
     # the same at fit time: the training image at the test location is removed
     model2 = files["dir"] / "knn2"
