@@ -138,7 +138,7 @@ def test_fuse_cli(fg_model: tuple[Path, dict], fg_catalog: Path, tmp_path: Path)
         and len(lines) == n + 1
         and len(lines[1].split(",")[1].split()) == 5
     )
-    assert runner.invoke(_app(), args).exit_code == 0
+    assert runner.invoke(_app(), [*args, "--overwrite"]).exit_code == 0
 
 
 def test_help_lists_json_keys(monkeypatch: pytest.MonkeyPatch) -> None:

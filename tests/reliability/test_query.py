@@ -113,3 +113,27 @@ def test_parts_with_different_schemas_are_refused(catalog: Path, tmp_path: Path)
     pq.write_table(lat_as_text, folder / "part-1.parquet")
     proc = _geoaware("query", str(folder), "SELECT count(*) FROM catalog")
     _one_line_error(proc, "part-1.parquet", "'lat'", "string")
+
+
+def test_embed_reads_under_images_only(tmp_path: Path) -> None:
+    """``../`` and absolute file names are listed in failed.csv, never opened."""
+    import csv
+
+    from geoaware.vision.embed import embed_catalog
+    from tests.test_vision_embed import MeanColour
+
+    photos = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "exif_gps_samples"
+    if not photos.is_dir():
+        pytest.skip(f"{photos} not present")
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "in.jpg").write_bytes((photos / "DSCN0010.jpg").read_bytes())
+    outside = tmp_path / "secret.jpg"  # a real, readable photo beside the images folder
+    outside.write_bytes((photos / "DSCN0012.jpg").read_bytes())
+    names = ["in.jpg", "../secret.jpg", str(outside), "sub/../../secret.jpg"]
+    table = pa.table({"source": ["t"] * 4, "image_id": ["a", "b", "c", "d"], "file_name": names})
+    report = embed_catalog(table, images, tmp_path / "emb", MeanColour(), workers=0)
+    assert report.embedded == 1 and report.failed == 3
+    failed = list(csv.DictReader((tmp_path / "emb" / "failed.csv").open()))
+    assert [r["image_id"] for r in failed] == ["b", "c", "d"]
+    assert all("leaves the images folder" in r["reason"] for r in failed)

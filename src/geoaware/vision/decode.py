@@ -207,6 +207,11 @@ def decode_image(
     return fit_image(array, preprocessing)
 
 
+#: Marks a catalog ``file_name`` that resolves outside the images folder (``../``, absolute):
+#: such a row is reported as failed and its file is never opened.
+OUTSIDE_ROOT = "<outside --images> "
+
+
 def decode_rows(
     paths: Sequence[str | None], preprocessing: Preprocessing
 ) -> tuple[np.ndarray, list[int], list[tuple[int, str]]]:
@@ -231,6 +236,9 @@ def decode_rows(
     for i, path in enumerate(paths):
         if path is None:
             failed.append((i, "no file name in the catalog: file_name is null"))
+            continue
+        if path.startswith(OUTSIDE_ROOT):
+            failed.append((i, "file_name leaves the images folder (--images): not read"))
             continue
         try:
             pixels[len(ok)] = decode_image(path, preprocessing)

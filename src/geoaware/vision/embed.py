@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from geoaware.catalog.io import read_catalog
 from geoaware.errors import GeoawareError, InputFileError
-from geoaware.vision.decode import decode_rows
+from geoaware.vision.decode import OUTSIDE_ROOT, decode_rows
 from geoaware.vision.embeddings import ID_COLUMN, EmbeddingInfo, read_info, shard_name
 from geoaware.vision.encoders.base import Encoder, Preprocessing
 from geoaware.vision.shards import (
@@ -171,10 +171,24 @@ def _image_rows(
             raise InputFileError(where, "the catalog has no such column", field=name)
     ids = [str(v) for v in table.column("image_id").to_pylist()]
     root = Path(images_root)
-    paths = [
-        None if not name else str(root / name) for name in table.column("file_name").to_pylist()
-    ]
+    paths = [_under(root, name) for name in table.column("file_name").to_pylist()]
     return ids, paths
+
+
+def _under(root: Path, name: str | None) -> str | None:
+    """``root / name``, or a marked name (:data:`OUTSIDE_ROOT`) if it would leave ``root``.
+
+    Examples
+    --------
+    >>> _under(Path("photos"), "a/b.jpg"), _under(Path("photos"), "../etc/passwd")
+    ('photos/a/b.jpg', '<outside --images> ../etc/passwd')
+    """
+    if not name:
+        return None
+    rel = os.path.normpath(name)
+    if os.path.isabs(name) or rel == ".." or rel.startswith(".." + os.sep):
+        return OUTSIDE_ROOT + name
+    return str(root / name)
 
 
 def plan_shards(
