@@ -175,29 +175,117 @@ def test_fl_simulate_real_flower_simulation(tmp_path: Path) -> None:
 def test_fl_simulate_shuts_ray_down_on_interrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An interrupt inside the simulation: Ray (really started) is shut down, nothing is left."""
     import flwr.simulation
+    import ray
 
     from geoaware.build import flsim
+    from geoaware.build.flruntime import descendants
 
     cat, parts = _partition_folder(tmp_path, _catalog(60))
-    calls: list[str] = []
+    seen: dict[int, str] = {}
 
     def interrupted(**kwargs: Any) -> None:
-        calls.append("run")
+        assert ray.is_initialized()  # started by geoaware before Flower's threads
+        seen.update(descendants())
         raise KeyboardInterrupt
 
     monkeypatch.setattr(flwr.simulation, "run_simulation", interrupted)
-    monkeypatch.setattr(flsim, "_shutdown_ray", lambda: calls.append("shutdown"))
     with pytest.raises(KeyboardInterrupt):
         flsim.simulate_fedavg(parts, cat)
-    assert calls == ["run", "shutdown"]
+    assert seen, "Ray started no process"
+    assert not ray.is_initialized()
+    still = {p: t for p, t in descendants().items() if seen.get(p) == t}
+    assert still == {}
+
+
+def _fl_command(parts: Path, cat: Path, out: Path, rounds: int) -> list[str]:
+    import sys
+
+    return [
+        sys.executable, "-m", "geoaware.cli", "fl", "simulate", str(parts), "--catalog",
+        str(cat), "--rounds", str(rounds), "--out", str(out),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_fl_simulate_on_fg_geo_at_full_size_finishes(shared_data: Path, tmp_path: Path) -> None:
+    """The demo's real size (36,143 images, 4,472 species, 4 IID clients) once deadlocked
+    inside OpenBLAS while Ray started; it must finish within the deadline, quietly."""
+    import subprocess
+
+    import orjson
+
+    from geoaware.build.partition import make_partitioner
+    from geoaware.sources import FgGeoYfcc
+
+    table = FgGeoYfcc(shared_data).read()
+    cat = tmp_path / "catalog.parquet"
+    write_catalog(table, cat)
+    p = make_partitioner("iid", level="species", num_partitions=4, seed=0)
+    p.catalog = table
+    write_partitions(p, tmp_path / "parts", level="species", plots=False)
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        _fl_command(tmp_path / "parts", cat, run, 1),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = orjson.loads((run / "fl_run.json").read_bytes())
+    assert report["clients"] == 4 and report["classes"] == 4472
+    assert report["rows_train"] + report["rows_heldout"] == 36_143
+    assert "federated" in proc.stdout and "round" in proc.stdout
+    # Flower's log and deprecation warnings are in the run folder, not on the console
+    log = (run / "flower.log").read_text()
+    assert "DEPRECATED FEATURE" in log and "[ROUND 1/1]" in log
+    for stream in (proc.stdout, proc.stderr):
+        assert "DEPRECATED" not in stream and "INFO" not in stream
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_fl_simulate_stops_on_a_signal(tmp_path: Path, signame: str) -> None:
+    """Ctrl-C or SIGTERM in the middle of the rounds: the command ends, Ray with it."""
+    import os
+    import signal
+    import subprocess
+
+    from geoaware.build.flruntime import descendants
+
+    cat, parts = _partition_folder(tmp_path, _catalog(300, users=3))
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _fl_command(parts, cat, run, 100_000), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + 240
+    log = run / "flower.log"
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen.update(descendants(proc.pid))
+        if log.is_file() and "[ROUND 3/" in log.read_text():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    assert seen, "Ray started no process"
+    os.kill(proc.pid, getattr(signal, signame))
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # pragma: no cover - the failure this test is for
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"{signame} did not stop fl simulate within 60 s")
+    assert proc.returncode != 0
+    time.sleep(1)
+    table = descendants(1)
+    assert {p for p, t in seen.items() if table.get(p) == t} == set(), "Ray processes left"
+    assert b"Traceback" not in err or signame == "SIGINT", err[-2000:]
 
 
 def test_fl_simulate_table_and_bad_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from geoaware.build import flsim
 
     def fake(parts: Path, cat: Path, settings: flsim.SimulationSettings, **kw: Any) -> Any:
-        assert settings.rounds == 2 and settings.fraction_fit == 0.5 and kw == {"quiet": False}
+        assert settings.rounds == 2 and settings.fraction_fit == 0.5 and kw == {"log_file": None}
         rounds = [
             {"round": r, "federated_accuracy": 0.5, "centralised_accuracy": 0.75, "train_loss": 1.0}
             for r in (1, 2)

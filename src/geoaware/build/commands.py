@@ -176,12 +176,15 @@ def register(app: typer.Typer) -> None:
 
     @fl_app.command(
         "simulate",
-        epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3.  "
-        "Needs flwr[simulation] (Ray: 2 CPUs, 1 per client; shut down on exit).  JSON keys: "
+        epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3 "
+        "--out runs/fl.  Needs flwr[simulation] (Ray: --num-cpus CPUs, 1 per client and 1 BLAS "
+        "thread each; started and shut down by the command, also on Ctrl-C or SIGTERM).  "
+        "Flower's log goes to RUN/flower.log (with --out) and the report to RUN/fl_run.json.  "
+        "JSON keys: "
         "partitions, catalog, clients, classes, rows_train, rows_heldout, rows_dropped, rounds, "
         "local_epochs, fraction_fit, seed, lr, batch_size, holdout, model, initial_accuracy, "
         "per_round (each: round, federated_accuracy, centralised_accuracy, train_loss), final "
-        "(federated_accuracy, centralised_accuracy), seconds.",
+        "(federated_accuracy, centralised_accuracy), seconds, log (with --out).",
     )
     def fl_simulate(
         partitions_dir: Annotated[
@@ -194,16 +197,32 @@ def register(app: typer.Typer) -> None:
             float, typer.Option(help="Share of clients trained per round.")
         ] = 1.0,
         seed: Annotated[int, typer.Option(help="Seed of hold-out, sampling and SGD.")] = 0,
+        lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.5,
+        num_cpus: Annotated[int, typer.Option(help="CPUs given to Ray (1 per client).")] = 2,
+        out_dir: Annotated[
+            Path | None, typer.Option("--out", help="Run folder: Flower's log and the report.")
+        ] = None,
         json: JsonOpt = False,
     ) -> None:
         """FedAvg (Flower simulation) of a location-only softmax head, beside central training."""
+        import orjson
+
         from geoaware.build.flsim import SimulationSettings, simulate_fedavg
         from geoaware.clikit import fmt_metric, table
+        from geoaware.fileio import atomic_write_bytes
 
         settings = SimulationSettings(
-            rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed
-        )
-        report = simulate_fedavg(partitions_dir, catalog, settings, quiet=json)
+            rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed,
+            lr=lr, num_cpus=num_cpus,
+        )  # fmt: skip
+        log = None if out_dir is None else out_dir / "flower.log"
+        report = simulate_fedavg(partitions_dir, catalog, settings, log_file=log)
+        if out_dir is not None:
+            report["log"] = str(log)
+            atomic_write_bytes(
+                out_dir / "fl_run.json",
+                orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY),
+            )
         if json:
             emit_json(report)
             return
@@ -222,3 +241,5 @@ def register(app: typer.Typer) -> None:
             f"(initial accuracy {fmt_metric('acc_0', report['initial_accuracy'])})"
         )
         out.print(table(title, ["round", "federated", "centralised", "client loss"], rows))
+        if out_dir is not None:
+            out.print(f"[bold]run folder[/] {out_dir} (Flower's log: {log})")

@@ -12,16 +12,18 @@ every round can be read beside its centralised counterpart:
 * centralised after round ``r``: ``r * local_epochs`` epochs of the same SGD on the union.
 
 Flower (``flwr[simulation]``, which brings Ray) is imported only by :func:`simulate_fedavg`.
-Ray is started by the simulation with a small footprint (``num_cpus``, one CPU per client)
-and always shut down before :func:`simulate_fedavg` returns or raises.
+Ray is started by :func:`geoaware.build.flruntime.ray_session` before Flower starts any
+thread (starting it from Flower deadlocks in OpenBLAS), with a small footprint (``num_cpus``,
+one CPU and one BLAS thread per client), and always shut down before :func:`simulate_fedavg`
+returns or raises; ``SIGINT``/``SIGTERM`` stop the run cleanly and Flower's log goes to a file.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,6 @@ import pyarrow.parquet as pq
 
 from geoaware.build.errors import BuildError
 from geoaware.build.keys import unit_hash
-from geoaware.errors import DependencyNotFoundError
 
 __all__ = [
     "FlTask",
@@ -334,21 +335,12 @@ def _centralised(task: FlTask, settings: SimulationSettings, w0: FloatArray) -> 
     return out
 
 
-def _shutdown_ray() -> None:
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - depends on the environment
-        return
-    if ray.is_initialized():
-        ray.shutdown()
-
-
 def simulate_fedavg(
     partitions_dir: str | os.PathLike[str],
     catalog: str | os.PathLike[str],
     settings: SimulationSettings | None = None,
     *,
-    quiet: bool = False,
+    log_file: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run FedAvg over the clients of a partition folder in Flower's simulation engine.
 
@@ -360,8 +352,9 @@ def simulate_fedavg(
         The catalog it was built from (for ``lat``/``lon``).
     settings
         Rounds, epochs, sampling, seed and SGD settings; defaults if None.
-    quiet
-        Only warnings from Flower's log.
+    log_file
+        Where Flower's log goes (appended); without one, a temporary file whose last lines
+        are quoted in the error if the run fails.
 
     Returns
     -------
@@ -385,20 +378,21 @@ def simulate_fedavg(
     [1, 2, 3]
     """
     s = settings or SimulationSettings()
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-    os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no GPU is used
-    try:
-        import ray  # noqa: F401
-        from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
-        from flwr.serverapp import Grid, ServerApp
-        from flwr.serverapp.strategy import FedAvg
-        from flwr.simulation import run_simulation
-    except ImportError as exc:
-        raise DependencyNotFoundError(
-            "geoaware fl simulate needs Flower's simulation engine: pip install 'flwr[simulation]'"
-        ) from exc
+    from geoaware.build.flruntime import _require_flower
+
+    _require_flower()
+    from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.serverapp.strategy import FedAvg
+    from flwr.simulation import run_simulation
+
+    from geoaware.build.flruntime import (
+        flower_log_to,
+        ray_session,
+        server_stopped,
+        stop_on_signals,
+        stoppable_grid,
+    )
 
     t0 = time.perf_counter()
     task = load_task(partitions_dir, catalog, holdout=s.holdout, seed=s.seed)
@@ -412,9 +406,16 @@ def simulate_fedavg(
     federated: dict[int, float] = {}
     losses: dict[int, float | None] = {}
     server = ServerApp()
+    stop, done = threading.Event(), threading.Event()
 
     @server.main()  # type: ignore[untyped-decorator]
     def main(grid: Grid, context: Context) -> None:
+        try:
+            _server_main(grid)
+        finally:
+            done.set()
+
+    def _server_main(grid: Grid) -> None:
         import random
 
         random.seed(s.seed)  # Flower samples clients with the global random module
@@ -431,7 +432,7 @@ def simulate_fedavg(
             min_available_nodes=task.num_partitions,
         )
         result = strategy.start(
-            grid=grid,
+            grid=stoppable_grid(grid, stop),
             initial_arrays=ArrayRecord([w0]),
             num_rounds=s.rounds,
             train_config=ConfigRecord({"local-epochs": s.local_epochs}),
@@ -442,35 +443,30 @@ def simulate_fedavg(
             losses[rnd] = float(value) if isinstance(value, int | float) else None
 
     folder = Path(tempfile.mkdtemp(prefix="geoaware-fl-"))
-    flwr_log = logging.getLogger("flwr")
-    old_level = flwr_log.level
+    log = Path(log_file) if log_file is not None else folder / "flower.log"
     try:
         _write_client_arrays(task, folder)
-        if quiet:
-            flwr_log.setLevel(logging.WARNING)
-        run_simulation(
-            server_app=server,
-            client_app=_client_app(str(folder), s),
-            num_supernodes=task.num_partitions,
-            backend_config={
-                "init_args": {
-                    "num_cpus": s.num_cpus,
-                    "num_gpus": 0,
-                    "include_dashboard": False,
-                    "object_store_memory": 100 * 1024 * 1024,
-                },
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            },
-        )
+        with (
+            stop_on_signals(stop),
+            flower_log_to(log),
+            ray_session(s.num_cpus),
+            server_stopped(stop, done),
+        ):
+            run_simulation(
+                server_app=server,
+                client_app=_client_app(str(folder), s),
+                num_supernodes=task.num_partitions,
+                backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+            )
+        if len(federated) < s.rounds + 1:
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+            where = f"see {log}" if log_file else "Flower's log ends: " + " | ".join(tail)
+            raise BuildError(
+                f"the simulation ended after {max(federated, default=0)} of {s.rounds} rounds; "
+                + where
+            )
     finally:
-        flwr_log.setLevel(old_level)
-        _shutdown_ray()
         shutil.rmtree(folder, ignore_errors=True)
-    if len(federated) < s.rounds + 1:
-        raise BuildError(
-            f"the simulation ended after {max(federated, default=0)} of {s.rounds} rounds; "
-            "see Flower's log above"
-        )
     per_round = [
         {
             "round": r,
