@@ -231,12 +231,12 @@ def test_fl_simulate_on_fg_geo_at_full_size_finishes(shared_data: Path, tmp_path
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    report = orjson.loads((run / "fl_run.json").read_bytes())
+    report = orjson.loads((run / "fedavg-softmax-parts.federated.json").read_bytes())["simulation"]
     assert report["clients"] == 4 and report["classes"] == 4472
     assert report["rows_train"] + report["rows_heldout"] == 36_143
     assert "federated" in proc.stdout and "round" in proc.stdout
     # Flower's log and deprecation warnings are in the run folder, not on the console
-    log = (run / "flower.log").read_text()
+    log = (run / "fedavg-softmax-parts.flower.log").read_text()
     assert "DEPRECATED FEATURE" in log and "[ROUND 1/1]" in log
     for stream in (proc.stdout, proc.stderr):
         assert "DEPRECATED" not in stream and "INFO" not in stream
@@ -259,7 +259,7 @@ def test_fl_simulate_stops_on_a_signal(tmp_path: Path, signame: str) -> None:
     )
     seen: dict[int, str] = {}
     deadline = time.monotonic() + 240
-    log = run / "flower.log"
+    log = run / "fedavg-softmax-parts.flower.log"
     while time.monotonic() < deadline and proc.poll() is None:
         seen.update(descendants(proc.pid))
         if log.is_file() and "[ROUND 3/" in log.read_text():
@@ -287,17 +287,27 @@ def test_fl_simulate_table_and_bad_options(tmp_path: Path, monkeypatch: pytest.M
     def fake(parts: Path, cat: Path, settings: flsim.SimulationSettings, **kw: Any) -> Any:
         assert settings.rounds == 2 and settings.fraction_fit == 0.5 and kw == {"log_file": None}
         rounds = [
-            {"round": r, "federated_accuracy": 0.5, "centralised_accuracy": 0.75, "train_loss": 1.0}
+            {
+                "round": r,
+                "federated_accuracy": 0.5,
+                "centralised_accuracy": 0.75,
+                "federated_top5": 0.625,
+                "centralised_top5": 0.875,
+                "train_loss": 1.0,
+            }
             for r in (1, 2)
         ]
-        return {"clients": 3, "classes": 2, "rows_train": 8, "rows_heldout": 2,
-                "initial_accuracy": 0.25, "per_round": rounds}  # fmt: skip
+        return {"clients": 3, "classes": 2, "rows_train": 8, "rows_heldout": 2, "model": "softmax",
+                "initial_accuracy": 0.25, "per_round": rounds,
+                "baselines": {"nearest_neighbours": {"top1_acc": 0.375, "top5_acc": 1.0}}}  # fmt: skip
 
     monkeypatch.setattr(flsim, "simulate_fedavg", fake)
     args = ["fl", "simulate", str(tmp_path), "--catalog", "c.parquet", "--rounds", "2"]
     result = CliRunner().invoke(_cli(), [*args, "--fraction-fit", "0.5"])
     assert result.exit_code == 0, result.output
-    assert "FedAvg, 3 clients" in result.stdout and "75.0%" in result.stdout
+    assert "FedAvg of softmax, 3 clients" in result.stdout
+    for figure in ("75.0%", "62.5%", "87.5%", "37.5%", "nearest_neighbours"):
+        assert figure in result.stdout
     result = CliRunner().invoke(_cli(), [*args, "--fraction-fit", "1.5"])
     assert isinstance(result.exception, BuildError)
     assert "fraction_fit must be in (0, 1]" in str(result.exception)
@@ -317,3 +327,66 @@ def test_load_task_reports_dropped_rows(tmp_path: Path) -> None:
     assert task.classes == ["Label 0", "Label 1", "Label 2"]
     with pytest.raises(BuildError, match="no partitions.parquet"):
         load_task(tmp_path / "nothing", cat)
+
+
+def test_fl_simulate_prior_model_real_flower(tmp_path: Path) -> None:
+    """The prior network of `prior train`, FedAvg over 3 users, with top-5 and baselines."""
+    import orjson
+    import ray
+
+    pytest.importorskip("torch")
+    cat, parts = _partition_folder(tmp_path, _catalog())
+    run = tmp_path / "run"
+    args = ["fl", "simulate", str(parts), "--catalog", str(cat), "--model", "prior", "--rounds",
+            "2", "--local-epochs", "4", "--lr", "0.005", "--seed", "3", "--out", str(run), "--name", "p"]  # fmt: skip
+    result = CliRunner().invoke(_cli(), args)
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads((run / "p.federated.json").read_bytes())
+    report = doc["simulation"]
+    assert report["model"] == "prior" and report["settings"]["seed"] == 3
+    assert report["model_settings"]["width"] == 256 and report["model_settings"]["lr"] == 0.005
+    assert sum(report["client_sizes"]) == report["rows_train"] and len(report["client_sizes"]) == 3
+    final = report["final"]
+    # three far-apart clusters, three labels: the prior learns them, federated and central
+    assert final["federated_accuracy"] > 0.9 and final["centralised_accuracy"] > 0.9
+    assert final["federated_top5"] == final["centralised_top5"] == 1.0  # 3 labels < 5
+    assert set(report["baselines"]) == {
+        "frequency", "nearest_neighbours", "grid_histogram", "kernel_density"
+    }  # fmt: skip
+    assert report["baselines"]["nearest_neighbours"]["top1_acc"] > 0.9
+    assert "[ROUND 2/2]" in (run / "p.flower.log").read_text()
+    # the run folder is one that `geoaware report` reads and shows
+    from geoaware.report.html import build_report, read_runs
+
+    (shown,) = read_runs(run)
+    assert (
+        shown.kind == "federated" and shown.summary["fed_top1_acc"] == final["federated_accuracy"]
+    )
+    assert [f.name for f in shown.figures] == ["p.accuracy_by_round.png", "p.client_sizes.png"]
+    assert [t.title for t in shown.tables][:1] == ["accuracy by round"]
+    assert len(shown.tables[0].rows) == 2
+    html = build_report(run, run / "report.html").read_text()
+    assert "Federated training" in html and "client sizes" in html
+    assert html.count("data:image/png;base64") == 2
+    assert "top-5" in result.stdout and "nearest_neighbours" in result.stdout
+    assert not ray.is_initialized()
+
+
+def test_flmodels_prior_weights_round_trip() -> None:
+    """Weights leave and re-enter the prior network unchanged; fit is seeded."""
+    from geoaware.build.flmodels import PriorModel
+    from geoaware.priors import PriorConfig
+
+    m = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=16, seed=1))
+    w0 = m.initial()
+    assert all(np.array_equal(a, b) for a, b in zip(w0, m.initial(), strict=True))
+    x = m.features(np.array([10.0, -30.0, 50.0] * 10), np.array([0.0, 90.0, -90.0] * 10))
+    y = np.array([0, 1, 2] * 10)
+    s0 = m.scores(w0, x)
+    assert s0.shape == (30, 3)
+    w1, loss1 = m.fit(w0, x, y, epochs=2, seed=[1, 2])
+    w2, loss2 = m.fit(w0, x, y, epochs=2, seed=[1, 2])
+    assert loss1 == loss2 and all(np.array_equal(a, b) for a, b in zip(w1, w2, strict=True))
+    assert not np.allclose(m.scores(w1, x), s0)
+    with pytest.raises(BuildError, match="full loss"):
+        PriorModel(3, PriorConfig(loss="ssdl"))

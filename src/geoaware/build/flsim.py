@@ -20,6 +20,7 @@ returns or raises; ``SIGINT``/``SIGTERM`` stop the run cleanly and Flower's log 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from geoaware.build.errors import BuildError
+from geoaware.build.flmodels import FlModel, topk_accuracy
 from geoaware.build.keys import unit_hash
 
 __all__ = [
@@ -66,8 +68,14 @@ class SimulationSettings:
         Share of the clients sampled for training each round (at least one client).
     seed
         Seeds the hold-out hash, the client sampling and every SGD shuffle.
-    lr, batch_size
-        Mini-batch SGD step size and batch size (clients and centralised alike).
+    model
+        ``"softmax"`` (softmax regression on the wrap encoding) or ``"prior"`` (the prior
+        network of ``geoaware prior train``, :class:`~geoaware.build.flmodels.PriorModel`).
+    lr
+        Learning rate (clients and centralised alike); None: the model's default (SGD 0.5
+        for ``softmax``, the :class:`~geoaware.priors.PriorConfig` Adam rate for ``prior``).
+    batch_size
+        Softmax mini-batch size (the prior uses its config's).
     holdout
         Share of rows held out for testing, chosen by a seeded hash of the image id.
     num_cpus
@@ -85,10 +93,23 @@ class SimulationSettings:
     local_epochs: int = 1
     fraction_fit: float = 1.0
     seed: int = 0
-    lr: float = 0.5
+    lr: float | None = None
     batch_size: int = 32
     holdout: float = 0.2
     num_cpus: int = 2
+    model: str = "softmax"
+
+    def make_model(self, n_classes: int) -> FlModel:
+        """Return the model these settings train, for ``n_classes`` classes."""
+        from geoaware.build.flmodels import PriorModel, SoftmaxModel
+
+        if self.model == "prior":
+            from geoaware.priors import PriorConfig
+
+            config = PriorConfig(seed=self.seed)
+            return PriorModel(n_classes, config if self.lr is None else config.replace(lr=self.lr))
+        return SoftmaxModel(n_classes, lr=0.5 if self.lr is None else self.lr,
+                            batch_size=self.batch_size)  # fmt: skip
 
     def __post_init__(self) -> None:
         for name in ("rounds", "local_epochs", "batch_size", "num_cpus"):
@@ -98,7 +119,9 @@ class SimulationSettings:
             raise BuildError(f"fraction_fit must be in (0, 1], got {self.fraction_fit}")
         if not 0.0 < self.holdout < 1.0:
             raise BuildError(f"holdout must be in (0, 1), got {self.holdout}")
-        if not (self.lr > 0 and np.isfinite(self.lr)):
+        if self.model not in ("softmax", "prior"):
+            raise BuildError(f"model must be softmax or prior, got {self.model!r}")
+        if self.lr is not None and not (self.lr > 0 and np.isfinite(self.lr)):
             raise BuildError(f"lr must be a positive number, got {self.lr}")
 
 
@@ -110,6 +133,8 @@ class FlTask:
     ----------
     x
         ``wrap_encode`` features, shape ``(n, 4)``.
+    lat, lon
+        Location of each row (degrees).
     y
         Label code of each row (index into ``classes``).
     partition
@@ -125,6 +150,8 @@ class FlTask:
     """
 
     x: FloatArray
+    lat: FloatArray
+    lon: FloatArray
     y: IntArray
     partition: IntArray
     heldout: npt.NDArray[np.bool_]
@@ -189,6 +216,8 @@ def load_task(
     pid = parts.column("partition_id").to_numpy().astype(np.int64)
     return FlTask(
         x=wrap_encode(lat[keep], lon[keep]),
+        lat=lat[keep],
+        lon=lon[keep],
         y=np.asarray(codes, dtype=np.int64),
         partition=pid[keep],
         heldout=unit_hash(ids[keep], seed) < holdout,
@@ -267,12 +296,12 @@ def accuracy(w: FloatArray, x: FloatArray, y: IntArray) -> float:
 _CLIENT_CACHE: dict[str, tuple[FloatArray, IntArray, IntArray]] = {}
 
 
-def _write_client_arrays(task: FlTask, folder: Path) -> None:
+def _write_client_arrays(task: FlTask, x: npt.NDArray[np.floating], folder: Path) -> None:
     """Write the training rows sorted by client, with per-client offsets, as ``.npy`` files."""
     train = np.flatnonzero(~task.heldout)
     order = train[np.argsort(task.partition[train], kind="stable")]
     offsets = np.searchsorted(task.partition[order], np.arange(task.num_partitions + 1))
-    np.save(folder / "x.npy", task.x[order])
+    np.save(folder / "x.npy", x[order])
     np.save(folder / "y.npy", task.y[order])
     np.save(folder / "offsets.npy", offsets.astype(np.int64))
 
@@ -290,7 +319,7 @@ def _client_rows(folder: str, partition_id: int) -> tuple[FloatArray, IntArray]:
     return np.asarray(x[a:b]), np.asarray(y[a:b])
 
 
-def _client_app(folder: str, settings: SimulationSettings) -> Any:
+def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> Any:
     from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
 
@@ -300,18 +329,15 @@ def _client_app(folder: str, settings: SimulationSettings) -> Any:
     def train(msg: Message, context: Context) -> Message:
         pid = int(str(context.node_config["partition-id"]))
         x, y = _client_rows(folder, pid)
-        w = msg.content.array_records["arrays"].to_numpy_ndarrays()[0]
+        w = msg.content.array_records["arrays"].to_numpy_ndarrays()
         config = msg.content.config_records["config"]
         rnd = int(str(config["server-round"]))
-        rng = np.random.default_rng([settings.seed, pid, rnd])
-        new_w, loss = train_softmax(
-            w, x, y, epochs=int(str(config["local-epochs"])), lr=settings.lr,
-            batch_size=settings.batch_size, rng=rng,
-        )  # fmt: skip
+        epochs = int(str(config["local-epochs"]))
+        new_w, loss = model.fit(w, x, y, epochs=epochs, seed=[settings.seed, pid, rnd])
         metrics: dict[str, int | float | list[int] | list[float]] = {"num-examples": len(y)}
         if len(y):
             metrics["train_loss"] = loss
-        content = RecordDict({"arrays": ArrayRecord([new_w]), "metrics": MetricRecord(metrics)})
+        content = RecordDict({"arrays": ArrayRecord(new_w), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)
 
     return app
@@ -320,19 +346,30 @@ def _client_app(folder: str, settings: SimulationSettings) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _centralised(task: FlTask, settings: SimulationSettings, w0: FloatArray) -> list[float]:
-    """Accuracy on the held-out rows after each round's worth of centralised epochs."""
+def _centralised(
+    model: FlModel, x: npt.NDArray[np.floating], task: FlTask, s: SimulationSettings
+) -> list[dict[str, float]]:
+    """Top-1/top-5 on the held-out rows after each round's worth of centralised epochs."""
     train, test = ~task.heldout, task.heldout
-    x, y = task.x[train], task.y[train]
-    rng = np.random.default_rng([settings.seed, 1 << 20])
-    w, out = w0, []
-    for _ in range(settings.rounds):
-        w, _ = train_softmax(
-            w, x, y, epochs=settings.local_epochs, lr=settings.lr,
-            batch_size=settings.batch_size, rng=rng,
-        )  # fmt: skip
-        out.append(accuracy(w, task.x[test], task.y[test]))
+    w, out = model.initial(), []
+    for r in range(1, s.rounds + 1):
+        w, _ = model.fit(
+            w, x[train], task.y[train], epochs=s.local_epochs, seed=[s.seed, 1 << 30, r]
+        )
+        out.append(topk_accuracy(model.scores(w, x[test]), task.y[test]))
     return out
+
+
+def _baselines(task: FlTask) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 of the baselines of ``geoaware prior eval``, fitted on the training rows."""
+    from geoaware.priors.baselines import fit_baselines
+
+    train, test = ~task.heldout, task.heldout
+    fitted = fit_baselines(task.lat[train], task.lon[train], task.y[train], len(task.classes))
+    return {
+        name: topk_accuracy(scorer.predict_proba(task.lat[test], task.lon[test]), task.y[test])
+        for name, scorer in fitted.items()
+    }
 
 
 def simulate_fedavg(
@@ -398,12 +435,15 @@ def simulate_fedavg(
     task = load_task(partitions_dir, catalog, holdout=s.holdout, seed=s.seed)
     if task.num_partitions < 1:
         raise BuildError(f"{partitions_dir}: the partition file lists no client")
+    model = s.make_model(len(task.classes))
+    x = model.features(task.lat, task.lon)
     test = task.heldout
-    x_test, y_test = task.x[test], task.y[test]
-    w0 = np.zeros((task.x.shape[1] + 1, len(task.classes)))
-    central = _centralised(task, s, w0)
+    x_test, y_test = x[test], task.y[test]
+    w0 = model.initial()
+    central = _centralised(model, x, task, s)
+    baselines = _baselines(task)
 
-    federated: dict[int, float] = {}
+    federated: dict[int, dict[str, float]] = {}
     losses: dict[int, float | None] = {}
     server = ServerApp()
     stop, done = threading.Event(), threading.Event()
@@ -421,9 +461,9 @@ def simulate_fedavg(
         random.seed(s.seed)  # Flower samples clients with the global random module
 
         def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-            acc = accuracy(arrays.to_numpy_ndarrays()[0], x_test, y_test)
+            acc = topk_accuracy(model.scores(arrays.to_numpy_ndarrays(), x_test), y_test)
             federated[server_round] = acc
-            return MetricRecord({"accuracy": acc})
+            return MetricRecord(dict(acc))
 
         strategy = FedAvg(
             fraction_train=s.fraction_fit,
@@ -433,7 +473,7 @@ def simulate_fedavg(
         )
         result = strategy.start(
             grid=stoppable_grid(grid, stop),
-            initial_arrays=ArrayRecord([w0]),
+            initial_arrays=ArrayRecord(w0),
             num_rounds=s.rounds,
             train_config=ConfigRecord({"local-epochs": s.local_epochs}),
             evaluate_fn=evaluate,
@@ -445,7 +485,7 @@ def simulate_fedavg(
     folder = Path(tempfile.mkdtemp(prefix="geoaware-fl-"))
     log = Path(log_file) if log_file is not None else folder / "flower.log"
     try:
-        _write_client_arrays(task, folder)
+        _write_client_arrays(task, x, folder)
         with (
             stop_on_signals(stop),
             flower_log_to(log),
@@ -454,7 +494,7 @@ def simulate_fedavg(
         ):
             run_simulation(
                 server_app=server,
-                client_app=_client_app(str(folder), s),
+                client_app=_client_app(str(folder), s, model),
                 num_supernodes=task.num_partitions,
                 backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
             )
@@ -470,13 +510,16 @@ def simulate_fedavg(
     per_round = [
         {
             "round": r,
-            "federated_accuracy": federated[r],
-            "centralised_accuracy": central[r - 1],
+            "federated_accuracy": federated[r]["top1_acc"],
+            "centralised_accuracy": central[r - 1]["top1_acc"],
+            "federated_top5": federated[r]["top5_acc"],
+            "centralised_top5": central[r - 1]["top5_acc"],
             "train_loss": losses.get(r),
         }
         for r in range(1, s.rounds + 1)
     ]
     n_train = int((~task.heldout).sum())
+    sizes = np.bincount(task.partition[~task.heldout], minlength=task.num_partitions)
     return {
         "partitions": str(partitions_dir),
         "catalog": str(catalog),
@@ -485,6 +528,8 @@ def simulate_fedavg(
         "rows_train": n_train,
         "rows_heldout": int(task.heldout.sum()),
         "rows_dropped": task.dropped,
+        "client_sizes": sizes.tolist(),
+        "settings": dataclasses.asdict(s),
         "rounds": s.rounds,
         "local_epochs": s.local_epochs,
         "fraction_fit": s.fraction_fit,
@@ -492,12 +537,23 @@ def simulate_fedavg(
         "lr": s.lr,
         "batch_size": s.batch_size,
         "holdout": s.holdout,
-        "model": "softmax regression on wrap_encode(lat, lon)",
-        "initial_accuracy": federated[0],
+        "model": s.model,
+        "model_settings": _model_settings(model),
+        "initial_accuracy": federated[0]["top1_acc"],
         "per_round": per_round,
         "final": {
-            "federated_accuracy": federated[s.rounds],
-            "centralised_accuracy": central[-1],
+            "federated_accuracy": federated[s.rounds]["top1_acc"],
+            "centralised_accuracy": central[-1]["top1_acc"],
+            "federated_top5": federated[s.rounds]["top5_acc"],
+            "centralised_top5": central[-1]["top5_acc"],
         },
+        "baselines": baselines,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _model_settings(model: FlModel) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    if config is not None:
+        return dict(dataclasses.asdict(config))
+    return {"lr": getattr(model, "lr", None), "batch_size": getattr(model, "batch_size", None)}

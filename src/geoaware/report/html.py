@@ -2,7 +2,8 @@
 
 An evaluation writes into a run folder one JSON file per evaluation, ``<name>.<kind>.json``::
 
-    {"kind": "geo" | "classify" | "zeroshot" | "retrieval", "name": str, "source": str,
+    {"kind": "geo" | "classify" | "zeroshot" | "retrieval" | "federated", "name": str,
+     "source": str,
      "summary": {key: number or null},
      "tables": {title: {"columns": [str, ...], "rows": [[cell, ...], ...]}},
      "figures": [PNG paths relative to the folder]}
@@ -36,6 +37,7 @@ from geoaware.fileio import atomic_write_text
 __all__ = [
     "CLASSIFY_SUMMARY_KEYS",
     "CONTRACT_KEYS",
+    "FEDERATED_SUMMARY_KEYS",
     "GEO_SUMMARY_KEYS",
     "REQUIRED_SUMMARY_KEYS",
     "EvaluationRun",
@@ -94,15 +96,28 @@ RETRIEVAL_SUMMARY_KEYS: tuple[str, ...] = (
     "t2i_r10",
     "mean_recall",
 )
+#: The summary keys of a ``federated`` run (``geoaware fl simulate --out``; ``n``: held-out
+#: rows), in column order: final federated and centralised top-1/top-5 and the best baseline.
+FEDERATED_SUMMARY_KEYS: tuple[str, ...] = (
+    "n",
+    "fed_top1_acc",
+    "central_top1_acc",
+    "fed_top5_acc",
+    "central_top5_acc",
+    "best_baseline_top5_acc",
+    "clients",
+    "rounds",
+)
 #: The summary keys every evaluation file must have (thresholds and k are the evaluator's choice).
 REQUIRED_SUMMARY_KEYS: tuple[str, ...] = ("n",)
-Kind = Literal["geo", "classify", "zeroshot", "retrieval"]
-_KINDS: tuple[Kind, ...] = ("geo", "classify", "zeroshot", "retrieval")
+Kind = Literal["geo", "classify", "zeroshot", "retrieval", "federated"]
+_KINDS: tuple[Kind, ...] = ("geo", "classify", "zeroshot", "retrieval", "federated")
 _SUMMARY_ORDER = {
     "geo": GEO_SUMMARY_KEYS,
     "classify": CLASSIFY_SUMMARY_KEYS,
     "zeroshot": ZEROSHOT_SUMMARY_KEYS,
     "retrieval": RETRIEVAL_SUMMARY_KEYS,
+    "federated": FEDERATED_SUMMARY_KEYS,
 }
 _RECALL = re.compile(r"(?:i2t|t2i)_r\d+|mean_recall")
 _ACC_KM = re.compile(r"acc_(\d+(?:\.\d+)?)km")
@@ -112,6 +127,7 @@ _KIND_TITLES = {
     "classify": "Classification",
     "zeroshot": "Zero-shot classification",
     "retrieval": "Image-text retrieval",
+    "federated": "Federated training",
 }
 _NOTES = {
     "geo": "Accuracy: share of images whose predicted location is within that distance of the "
@@ -123,6 +139,9 @@ _NOTES = {
     "retrieval": "Recall@k: share of image queries with one of their captions among the k best "
     "captions (image to text), and of caption queries with their image among the k best images "
     "(text to image); mean recall averages them.",
+    "federated": "FedAvg over the clients of a partition against the same model trained centrally "
+    "on the union of their training rows for the same epochs; top-k accuracy on held-out rows "
+    "after the last round; the baselines are those of `prior eval`, fitted on the same rows.",
 }
 _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "n": ("images", ""),
@@ -141,6 +160,11 @@ _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
         for k in (1, 5, 10)
     },
     "mean_recall": ("mean", "recall"),
+    "fed_top1_acc": ("federated", "top-1"),
+    "central_top1_acc": ("centralised", "top-1"),
+    "fed_top5_acc": ("federated", "top-5"),
+    "central_top5_acc": ("centralised", "top-5"),
+    "best_baseline_top5_acc": ("best baseline", "top-5"),
 }
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LONG_TABLE_ROWS = 25
@@ -173,9 +197,9 @@ class EvaluationRun:
     ----------
     path : Path
         The JSON file.
-    kind : {"geo", "classify", "zeroshot", "retrieval"}
-        What was evaluated: predicted coordinates, predicted labels, zero-shot labels or
-        image-text retrieval.
+    kind : {"geo", "classify", "zeroshot", "retrieval", "federated"}
+        What was evaluated: predicted coordinates, predicted labels, zero-shot labels,
+        image-text retrieval, or a federated training run.
     name : str
         The run's name (the model or prediction file).
     source : str
