@@ -390,3 +390,40 @@ def test_flmodels_prior_weights_round_trip() -> None:
     assert not np.allclose(m.scores(w1, x), s0)
     with pytest.raises(BuildError, match="full loss"):
         PriorModel(3, PriorConfig(loss="ssdl"))
+
+
+def test_fl_simulate_embedding_head_real_flower(tmp_path: Path) -> None:
+    """A linear head on image embeddings: the vectors, not the location, carry the label here."""
+    import orjson
+
+    from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings
+
+    table = _catalog()
+    # labels drawn independently of the three location clusters: location alone cannot tell
+    rng = np.random.default_rng(5)
+    lab = rng.integers(0, 3, table.num_rows)
+    table = table.set_column(
+        table.schema.get_field_index("label_name"), "label_name",
+        pa.array([f"Label {x}" for x in lab]),
+    )  # fmt: skip
+    cat, parts = _partition_folder(tmp_path, table)
+    vectors = np.eye(3)[lab] * 2.0 + rng.normal(0, 0.3, (table.num_rows, 3))
+    emb = write_embeddings(
+        tmp_path / "emb.parquet", table.column("image_id").to_pylist()[::-1], vectors[::-1],
+        EmbeddingInfo("toy", 3),
+    )  # fmt: skip
+    run = tmp_path / "run"
+    args = ["fl", "simulate", str(parts), "--catalog", str(cat), "--model", "head",
+            "--embeddings", str(emb), "--with-location", "--rounds", "2", "--local-epochs", "2",
+            "--out", str(run), "--name", "h", "--json"]  # fmt: skip
+    result = CliRunner().invoke(_cli(), args)
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert report["model"] == "head" and report["model_settings"]["input_dim"] == 7
+    assert report["final"]["federated_accuracy"] > 0.9
+    assert report["final"]["centralised_accuracy"] > 0.9
+    # the location baselines cannot see the label
+    assert report["baselines"]["nearest_neighbours"]["top1_acc"] < 0.6
+    assert (run / "h.federated.json").is_file()
+    bad = CliRunner().invoke(_cli(), [*args[:5], "--model", "head"])
+    assert isinstance(bad.exception, BuildError) and "--embeddings" in str(bad.exception)

@@ -177,7 +177,8 @@ def register(app: typer.Typer) -> None:
     @fl_app.command(
         "simulate",
         epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3 "
-        "--out runs/fl.  Needs flwr[simulation] (Ray: --num-cpus CPUs, 1 per client and 1 BLAS "
+        "--out runs/fl (or --model prior; or --model head --embeddings emb.parquet "
+        "--with-location).  Needs flwr[simulation] (Ray: --num-cpus CPUs, 1 per client and 1 BLAS "
         "thread each; started and shut down by the command, also on Ctrl-C or SIGTERM).  "
         "With --out RUN: Flower's log goes to RUN/NAME.flower.log and the run (settings, "
         "accuracy by round, client sizes) to RUN/NAME.federated.json for `geoaware report`.  "
@@ -201,8 +202,14 @@ def register(app: typer.Typer) -> None:
         ] = 1.0,
         seed: Annotated[int, typer.Option(help="Seed of hold-out, sampling and SGD.")] = 0,
         model: Annotated[
-            str, typer.Option(help="softmax (location softmax head) or prior (prior network).")
+            str, typer.Option(help="softmax (location), prior (prior network) or head.")
         ] = "softmax",
+        embeddings: Annotated[
+            Path | None, typer.Option(help="With --model head: image embeddings file/folder.")
+        ] = None,
+        with_location: Annotated[
+            bool, typer.Option(help="With --model head: append the location features.")
+        ] = False,
         lr: Annotated[
             float | None, typer.Option(help="Learning rate (default: softmax 0.5, prior 5e-4).")
         ] = None,
@@ -221,7 +228,8 @@ def register(app: typer.Typer) -> None:
 
         settings = SimulationSettings(
             rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed,
-            lr=lr, num_cpus=num_cpus, model=model,
+            lr=lr, num_cpus=num_cpus, model=model, with_location=with_location,
+            embeddings=None if embeddings is None else str(embeddings),
         )  # fmt: skip
         run_name = name or f"fedavg-{model}-{partitions_dir.name}"
         log = None if out_dir is None else out_dir / f"{run_name}.flower.log"

@@ -7,6 +7,9 @@ held-out rows (:meth:`FlModel.scores`). Weights travel as lists of numpy arrays 
 ``ArrayRecord``) and are averaged by the strategy.
 
 * :class:`SoftmaxModel`: softmax regression on ``wrap_encode(lat, lon)``, mini-batch SGD.
+* :class:`HeadModel`: the same softmax regression on image embeddings (the
+  :mod:`geoaware.vision.embeddings` contract), optionally with the wrap-encoded location
+  concatenated (the geo-aware classifier of Chu et al. 2019 in its simplest form).
 * :class:`PriorModel`: the geographic prior network of ``geoaware prior train``
   (:class:`~geoaware.priors.model.PriorNet`, its input encoding and its full
   "assume negative" loss with background points drawn uniformly on the sphere, balanced
@@ -16,6 +19,7 @@ held-out rows (:meth:`FlModel.scores`). Weights travel as lists of numpy arrays 
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -26,7 +30,7 @@ from geoaware.build.errors import BuildError
 if TYPE_CHECKING:
     from geoaware.priors.model import PriorNet
 
-__all__ = ["FlModel", "PriorModel", "SoftmaxModel", "topk_accuracy"]
+__all__ = ["FlModel", "HeadModel", "PriorModel", "SoftmaxModel", "topk_accuracy"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -38,7 +42,9 @@ class FlModel(Protocol):
 
     name: str
 
-    def features(self, lat: FloatArray, lon: FloatArray) -> npt.NDArray[np.floating]:
+    def features(
+        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> npt.NDArray[np.floating]:
         """Return the model's input features of located rows, shape ``(n, d)``."""
         ...
 
@@ -96,7 +102,9 @@ class SoftmaxModel:
     def __init__(self, n_classes: int, *, lr: float = 0.5, batch_size: int = 32) -> None:
         self.n_classes, self.lr, self.batch_size = n_classes, lr, batch_size
 
-    def features(self, lat: FloatArray, lon: FloatArray) -> FloatArray:
+    def features(
+        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> FloatArray:
         """Return the input features of located rows."""
         from geoaware.geo.encode import wrap_encode
 
@@ -104,7 +112,12 @@ class SoftmaxModel:
 
     def initial(self) -> Weights:
         """Return the seeded initial weights."""
-        return [np.zeros((5, self.n_classes))]
+        return [np.zeros((self.input_dim + 1, self.n_classes))]
+
+    @property
+    def input_dim(self) -> int:
+        """Width of the features."""
+        return 4
 
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
@@ -124,6 +137,63 @@ class SoftmaxModel:
         """Return class scores ``(n, classes)``."""
         w = np.asarray(weights[0], dtype=np.float64)
         return np.asarray(np.asarray(x, np.float64) @ w[:-1] + w[-1])
+
+
+class HeadModel(SoftmaxModel):
+    """Softmax regression on image embeddings, optionally with the location concatenated.
+
+    Parameters
+    ----------
+    n_classes
+        Output classes.
+    embeddings
+        An embeddings file or folder (:func:`geoaware.vision.embeddings.read_embeddings`).
+    with_location
+        Append ``wrap_encode(lat, lon)`` (4 features) to each vector.
+    lr, batch_size
+        Mini-batch SGD settings.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "emb.parquet"
+    >>> _ = write_embeddings(f, ["a", "b"], np.eye(2), EmbeddingInfo("toy", 2))
+    >>> m = HeadModel(2, f, with_location=True)
+    >>> m.features(np.zeros(2), np.zeros(2), np.array(["b", "a"], dtype=object)).shape
+    (2, 6)
+    """
+
+    name = "head"
+
+    def __init__(
+        self, n_classes: int, embeddings: str | os.PathLike[str], *, with_location: bool = False,
+        lr: float = 0.5, batch_size: int = 32,
+    ) -> None:  # fmt: skip
+        from geoaware.vision.embeddings import read_info
+
+        super().__init__(n_classes, lr=lr, batch_size=batch_size)
+        self.embeddings = str(embeddings)
+        self.with_location = with_location
+        self.dim = read_info(embeddings).dim
+
+    @property
+    def input_dim(self) -> int:
+        """Width of the features: the vector size, plus 4 with the location."""
+        return self.dim + (4 if self.with_location else 0)
+
+    def features(
+        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> FloatArray:
+        """Return each row's embedding (and wrap-encoded location); every id needs one."""
+        from geoaware.vision.embeddings import read_embeddings
+
+        if image_ids is None:
+            raise BuildError("the embedding head needs the image ids of the rows")
+        vectors = read_embeddings(self.embeddings, ids=image_ids).vectors.astype(np.float64)
+        if not self.with_location:
+            return vectors
+        return np.concatenate([vectors, super().features(lat, lon)], axis=1)
 
 
 class PriorModel:
@@ -163,7 +233,9 @@ class PriorModel:
         self.n_classes = n_classes
         self.config = config
 
-    def features(self, lat: FloatArray, lon: FloatArray) -> npt.NDArray[np.float32]:
+    def features(
+        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> npt.NDArray[np.float32]:
         """Return the input features of located rows."""
         from geoaware.priors.features import encode_inputs
 

@@ -69,8 +69,12 @@ class SimulationSettings:
     seed
         Seeds the hold-out hash, the client sampling and every SGD shuffle.
     model
-        ``"softmax"`` (softmax regression on the wrap encoding) or ``"prior"`` (the prior
-        network of ``geoaware prior train``, :class:`~geoaware.build.flmodels.PriorModel`).
+        ``"softmax"`` (softmax regression on the wrap encoding), ``"prior"`` (the prior
+        network of ``geoaware prior train``, :class:`~geoaware.build.flmodels.PriorModel`) or
+        ``"head"`` (softmax regression on image embeddings,
+        :class:`~geoaware.build.flmodels.HeadModel`).
+    embeddings, with_location
+        With ``"head"``: the embeddings file or folder, and whether to append the location.
     lr
         Learning rate (clients and centralised alike); None: the model's default (SGD 0.5
         for ``softmax``, the :class:`~geoaware.priors.PriorConfig` Adam rate for ``prior``).
@@ -98,17 +102,23 @@ class SimulationSettings:
     holdout: float = 0.2
     num_cpus: int = 2
     model: str = "softmax"
+    embeddings: str | None = None
+    with_location: bool = False
 
     def make_model(self, n_classes: int) -> FlModel:
         """Return the model these settings train, for ``n_classes`` classes."""
-        from geoaware.build.flmodels import PriorModel, SoftmaxModel
+        from geoaware.build.flmodels import HeadModel, PriorModel, SoftmaxModel
 
         if self.model == "prior":
             from geoaware.priors import PriorConfig
 
             config = PriorConfig(seed=self.seed)
             return PriorModel(n_classes, config if self.lr is None else config.replace(lr=self.lr))
-        return SoftmaxModel(n_classes, lr=0.5 if self.lr is None else self.lr,
+        lr = 0.5 if self.lr is None else self.lr
+        if self.model == "head" and self.embeddings is not None:
+            return HeadModel(n_classes, self.embeddings, with_location=self.with_location,
+                             lr=lr, batch_size=self.batch_size)  # fmt: skip
+        return SoftmaxModel(n_classes, lr=lr,
                             batch_size=self.batch_size)  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -119,8 +129,10 @@ class SimulationSettings:
             raise BuildError(f"fraction_fit must be in (0, 1], got {self.fraction_fit}")
         if not 0.0 < self.holdout < 1.0:
             raise BuildError(f"holdout must be in (0, 1), got {self.holdout}")
-        if self.model not in ("softmax", "prior"):
-            raise BuildError(f"model must be softmax or prior, got {self.model!r}")
+        if self.model not in ("softmax", "prior", "head"):
+            raise BuildError(f"model must be softmax, prior or head, got {self.model!r}")
+        if (self.model == "head") != (self.embeddings is not None):
+            raise BuildError("--embeddings goes with --model head (and only with it)")
         if self.lr is not None and not (self.lr > 0 and np.isfinite(self.lr)):
             raise BuildError(f"lr must be a positive number, got {self.lr}")
 
@@ -135,6 +147,8 @@ class FlTask:
         ``wrap_encode`` features, shape ``(n, 4)``.
     lat, lon
         Location of each row (degrees).
+    image_ids
+        The image id of each row.
     y
         Label code of each row (index into ``classes``).
     partition
@@ -152,6 +166,7 @@ class FlTask:
     x: FloatArray
     lat: FloatArray
     lon: FloatArray
+    image_ids: npt.NDArray[np.object_]
     y: IntArray
     partition: IntArray
     heldout: npt.NDArray[np.bool_]
@@ -218,6 +233,7 @@ def load_task(
         x=wrap_encode(lat[keep], lon[keep]),
         lat=lat[keep],
         lon=lon[keep],
+        image_ids=ids[keep],
         y=np.asarray(codes, dtype=np.int64),
         partition=pid[keep],
         heldout=unit_hash(ids[keep], seed) < holdout,
@@ -436,7 +452,7 @@ def simulate_fedavg(
     if task.num_partitions < 1:
         raise BuildError(f"{partitions_dir}: the partition file lists no client")
     model = s.make_model(len(task.classes))
-    x = model.features(task.lat, task.lon)
+    x = model.features(task.lat, task.lon, task.image_ids)
     test = task.heldout
     x_test, y_test = x[test], task.y[test]
     w0 = model.initial()
@@ -556,4 +572,5 @@ def _model_settings(model: FlModel) -> dict[str, Any]:
     config = getattr(model, "config", None)
     if config is not None:
         return dict(dataclasses.asdict(config))
-    return {"lr": getattr(model, "lr", None), "batch_size": getattr(model, "batch_size", None)}
+    keys = ("lr", "batch_size", "input_dim", "embeddings", "with_location")
+    return {k: getattr(model, k) for k in keys if hasattr(model, k)}
