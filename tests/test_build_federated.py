@@ -415,7 +415,7 @@ def test_fl_simulate_embedding_head_real_flower(tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ["fl", "simulate", str(parts), "--catalog", str(cat), "--model", "head",
             "--embeddings", str(emb), "--with-location", "--rounds", "2", "--local-epochs", "2",
-            "--out", str(run), "--name", "h", "--json"]  # fmt: skip
+            "--out", str(run), "--name", "h", "--proximal-mu", "0.01", "--json"]  # fmt: skip
     result = CliRunner().invoke(_cli(), args)
     assert result.exit_code == 0, result.output
     report = orjson.loads(result.stdout.strip().splitlines()[-1])
@@ -425,5 +425,22 @@ def test_fl_simulate_embedding_head_real_flower(tmp_path: Path) -> None:
     # the location baselines cannot see the label
     assert report["baselines"]["nearest_neighbours"]["top1_acc"] < 0.6
     assert (run / "h.federated.json").is_file()
+    assert report["strategy"] == "fedprox" and report["settings"]["proximal_mu"] == 0.01
+    assert "Proximal mu: 0.01" in (run / "h.flower.log").read_text()  # Flower's FedProx ran
     bad = CliRunner().invoke(_cli(), [*args[:5], "--model", "head"])
     assert isinstance(bad.exception, BuildError) and "--embeddings" in str(bad.exception)
+
+
+def test_train_softmax_proximal_term_holds_weights_near_the_start() -> None:
+    from geoaware.build.flsim import train_softmax
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2))
+    y = (x[:, 0] > 0).astype(np.int64)
+    w0 = np.zeros((3, 2))
+    kw = {"epochs": 5, "lr": 0.1, "batch_size": 8}
+    free, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), **kw)
+    held, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), mu=5.0, **kw)
+    same, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), mu=0.0, **kw)
+    assert np.array_equal(free, same)
+    assert np.linalg.norm(held - w0) < 0.5 * np.linalg.norm(free - w0)

@@ -184,7 +184,8 @@ def register(app: typer.Typer) -> None:
         "accuracy by round, client sizes) to RUN/NAME.federated.json for `geoaware report`.  "
         "JSON keys: "
         "partitions, catalog, clients, classes, rows_train, rows_heldout, rows_dropped, rounds, "
-        "client_sizes, settings, local_epochs, fraction_fit, seed, lr, batch_size, holdout, model, "
+        "client_sizes, settings, strategy, local_epochs, fraction_fit, seed, lr, batch_size, "
+        "holdout, model, "
         "model_settings, initial_accuracy, per_round (each: round, federated_accuracy, "
         "centralised_accuracy, federated_top5, centralised_top5, train_loss), final (the same "
         "four accuracies), baselines (each: top1_acc, top5_acc), seconds, log and run_file "
@@ -210,6 +211,9 @@ def register(app: typer.Typer) -> None:
         with_location: Annotated[
             bool, typer.Option(help="With --model head: append the location features.")
         ] = False,
+        proximal_mu: Annotated[
+            float, typer.Option(help="FedProx proximal weight (0: FedAvg).")
+        ] = 0.0,
         lr: Annotated[
             float | None, typer.Option(help="Learning rate (default: softmax 0.5, prior 5e-4).")
         ] = None,
@@ -230,6 +234,7 @@ def register(app: typer.Typer) -> None:
             rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed,
             lr=lr, num_cpus=num_cpus, model=model, with_location=with_location,
             embeddings=None if embeddings is None else str(embeddings),
+            proximal_mu=proximal_mu,
         )  # fmt: skip
         run_name = name or f"fedavg-{model}-{partitions_dir.name}"
         log = None if out_dir is None else out_dir / f"{run_name}.flower.log"

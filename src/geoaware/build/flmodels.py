@@ -54,7 +54,7 @@ class FlModel(Protocol):
 
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
-        seed: list[int],
+        seed: list[int], mu: float = 0.0,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights`` on ``(x, y)``; return new weights and the mean loss."""
         ...
@@ -121,7 +121,7 @@ class SoftmaxModel:
 
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
-        seed: list[int],
+        seed: list[int], mu: float = 0.0,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
         from geoaware.build.flsim import train_softmax
@@ -129,7 +129,7 @@ class SoftmaxModel:
         w, loss = train_softmax(
             np.asarray(weights[0], dtype=np.float64), np.asarray(x, np.float64), y,
             epochs=epochs, lr=self.lr, batch_size=self.batch_size,
-            rng=np.random.default_rng(seed),
+            rng=np.random.default_rng(seed), mu=mu,
         )  # fmt: skip
         return [w], loss
 
@@ -262,7 +262,7 @@ class PriorModel:
 
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
-        seed: list[int],
+        seed: list[int], mu: float = 0.0,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
         import torch
@@ -277,6 +277,7 @@ class PriorModel:
         x_all = torch.from_numpy(np.asarray(x, dtype=np.float32))
         y_all = torch.from_numpy(np.asarray(y, dtype=np.int64))
         opt = torch.optim.Adam(net.parameters(), lr=c.lr)
+        anchor = [p.detach().clone() for p in net.parameters()] if mu > 0 else None
         fused = FullLossHead(c.pos_weight) if c.loss == "full" else None
         net.train()
         total, steps = 0.0, 0
@@ -295,6 +296,10 @@ class PriorModel:
                         net.class_logits(h[:b]), net.class_logits(h[b:]), y_all[i],
                         c.pos_weight, True,
                     )  # fmt: skip
+                if anchor is not None:  # FedProx's proximal term
+                    loss = loss + mu / 2 * sum(
+                        ((p - a) ** 2).sum() for p, a in zip(net.parameters(), anchor, strict=True)
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()

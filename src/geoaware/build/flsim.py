@@ -75,6 +75,9 @@ class SimulationSettings:
         :class:`~geoaware.build.flmodels.HeadModel`).
     embeddings, with_location
         With ``"head"``: the embeddings file or folder, and whether to append the location.
+    proximal_mu
+        0: FedAvg; above 0: Flower's FedProx with this proximal weight (clients add
+        ``mu / 2 * ||w - w_global||^2`` to their loss).
     lr
         Learning rate (clients and centralised alike); None: the model's default (SGD 0.5
         for ``softmax``, the :class:`~geoaware.priors.PriorConfig` Adam rate for ``prior``).
@@ -104,6 +107,7 @@ class SimulationSettings:
     model: str = "softmax"
     embeddings: str | None = None
     with_location: bool = False
+    proximal_mu: float = 0.0
 
     def make_model(self, n_classes: int) -> FlModel:
         """Return the model these settings train, for ``n_classes`` classes."""
@@ -133,6 +137,8 @@ class SimulationSettings:
             raise BuildError(f"model must be softmax, prior or head, got {self.model!r}")
         if (self.model == "head") != (self.embeddings is not None):
             raise BuildError("--embeddings goes with --model head (and only with it)")
+        if not (self.proximal_mu >= 0 and np.isfinite(self.proximal_mu)):
+            raise BuildError(f"proximal_mu must be >= 0, got {self.proximal_mu}")
         if self.lr is not None and not (self.lr > 0 and np.isfinite(self.lr)):
             raise BuildError(f"lr must be a positive number, got {self.lr}")
 
@@ -256,11 +262,13 @@ def train_softmax(
     lr: float,
     batch_size: int,
     rng: np.random.Generator,
+    mu: float = 0.0,
 ) -> tuple[FloatArray, float]:
     """Run ``epochs`` of mini-batch SGD on softmax cross-entropy; return (weights, mean loss).
 
     ``w`` has shape ``(features + 1, classes)``; its last row is the bias. It is not changed
-    in place. The loss is the mean over the last epoch (NaN without rows).
+    in place. The loss is the mean over the last epoch (NaN without rows). ``mu > 0`` adds
+    FedProx's proximal term ``mu / 2 * ||w - w_start||^2`` (``w_start``: the given weights).
 
     Examples
     --------
@@ -272,6 +280,7 @@ def train_softmax(
     (1.0, True)
     """
     w = np.array(w, dtype=np.float64, copy=True)
+    anchor = w.copy() if mu > 0 else None
     n = len(y)
     loss = float("nan")
     for _ in range(epochs):
@@ -287,8 +296,10 @@ def train_softmax(
             total += float(-np.log(np.maximum(p[np.arange(len(b)), yb], 1e-300)).sum())
             p[np.arange(len(b)), yb] -= 1.0
             p /= len(b)
-            w[:-1] -= lr * (xb.T @ p)
-            w[-1] -= lr * p.sum(axis=0)
+            grad = np.vstack([xb.T @ p, p.sum(axis=0)])
+            if anchor is not None:
+                grad += mu * (w - anchor)
+            w -= lr * grad
         loss = total / n if n else float("nan")
     return w, loss
 
@@ -349,7 +360,8 @@ def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> An
         config = msg.content.config_records["config"]
         rnd = int(str(config["server-round"]))
         epochs = int(str(config["local-epochs"]))
-        new_w, loss = model.fit(w, x, y, epochs=epochs, seed=[settings.seed, pid, rnd])
+        mu = float(str(config.get("proximal-mu", 0.0)))
+        new_w, loss = model.fit(w, x, y, epochs=epochs, seed=[settings.seed, pid, rnd], mu=mu)
         metrics: dict[str, int | float | list[int] | list[float]] = {"num-examples": len(y)}
         if len(y):
             metrics["train_loss"] = loss
@@ -436,7 +448,7 @@ def simulate_fedavg(
     _require_flower()
     from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
     from flwr.serverapp import Grid, ServerApp
-    from flwr.serverapp.strategy import FedAvg
+    from flwr.serverapp.strategy import FedAvg, FedProx
     from flwr.simulation import run_simulation
 
     from geoaware.build.flruntime import (
@@ -481,12 +493,14 @@ def simulate_fedavg(
             federated[server_round] = acc
             return MetricRecord(dict(acc))
 
-        strategy = FedAvg(
-            fraction_train=s.fraction_fit,
-            fraction_evaluate=0.0,
-            min_train_nodes=1,
-            min_available_nodes=task.num_partitions,
-        )
+        n = task.num_partitions
+        strategy: FedAvg = (
+            FedProx(fraction_train=s.fraction_fit, fraction_evaluate=0.0, min_train_nodes=1,
+                    min_available_nodes=n, proximal_mu=s.proximal_mu)
+            if s.proximal_mu > 0
+            else FedAvg(fraction_train=s.fraction_fit, fraction_evaluate=0.0, min_train_nodes=1,
+                        min_available_nodes=n)
+        )  # fmt: skip
         result = strategy.start(
             grid=stoppable_grid(grid, stop),
             initial_arrays=ArrayRecord(w0),
@@ -554,6 +568,7 @@ def simulate_fedavg(
         "batch_size": s.batch_size,
         "holdout": s.holdout,
         "model": s.model,
+        "strategy": "fedprox" if s.proximal_mu > 0 else "fedavg",
         "model_settings": _model_settings(model),
         "initial_accuracy": federated[0]["top1_acc"],
         "per_round": per_round,
