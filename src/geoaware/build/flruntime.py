@@ -15,8 +15,9 @@ this module is where each is handled:
   :class:`SystemExit` (143) in the main thread while the session is open; the server thread,
   which would otherwise wait up to an hour for replies that never come, stops at its next
   poll (:func:`stoppable_grid`), and Ray is shut down on the way out. Ray's shutdown can leave
-  its agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) running after an interrupt,
-  so the processes Ray started are recorded and ended if they outlive the shutdown.
+  its agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) running after an interrupt
+  (and Flower shuts Ray down itself first, after which they are no longer our children), so
+  the processes Ray starts are recorded while the session runs and ended if they outlive it.
 * **Noise.** Flower's log (with its deprecation warnings) and Python warnings raised during
   the run go to a log file instead of the console; Ray's start banner and worker output stay
   out of the console too.
@@ -103,6 +104,16 @@ def ray_session(num_cpus: int, *, object_store_mb: int = 100) -> Iterator[None]:
         ray.shutdown()
     main = threading.current_thread() is threading.main_thread()
     term = signal.getsignal(signal.SIGTERM) if main else None
+    # Flower's backend shuts Ray down itself on the way out; the agents that outlive raylet
+    # are then no longer our descendants, so the processes are recorded while the run goes.
+    seen: dict[int, str] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.5):
+            seen.update(descendants())
+
+    watcher = threading.Thread(target=watch, name="geoaware-ray-watch", daemon=True)
     try:
         ray.init(
             num_cpus=num_cpus,
@@ -115,12 +126,16 @@ def ray_session(num_cpus: int, *, object_store_mb: int = 100) -> Iterator[None]:
         )
         if main:  # ray.init sets its own SIGTERM handler (sys.exit) and never puts ours back
             signal.signal(signal.SIGTERM, term)
+        watcher.start()
         yield
     finally:
-        left = descendants()
+        done.set()
+        if watcher.is_alive():
+            watcher.join()
+        seen.update(descendants())
         if ray.is_initialized():
             ray.shutdown()
-        end_processes(left)
+        end_processes(seen)
 
 
 def _proc_table() -> dict[int, tuple[int, str]]:
