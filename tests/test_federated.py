@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,41 +170,139 @@ def test_fl_simulate_real_flower_simulation(tmp_path: Path) -> None:
 def test_fl_simulate_shuts_ray_down_on_interrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An interrupt inside the simulation: Ray (really started) is shut down, nothing is left."""
     import flwr.simulation
+    import ray
 
     from geoaware.federated import simulate as flsim
+    from geoaware.federated.runtime import descendants
 
     cat, parts = _partition_folder(tmp_path, _catalog(60))
-    calls: list[str] = []
+    seen: dict[int, str] = {}
 
     def interrupted(**kwargs: Any) -> None:
-        calls.append("run")
+        assert ray.is_initialized()  # started by geoaware before Flower's threads
+        seen.update(descendants())
         raise KeyboardInterrupt
 
     monkeypatch.setattr(flwr.simulation, "run_simulation", interrupted)
-    monkeypatch.setattr(flsim, "_shutdown_ray", lambda: calls.append("shutdown"))
     with pytest.raises(KeyboardInterrupt):
         flsim.simulate_fedavg(parts, cat)
-    assert calls == ["run", "shutdown"]
+    assert seen, "Ray started no process"
+    assert not ray.is_initialized()
+    still = {p: t for p, t in descendants().items() if seen.get(p) == t}
+    assert still == {}
+
+
+def _fl_command(parts: Path, cat: Path, out: Path, rounds: int) -> list[str]:
+    import sys
+
+    return [
+        sys.executable, "-m", "geoaware.cli", "fl", "simulate", str(parts), "--catalog",
+        str(cat), "--rounds", str(rounds), "--out", str(out),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_fl_simulate_on_fg_geo_at_full_size_finishes(shared_data: Path, tmp_path: Path) -> None:
+    """The demo's real size (36,143 images, 4,472 species, 4 IID clients) once deadlocked
+    inside OpenBLAS while Ray started; it must finish within the deadline, quietly."""
+    import subprocess
+
+    import orjson
+
+    from geoaware.construct.partition import make_partitioner
+    from geoaware.sources import FgGeoYfcc
+
+    table = FgGeoYfcc(shared_data).read()
+    cat = tmp_path / "catalog.parquet"
+    write_catalog(table, cat)
+    p = make_partitioner("iid", level="species", num_partitions=4, seed=0)
+    p.catalog = table
+    write_partitions(p, tmp_path / "parts", level="species", plots=False)
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        _fl_command(tmp_path / "parts", cat, run, 1),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = orjson.loads((run / "fedavg-softmax-parts.federated.json").read_bytes())["simulation"]
+    assert report["clients"] == 4 and report["classes"] == 4472
+    assert report["rows_train"] + report["rows_heldout"] == 36_143
+    assert "federated" in proc.stdout and "round" in proc.stdout
+    # Flower's log and deprecation warnings are in the run folder, not on the console
+    log = (run / "fedavg-softmax-parts.flower.log").read_text()
+    assert "DEPRECATED FEATURE" in log and "[ROUND 1/1]" in log
+    for stream in (proc.stdout, proc.stderr):
+        assert "DEPRECATED" not in stream and "INFO" not in stream
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_fl_simulate_stops_on_a_signal(tmp_path: Path, signame: str) -> None:
+    """Ctrl-C or SIGTERM in the middle of the rounds: the command ends, Ray with it."""
+    import os
+    import signal
+    import subprocess
+
+    from geoaware.federated.runtime import descendants
+
+    cat, parts = _partition_folder(tmp_path, _catalog(300, users=3))
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _fl_command(parts, cat, run, 100_000), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + 240
+    log = run / "fedavg-softmax-parts.flower.log"
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen.update(descendants(proc.pid))
+        if log.is_file() and "[ROUND 3/" in log.read_text():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    assert seen, "Ray started no process"
+    os.kill(proc.pid, getattr(signal, signame))
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # pragma: no cover - the failure this test is for
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"{signame} did not stop fl simulate within 60 s")
+    assert proc.returncode != 0
+    time.sleep(1)
+    table = descendants(1)
+    assert {p for p, t in seen.items() if table.get(p) == t} == set(), "Ray processes left"
+    assert b"Traceback" not in err or signame == "SIGINT", err[-2000:]
 
 
 def test_fl_simulate_table_and_bad_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from geoaware.federated import simulate as flsim
 
     def fake(parts: Path, cat: Path, settings: flsim.SimulationSettings, **kw: Any) -> Any:
-        assert settings.rounds == 2 and settings.fraction_fit == 0.5 and kw == {"quiet": False}
+        assert settings.rounds == 2 and settings.fraction_fit == 0.5 and kw == {"log_file": None}
         rounds = [
-            {"round": r, "federated_accuracy": 0.5, "centralised_accuracy": 0.75, "train_loss": 1.0}
+            {
+                "round": r,
+                "federated_accuracy": 0.5,
+                "centralised_accuracy": 0.75,
+                "federated_top5": 0.625,
+                "centralised_top5": 0.875,
+                "train_loss": 1.0,
+            }
             for r in (1, 2)
         ]
-        return {"clients": 3, "classes": 2, "rows_train": 8, "rows_heldout": 2,
-                "initial_accuracy": 0.25, "per_round": rounds}  # fmt: skip
+        return {"clients": 3, "classes": 2, "rows_train": 8, "rows_heldout": 2, "model": "softmax",
+                "initial_accuracy": 0.25, "per_round": rounds,
+                "baselines": {"nearest_neighbours": {"top1_acc": 0.375, "top5_acc": 1.0}}}  # fmt: skip
 
     monkeypatch.setattr(flsim, "simulate_fedavg", fake)
     args = ["fl", "simulate", str(tmp_path), "--catalog", "c.parquet", "--rounds", "2"]
     result = CliRunner().invoke(_cli(), [*args, "--fraction-fit", "0.5"])
     assert result.exit_code == 0, result.output
-    assert "FedAvg, 3 clients" in result.stdout and "75.0%" in result.stdout
+    assert "FedAvg of softmax, 3 clients" in result.stdout
+    for figure in ("75.0%", "62.5%", "87.5%", "37.5%", "nearest_neighbours"):
+        assert figure in result.stdout
     result = CliRunner().invoke(_cli(), [*args, "--fraction-fit", "1.5"])
     assert isinstance(result.exception, BuildError)
     assert "fraction_fit must be in (0, 1]" in str(result.exception)
@@ -223,3 +322,120 @@ def test_load_task_reports_dropped_rows(tmp_path: Path) -> None:
     assert task.classes == ["Label 0", "Label 1", "Label 2"]
     with pytest.raises(BuildError, match="no partitions.parquet"):
         load_task(tmp_path / "nothing", cat)
+
+
+def test_fl_simulate_prior_model_real_flower(tmp_path: Path) -> None:
+    """The prior network of `prior train`, FedAvg over 3 users, with top-5 and baselines."""
+    import orjson
+    import ray
+
+    pytest.importorskip("torch")
+    cat, parts = _partition_folder(tmp_path, _catalog())
+    run = tmp_path / "run"
+    args = ["fl", "simulate", str(parts), "--catalog", str(cat), "--model", "prior", "--rounds",
+            "2", "--local-epochs", "4", "--lr", "0.005", "--seed", "3", "--out", str(run), "--name", "p"]  # fmt: skip
+    result = CliRunner().invoke(_cli(), args)
+    assert result.exit_code == 0, result.output
+    doc = orjson.loads((run / "p.federated.json").read_bytes())
+    report = doc["simulation"]
+    assert report["model"] == "prior" and report["settings"]["seed"] == 3
+    assert report["model_settings"]["width"] == 256 and report["model_settings"]["lr"] == 0.005
+    assert sum(report["client_sizes"]) == report["rows_train"] and len(report["client_sizes"]) == 3
+    final = report["final"]
+    # three far-apart clusters, three labels: the prior learns them, federated and central
+    assert final["federated_accuracy"] > 0.9 and final["centralised_accuracy"] > 0.9
+    assert final["federated_top5"] == final["centralised_top5"] == 1.0  # 3 labels < 5
+    assert set(report["baselines"]) == {
+        "frequency", "nearest_neighbours", "grid_histogram", "kernel_density"
+    }  # fmt: skip
+    assert report["baselines"]["nearest_neighbours"]["top1_acc"] > 0.9
+    assert "[ROUND 2/2]" in (run / "p.flower.log").read_text()
+    # the run folder is one that `geoaware report` reads and shows
+    from geoaware.report.html import build_report, read_runs
+
+    (shown,) = read_runs(run)
+    assert (
+        shown.kind == "federated" and shown.summary["fed_top1_acc"] == final["federated_accuracy"]
+    )
+    assert [f.name for f in shown.figures] == ["p.accuracy_by_round.png", "p.client_sizes.png"]
+    assert [t.title for t in shown.tables][:1] == ["accuracy by round"]
+    assert len(shown.tables[0].rows) == 2
+    html = build_report(run, run / "report.html").read_text()
+    assert "Federated training" in html and "client sizes" in html
+    assert html.count("data:image/png;base64") == 2
+    assert "top-5" in result.stdout and "nearest_neighbours" in result.stdout
+    assert not ray.is_initialized()
+
+
+def test_flmodels_prior_weights_round_trip() -> None:
+    """Weights leave and re-enter the prior network unchanged; fit is seeded."""
+    from geoaware.federated.models import PriorModel
+    from geoaware.priors import PriorConfig
+
+    m = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=16, seed=1))
+    w0 = m.initial()
+    assert all(np.array_equal(a, b) for a, b in zip(w0, m.initial(), strict=True))
+    x = m.features(np.array([10.0, -30.0, 50.0] * 10), np.array([0.0, 90.0, -90.0] * 10))
+    y = np.array([0, 1, 2] * 10)
+    s0 = m.scores(w0, x)
+    assert s0.shape == (30, 3)
+    w1, loss1 = m.fit(w0, x, y, epochs=2, seed=[1, 2])
+    w2, loss2 = m.fit(w0, x, y, epochs=2, seed=[1, 2])
+    assert loss1 == loss2 and all(np.array_equal(a, b) for a, b in zip(w1, w2, strict=True))
+    assert not np.allclose(m.scores(w1, x), s0)
+    with pytest.raises(BuildError, match="full loss"):
+        PriorModel(3, PriorConfig(loss="ssdl"))
+
+
+def test_fl_simulate_embedding_head_real_flower(tmp_path: Path) -> None:
+    """A linear head on image embeddings: the vectors, not the location, carry the label here."""
+    import orjson
+
+    from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings
+
+    table = _catalog()
+    # labels drawn independently of the three location clusters: location alone cannot tell
+    rng = np.random.default_rng(5)
+    lab = rng.integers(0, 3, table.num_rows)
+    table = table.set_column(
+        table.schema.get_field_index("label_name"), "label_name",
+        pa.array([f"Label {x}" for x in lab]),
+    )  # fmt: skip
+    cat, parts = _partition_folder(tmp_path, table)
+    vectors = np.eye(3)[lab] * 2.0 + rng.normal(0, 0.3, (table.num_rows, 3))
+    emb = write_embeddings(
+        tmp_path / "emb.parquet", table.column("image_id").to_pylist()[::-1], vectors[::-1],
+        EmbeddingInfo("toy", 3),
+    )  # fmt: skip
+    run = tmp_path / "run"
+    args = ["fl", "simulate", str(parts), "--catalog", str(cat), "--model", "head",
+            "--embeddings", str(emb), "--with-location", "--rounds", "2", "--local-epochs", "2",
+            "--out", str(run), "--name", "h", "--proximal-mu", "0.01", "--json"]  # fmt: skip
+    result = CliRunner().invoke(_cli(), args)
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert report["model"] == "head" and report["model_settings"]["input_dim"] == 7
+    assert report["final"]["federated_accuracy"] > 0.9
+    assert report["final"]["centralised_accuracy"] > 0.9
+    # the location baselines cannot see the label
+    assert report["baselines"]["nearest_neighbours"]["top1_acc"] < 0.6
+    assert (run / "h.federated.json").is_file()
+    assert report["strategy"] == "fedprox" and report["settings"]["proximal_mu"] == 0.01
+    assert "Proximal mu: 0.01" in (run / "h.flower.log").read_text()  # Flower's FedProx ran
+    bad = CliRunner().invoke(_cli(), [*args[:5], "--model", "head"])
+    assert isinstance(bad.exception, BuildError) and "--embeddings" in str(bad.exception)
+
+
+def test_train_softmax_proximal_term_holds_weights_near_the_start() -> None:
+    from geoaware.federated.simulate import train_softmax
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2))
+    y = (x[:, 0] > 0).astype(np.int64)
+    w0 = np.zeros((3, 2))
+    kw = {"epochs": 5, "lr": 0.1, "batch_size": 8}
+    free, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), **kw)
+    held, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), mu=5.0, **kw)
+    same, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), mu=0.0, **kw)
+    assert np.array_equal(free, same)
+    assert np.linalg.norm(held - w0) < 0.5 * np.linalg.norm(free - w0)

@@ -12,16 +12,19 @@ every round can be read beside its centralised counterpart:
 * centralised after round ``r``: ``r * local_epochs`` epochs of the same SGD on the union.
 
 Flower (``flwr[simulation]``, which brings Ray) is imported only by :func:`simulate_fedavg`.
-Ray is started by the simulation with a small footprint (``num_cpus``, one CPU per client)
-and always shut down before :func:`simulate_fedavg` returns or raises.
+Ray is started by :func:`geoaware.federated.runtime.ray_session` before Flower starts any
+thread (starting it from Flower deadlocks in OpenBLAS), with a small footprint (``num_cpus``,
+one CPU and one BLAS thread per client), and always shut down before :func:`simulate_fedavg`
+returns or raises; ``SIGINT``/``SIGTERM`` stop the run cleanly and Flower's log goes to a file.
 """
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +37,7 @@ import pyarrow.parquet as pq
 
 from geoaware.construct.errors import BuildError
 from geoaware.construct.keys import unit_hash
-from geoaware.errors import DependencyNotFoundError
+from geoaware.federated.models import FlModel, topk_accuracy
 
 __all__ = [
     "FlTask",
@@ -65,8 +68,21 @@ class SimulationSettings:
         Share of the clients sampled for training each round (at least one client).
     seed
         Seeds the hold-out hash, the client sampling and every SGD shuffle.
-    lr, batch_size
-        Mini-batch SGD step size and batch size (clients and centralised alike).
+    model
+        ``"softmax"`` (softmax regression on the wrap encoding), ``"prior"`` (the prior
+        network of ``geoaware prior train``, :class:`~geoaware.federated.models.PriorModel`) or
+        ``"head"`` (softmax regression on image embeddings,
+        :class:`~geoaware.federated.models.HeadModel`).
+    embeddings, with_location
+        With ``"head"``: the embeddings file or folder, and whether to append the location.
+    proximal_mu
+        0: FedAvg; above 0: Flower's FedProx with this proximal weight (clients add
+        ``mu / 2 * ||w - w_global||^2`` to their loss).
+    lr
+        Learning rate (clients and centralised alike); None: the model's default (SGD 0.5
+        for ``softmax``, the :class:`~geoaware.priors.PriorConfig` Adam rate for ``prior``).
+    batch_size
+        Softmax mini-batch size (the prior uses its config's).
     holdout
         Share of rows held out for testing, chosen by a seeded hash of the image id.
     num_cpus
@@ -84,10 +100,30 @@ class SimulationSettings:
     local_epochs: int = 1
     fraction_fit: float = 1.0
     seed: int = 0
-    lr: float = 0.5
+    lr: float | None = None
     batch_size: int = 32
     holdout: float = 0.2
     num_cpus: int = 2
+    model: str = "softmax"
+    embeddings: str | None = None
+    with_location: bool = False
+    proximal_mu: float = 0.0
+
+    def make_model(self, n_classes: int) -> FlModel:
+        """Return the model these settings train, for ``n_classes`` classes."""
+        from geoaware.federated.models import HeadModel, PriorModel, SoftmaxModel
+
+        if self.model == "prior":
+            from geoaware.priors import PriorConfig
+
+            config = PriorConfig(seed=self.seed)
+            return PriorModel(n_classes, config if self.lr is None else config.replace(lr=self.lr))
+        lr = 0.5 if self.lr is None else self.lr
+        if self.model == "head" and self.embeddings is not None:
+            return HeadModel(n_classes, self.embeddings, with_location=self.with_location,
+                             lr=lr, batch_size=self.batch_size)  # fmt: skip
+        return SoftmaxModel(n_classes, lr=lr,
+                            batch_size=self.batch_size)  # fmt: skip
 
     def __post_init__(self) -> None:
         for name in ("rounds", "local_epochs", "batch_size", "num_cpus"):
@@ -97,7 +133,13 @@ class SimulationSettings:
             raise BuildError(f"fraction_fit must be in (0, 1], got {self.fraction_fit}")
         if not 0.0 < self.holdout < 1.0:
             raise BuildError(f"holdout must be in (0, 1), got {self.holdout}")
-        if not (self.lr > 0 and np.isfinite(self.lr)):
+        if self.model not in ("softmax", "prior", "head"):
+            raise BuildError(f"model must be softmax, prior or head, got {self.model!r}")
+        if (self.model == "head") != (self.embeddings is not None):
+            raise BuildError("--embeddings goes with --model head (and only with it)")
+        if not (self.proximal_mu >= 0 and np.isfinite(self.proximal_mu)):
+            raise BuildError(f"proximal_mu must be >= 0, got {self.proximal_mu}")
+        if self.lr is not None and not (self.lr > 0 and np.isfinite(self.lr)):
             raise BuildError(f"lr must be a positive number, got {self.lr}")
 
 
@@ -109,6 +151,10 @@ class FlTask:
     ----------
     x
         ``wrap_encode`` features, shape ``(n, 4)``.
+    lat, lon
+        Location of each row (degrees).
+    image_ids
+        The image id of each row.
     y
         Label code of each row (index into ``classes``).
     partition
@@ -124,6 +170,9 @@ class FlTask:
     """
 
     x: FloatArray
+    lat: FloatArray
+    lon: FloatArray
+    image_ids: npt.NDArray[np.object_]
     y: IntArray
     partition: IntArray
     heldout: npt.NDArray[np.bool_]
@@ -188,6 +237,9 @@ def load_task(
     pid = parts.column("partition_id").to_numpy().astype(np.int64)
     return FlTask(
         x=wrap_encode(lat[keep], lon[keep]),
+        lat=lat[keep],
+        lon=lon[keep],
+        image_ids=ids[keep],
         y=np.asarray(codes, dtype=np.int64),
         partition=pid[keep],
         heldout=unit_hash(ids[keep], seed) < holdout,
@@ -210,11 +262,13 @@ def train_softmax(
     lr: float,
     batch_size: int,
     rng: np.random.Generator,
+    mu: float = 0.0,
 ) -> tuple[FloatArray, float]:
     """Run ``epochs`` of mini-batch SGD on softmax cross-entropy; return (weights, mean loss).
 
     ``w`` has shape ``(features + 1, classes)``; its last row is the bias. It is not changed
-    in place. The loss is the mean over the last epoch (NaN without rows).
+    in place. The loss is the mean over the last epoch (NaN without rows). ``mu > 0`` adds
+    FedProx's proximal term ``mu / 2 * ||w - w_start||^2`` (``w_start``: the given weights).
 
     Examples
     --------
@@ -226,6 +280,7 @@ def train_softmax(
     (1.0, True)
     """
     w = np.array(w, dtype=np.float64, copy=True)
+    anchor = w.copy() if mu > 0 else None
     n = len(y)
     loss = float("nan")
     for _ in range(epochs):
@@ -241,8 +296,10 @@ def train_softmax(
             total += float(-np.log(np.maximum(p[np.arange(len(b)), yb], 1e-300)).sum())
             p[np.arange(len(b)), yb] -= 1.0
             p /= len(b)
-            w[:-1] -= lr * (xb.T @ p)
-            w[-1] -= lr * p.sum(axis=0)
+            grad = np.vstack([xb.T @ p, p.sum(axis=0)])
+            if anchor is not None:
+                grad += mu * (w - anchor)
+            w -= lr * grad
         loss = total / n if n else float("nan")
     return w, loss
 
@@ -266,12 +323,12 @@ def accuracy(w: FloatArray, x: FloatArray, y: IntArray) -> float:
 _CLIENT_CACHE: dict[str, tuple[FloatArray, IntArray, IntArray]] = {}
 
 
-def _write_client_arrays(task: FlTask, folder: Path) -> None:
+def _write_client_arrays(task: FlTask, x: npt.NDArray[np.floating], folder: Path) -> None:
     """Write the training rows sorted by client, with per-client offsets, as ``.npy`` files."""
     train = np.flatnonzero(~task.heldout)
     order = train[np.argsort(task.partition[train], kind="stable")]
     offsets = np.searchsorted(task.partition[order], np.arange(task.num_partitions + 1))
-    np.save(folder / "x.npy", task.x[order])
+    np.save(folder / "x.npy", x[order])
     np.save(folder / "y.npy", task.y[order])
     np.save(folder / "offsets.npy", offsets.astype(np.int64))
 
@@ -289,7 +346,7 @@ def _client_rows(folder: str, partition_id: int) -> tuple[FloatArray, IntArray]:
     return np.asarray(x[a:b]), np.asarray(y[a:b])
 
 
-def _client_app(folder: str, settings: SimulationSettings) -> Any:
+def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> Any:
     from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
 
@@ -299,18 +356,16 @@ def _client_app(folder: str, settings: SimulationSettings) -> Any:
     def train(msg: Message, context: Context) -> Message:
         pid = int(str(context.node_config["partition-id"]))
         x, y = _client_rows(folder, pid)
-        w = msg.content.array_records["arrays"].to_numpy_ndarrays()[0]
+        w = msg.content.array_records["arrays"].to_numpy_ndarrays()
         config = msg.content.config_records["config"]
         rnd = int(str(config["server-round"]))
-        rng = np.random.default_rng([settings.seed, pid, rnd])
-        new_w, loss = train_softmax(
-            w, x, y, epochs=int(str(config["local-epochs"])), lr=settings.lr,
-            batch_size=settings.batch_size, rng=rng,
-        )  # fmt: skip
+        epochs = int(str(config["local-epochs"]))
+        mu = float(str(config.get("proximal-mu", 0.0)))
+        new_w, loss = model.fit(w, x, y, epochs=epochs, seed=[settings.seed, pid, rnd], mu=mu)
         metrics: dict[str, int | float | list[int] | list[float]] = {"num-examples": len(y)}
         if len(y):
             metrics["train_loss"] = loss
-        content = RecordDict({"arrays": ArrayRecord([new_w]), "metrics": MetricRecord(metrics)})
+        content = RecordDict({"arrays": ArrayRecord(new_w), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)
 
     return app
@@ -319,28 +374,30 @@ def _client_app(folder: str, settings: SimulationSettings) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _centralised(task: FlTask, settings: SimulationSettings, w0: FloatArray) -> list[float]:
-    """Accuracy on the held-out rows after each round's worth of centralised epochs."""
+def _centralised(
+    model: FlModel, x: npt.NDArray[np.floating], task: FlTask, s: SimulationSettings
+) -> list[dict[str, float]]:
+    """Top-1/top-5 on the held-out rows after each round's worth of centralised epochs."""
     train, test = ~task.heldout, task.heldout
-    x, y = task.x[train], task.y[train]
-    rng = np.random.default_rng([settings.seed, 1 << 20])
-    w, out = w0, []
-    for _ in range(settings.rounds):
-        w, _ = train_softmax(
-            w, x, y, epochs=settings.local_epochs, lr=settings.lr,
-            batch_size=settings.batch_size, rng=rng,
-        )  # fmt: skip
-        out.append(accuracy(w, task.x[test], task.y[test]))
+    w, out = model.initial(), []
+    for r in range(1, s.rounds + 1):
+        w, _ = model.fit(
+            w, x[train], task.y[train], epochs=s.local_epochs, seed=[s.seed, 1 << 30, r]
+        )
+        out.append(topk_accuracy(model.scores(w, x[test]), task.y[test]))
     return out
 
 
-def _shutdown_ray() -> None:
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - depends on the environment
-        return
-    if ray.is_initialized():
-        ray.shutdown()
+def _baselines(task: FlTask) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 of the baselines of ``geoaware prior eval``, fitted on the training rows."""
+    from geoaware.priors.baselines import fit_baselines
+
+    train, test = ~task.heldout, task.heldout
+    fitted = fit_baselines(task.lat[train], task.lon[train], task.y[train], len(task.classes))
+    return {
+        name: topk_accuracy(scorer.predict_proba(task.lat[test], task.lon[test]), task.y[test])
+        for name, scorer in fitted.items()
+    }
 
 
 def simulate_fedavg(
@@ -348,7 +405,7 @@ def simulate_fedavg(
     catalog: str | os.PathLike[str],
     settings: SimulationSettings | None = None,
     *,
-    quiet: bool = False,
+    log_file: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run FedAvg over the clients of a partition folder in Flower's simulation engine.
 
@@ -360,8 +417,9 @@ def simulate_fedavg(
         The catalog it was built from (for ``lat``/``lon``).
     settings
         Rounds, epochs, sampling, seed and SGD settings; defaults if None.
-    quiet
-        Only warnings from Flower's log.
+    log_file
+        Where Flower's log goes (appended); without one, a temporary file whose last lines
+        are quoted in the error if the run fails.
 
     Returns
     -------
@@ -385,54 +443,67 @@ def simulate_fedavg(
     [1, 2, 3]
     """
     s = settings or SimulationSettings()
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-    os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no GPU is used
-    try:
-        import ray  # noqa: F401
-        from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
-        from flwr.serverapp import Grid, ServerApp
-        from flwr.serverapp.strategy import FedAvg
-        from flwr.simulation import run_simulation
-    except ImportError as exc:
-        raise DependencyNotFoundError(
-            "geoaware fl simulate needs Flower's simulation engine: pip install 'flwr[simulation]'"
-        ) from exc
+    from geoaware.federated.runtime import _require_flower
+
+    _require_flower()
+    from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.serverapp.strategy import FedAvg, FedProx
+    from flwr.simulation import run_simulation
+
+    from geoaware.federated.runtime import (
+        flower_log_to,
+        ray_session,
+        server_stopped,
+        stop_on_signals,
+        stoppable_grid,
+    )
 
     t0 = time.perf_counter()
     task = load_task(partitions_dir, catalog, holdout=s.holdout, seed=s.seed)
     if task.num_partitions < 1:
         raise BuildError(f"{partitions_dir}: the partition file lists no client")
+    model = s.make_model(len(task.classes))
+    x = model.features(task.lat, task.lon, task.image_ids)
     test = task.heldout
-    x_test, y_test = task.x[test], task.y[test]
-    w0 = np.zeros((task.x.shape[1] + 1, len(task.classes)))
-    central = _centralised(task, s, w0)
+    x_test, y_test = x[test], task.y[test]
+    w0 = model.initial()
+    central = _centralised(model, x, task, s)
+    baselines = _baselines(task)
 
-    federated: dict[int, float] = {}
+    federated: dict[int, dict[str, float]] = {}
     losses: dict[int, float | None] = {}
     server = ServerApp()
+    stop, done = threading.Event(), threading.Event()
 
     @server.main()  # type: ignore[untyped-decorator]
     def main(grid: Grid, context: Context) -> None:
+        try:
+            _server_main(grid)
+        finally:
+            done.set()
+
+    def _server_main(grid: Grid) -> None:
         import random
 
         random.seed(s.seed)  # Flower samples clients with the global random module
 
         def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-            acc = accuracy(arrays.to_numpy_ndarrays()[0], x_test, y_test)
+            acc = topk_accuracy(model.scores(arrays.to_numpy_ndarrays(), x_test), y_test)
             federated[server_round] = acc
-            return MetricRecord({"accuracy": acc})
+            return MetricRecord(dict(acc))
 
-        strategy = FedAvg(
-            fraction_train=s.fraction_fit,
-            fraction_evaluate=0.0,
-            min_train_nodes=1,
-            min_available_nodes=task.num_partitions,
-        )
+        n = task.num_partitions
+        strategy: FedAvg = (
+            FedProx(fraction_train=s.fraction_fit, fraction_evaluate=0.0, min_train_nodes=1,
+                    min_available_nodes=n, proximal_mu=s.proximal_mu)
+            if s.proximal_mu > 0
+            else FedAvg(fraction_train=s.fraction_fit, fraction_evaluate=0.0, min_train_nodes=1,
+                        min_available_nodes=n)
+        )  # fmt: skip
         result = strategy.start(
-            grid=grid,
-            initial_arrays=ArrayRecord([w0]),
+            grid=stoppable_grid(grid, stop),
+            initial_arrays=ArrayRecord(w0),
             num_rounds=s.rounds,
             train_config=ConfigRecord({"local-epochs": s.local_epochs}),
             evaluate_fn=evaluate,
@@ -442,45 +513,43 @@ def simulate_fedavg(
             losses[rnd] = float(value) if isinstance(value, int | float) else None
 
     folder = Path(tempfile.mkdtemp(prefix="geoaware-fl-"))
-    flwr_log = logging.getLogger("flwr")
-    old_level = flwr_log.level
+    log = Path(log_file) if log_file is not None else folder / "flower.log"
     try:
-        _write_client_arrays(task, folder)
-        if quiet:
-            flwr_log.setLevel(logging.WARNING)
-        run_simulation(
-            server_app=server,
-            client_app=_client_app(str(folder), s),
-            num_supernodes=task.num_partitions,
-            backend_config={
-                "init_args": {
-                    "num_cpus": s.num_cpus,
-                    "num_gpus": 0,
-                    "include_dashboard": False,
-                    "object_store_memory": 100 * 1024 * 1024,
-                },
-                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            },
-        )
+        _write_client_arrays(task, x, folder)
+        with (
+            stop_on_signals(stop),
+            flower_log_to(log),
+            ray_session(s.num_cpus),
+            server_stopped(stop, done),
+        ):
+            run_simulation(
+                server_app=server,
+                client_app=_client_app(str(folder), s, model),
+                num_supernodes=task.num_partitions,
+                backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+            )
+        if len(federated) < s.rounds + 1:
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+            where = f"see {log}" if log_file else "Flower's log ends: " + " | ".join(tail)
+            raise BuildError(
+                f"the simulation ended after {max(federated, default=0)} of {s.rounds} rounds; "
+                + where
+            )
     finally:
-        flwr_log.setLevel(old_level)
-        _shutdown_ray()
         shutil.rmtree(folder, ignore_errors=True)
-    if len(federated) < s.rounds + 1:
-        raise BuildError(
-            f"the simulation ended after {max(federated, default=0)} of {s.rounds} rounds; "
-            "see Flower's log above"
-        )
     per_round = [
         {
             "round": r,
-            "federated_accuracy": federated[r],
-            "centralised_accuracy": central[r - 1],
+            "federated_accuracy": federated[r]["top1_acc"],
+            "centralised_accuracy": central[r - 1]["top1_acc"],
+            "federated_top5": federated[r]["top5_acc"],
+            "centralised_top5": central[r - 1]["top5_acc"],
             "train_loss": losses.get(r),
         }
         for r in range(1, s.rounds + 1)
     ]
     n_train = int((~task.heldout).sum())
+    sizes = np.bincount(task.partition[~task.heldout], minlength=task.num_partitions)
     return {
         "partitions": str(partitions_dir),
         "catalog": str(catalog),
@@ -489,6 +558,8 @@ def simulate_fedavg(
         "rows_train": n_train,
         "rows_heldout": int(task.heldout.sum()),
         "rows_dropped": task.dropped,
+        "client_sizes": sizes.tolist(),
+        "settings": dataclasses.asdict(s),
         "rounds": s.rounds,
         "local_epochs": s.local_epochs,
         "fraction_fit": s.fraction_fit,
@@ -496,12 +567,25 @@ def simulate_fedavg(
         "lr": s.lr,
         "batch_size": s.batch_size,
         "holdout": s.holdout,
-        "model": "softmax regression on wrap_encode(lat, lon)",
-        "initial_accuracy": federated[0],
+        "model": s.model,
+        "strategy": "fedprox" if s.proximal_mu > 0 else "fedavg",
+        "model_settings": _model_settings(model),
+        "initial_accuracy": federated[0]["top1_acc"],
         "per_round": per_round,
         "final": {
-            "federated_accuracy": federated[s.rounds],
-            "centralised_accuracy": central[-1],
+            "federated_accuracy": federated[s.rounds]["top1_acc"],
+            "centralised_accuracy": central[-1]["top1_acc"],
+            "federated_top5": federated[s.rounds]["top5_acc"],
+            "centralised_top5": central[-1]["top5_acc"],
         },
+        "baselines": baselines,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _model_settings(model: FlModel) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    if config is not None:
+        return dict(dataclasses.asdict(config))
+    keys = ("lr", "batch_size", "input_dim", "embeddings", "with_location")
+    return {k: getattr(model, k) for k in keys if hasattr(model, k)}

@@ -2,8 +2,8 @@
 
 An evaluation writes into a run folder one JSON file per evaluation, ``<name>.<kind>.json``::
 
-    {"kind": "catalog" | "split" | "prior" | "geo" | "classify" | "zeroshot" | "retrieval",
-     "name": str, "source": str,
+    {"kind": "catalog" | "split" | "prior" | "geo" | "classify" | "zeroshot" | "retrieval"
+     | "federated", "name": str, "source": str,
      "summary": {key: number or null},
      "tables": {title: {"columns": [str, ...], "rows": [[cell, ...], ...]}},
      "figures": [PNG paths relative to the folder]}
@@ -38,6 +38,7 @@ from geoaware.outputs import MANIFEST_NAME, read_manifest
 __all__ = [
     "CLASSIFY_SUMMARY_KEYS",
     "CONTRACT_KEYS",
+    "FEDERATED_SUMMARY_KEYS",
     "GEO_SUMMARY_KEYS",
     "REQUIRED_SUMMARY_KEYS",
     "EvaluationRun",
@@ -96,6 +97,18 @@ RETRIEVAL_SUMMARY_KEYS: tuple[str, ...] = (
     "t2i_r10",
     "mean_recall",
 )
+#: The summary keys of a ``federated`` run (``geoaware fl simulate --out``; ``n``: held-out
+#: rows), in column order: final federated and centralised top-1/top-5 and the best baseline.
+FEDERATED_SUMMARY_KEYS: tuple[str, ...] = (
+    "n",
+    "fed_top1_acc",
+    "central_top1_acc",
+    "fed_top5_acc",
+    "central_top5_acc",
+    "best_baseline_top5_acc",
+    "clients",
+    "rounds",
+)
 #: The summary keys every evaluation file must have (thresholds and k are the evaluator's choice).
 REQUIRED_SUMMARY_KEYS: tuple[str, ...] = ("n",)
 #: The summary keys of the stages before evaluation, as ``geoaware demo`` writes them: a
@@ -103,8 +116,10 @@ REQUIRED_SUMMARY_KEYS: tuple[str, ...] = ("n",)
 CATALOG_SUMMARY_KEYS: tuple[str, ...] = ("n", "labels", "located", "errors", "warnings")
 SPLIT_SUMMARY_KEYS: tuple[str, ...] = ("n", "splits")
 PRIOR_SUMMARY_KEYS: tuple[str, ...] = ("n", "top1_acc", "top5_acc", "epochs")
-Kind = Literal["catalog", "split", "prior", "geo", "classify", "zeroshot", "retrieval"]
-_KINDS: tuple[Kind, ...] = ("catalog", "split", "prior", "geo", "classify", "zeroshot", "retrieval")
+Kind = Literal["catalog", "split", "prior", "geo", "classify", "zeroshot", "retrieval", "federated"]
+_KINDS: tuple[Kind, ...] = (
+    "catalog", "split", "prior", "geo", "classify", "zeroshot", "retrieval", "federated",
+)  # fmt: skip
 _SUMMARY_ORDER = {
     "catalog": CATALOG_SUMMARY_KEYS,
     "split": SPLIT_SUMMARY_KEYS,
@@ -113,6 +128,7 @@ _SUMMARY_ORDER = {
     "classify": CLASSIFY_SUMMARY_KEYS,
     "zeroshot": ZEROSHOT_SUMMARY_KEYS,
     "retrieval": RETRIEVAL_SUMMARY_KEYS,
+    "federated": FEDERATED_SUMMARY_KEYS,
 }
 _RECALL = re.compile(r"(?:i2t|t2i)_r\d+|mean_recall")
 _ACC_KM = re.compile(r"acc_(\d+(?:\.\d+)?)km")
@@ -125,6 +141,7 @@ _KIND_TITLES = {
     "classify": "Classification",
     "zeroshot": "Zero-shot classification",
     "retrieval": "Image-text retrieval",
+    "federated": "Federated training",
 }
 _NOTES = {
     "catalog": "Rows of the catalog, its labels and located rows, and the rows that validation "
@@ -141,6 +158,9 @@ _NOTES = {
     "retrieval": "Recall@k: share of image queries with one of their captions among the k best "
     "captions (image to text), and of caption queries with their image among the k best images "
     "(text to image); mean recall averages them.",
+    "federated": "FedAvg over the clients of a partition against the same model trained centrally "
+    "on the union of their training rows for the same epochs; top-k accuracy on held-out rows "
+    "after the last round; the baselines are those of `prior eval`, fitted on the same rows.",
 }
 _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "n": ("images", ""),
@@ -168,6 +188,11 @@ _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "images_without_embedding": ("no vector", "images"),
     "embeddings_without_caption": ("no caption", "vectors"),
     "empty_captions": ("empty", "captions"),
+    "fed_top1_acc": ("federated", "top-1"),
+    "central_top1_acc": ("centralised", "top-1"),
+    "fed_top5_acc": ("federated", "top-5"),
+    "central_top5_acc": ("centralised", "top-5"),
+    "best_baseline_top5_acc": ("best baseline", "top-5"),
 }
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LONG_TABLE_ROWS = 25
@@ -200,9 +225,9 @@ class EvaluationRun:
     ----------
     path : Path
         The JSON file.
-    kind : {"geo", "classify", "zeroshot", "retrieval"}
-        What was evaluated: predicted coordinates, predicted labels, zero-shot labels or
-        image-text retrieval.
+    kind : {"geo", "classify", "zeroshot", "retrieval", "federated"}
+        What was evaluated: predicted coordinates, predicted labels, zero-shot labels,
+        image-text retrieval, or a federated training run.
     name : str
         The run's name (the model or prediction file).
     source : str

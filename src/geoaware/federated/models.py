@@ -1,0 +1,319 @@
+"""The models a federated simulation trains: one interface, weights as lists of arrays.
+
+A model turns locations into its input features (:meth:`FlModel.features`), gives the
+initial weights (:meth:`FlModel.initial`), runs local epochs from given weights
+(:meth:`FlModel.fit`, used alike by each client and by the centralised run) and scores
+held-out rows (:meth:`FlModel.scores`). Weights travel as lists of numpy arrays (Flower's
+``ArrayRecord``) and are averaged by the strategy.
+
+* :class:`SoftmaxModel`: softmax regression on ``wrap_encode(lat, lon)``, mini-batch SGD.
+* :class:`HeadModel`: the same softmax regression on image embeddings (the
+  :mod:`geoaware.vision.embeddings` contract), optionally with the wrap-encoded location
+  concatenated (the geo-aware classifier of Chu et al. 2019 in its simplest form).
+* :class:`PriorModel`: the geographic prior network of ``geoaware prior train``
+  (:class:`~geoaware.priors.model.PriorNet`, its input encoding and its full
+  "assume negative" loss with background points drawn uniformly on the sphere, balanced
+  sampling per epoch, Adam). Each :meth:`PriorModel.fit` call starts a fresh Adam state,
+  for a client and for the centralised run alike.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from geoaware.construct.errors import BuildError
+
+if TYPE_CHECKING:
+    from geoaware.priors.model import PriorNet
+
+__all__ = ["FlModel", "HeadModel", "PriorModel", "SoftmaxModel", "topk_accuracy"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Weights = list[npt.NDArray[np.float32] | FloatArray]
+
+
+class FlModel(Protocol):
+    """What a federated simulation needs from a model."""
+
+    name: str
+
+    def features(
+        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> npt.NDArray[np.floating]:
+        """Return the model's input features of located rows, shape ``(n, d)``."""
+        ...
+
+    def initial(self) -> Weights:
+        """Return the initial weights (seeded)."""
+        ...
+
+    def fit(
+        self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
+        seed: list[int], mu: float = 0.0,
+    ) -> tuple[Weights, float]:  # fmt: skip
+        """Run ``epochs`` from ``weights`` on ``(x, y)``; return new weights and the mean loss."""
+        ...
+
+    def scores(self, weights: Weights, x: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+        """Return class scores of shape ``(n, classes)``; higher is more likely."""
+        ...
+
+
+def topk_accuracy(
+    scores: npt.NDArray[np.floating], y: IntArray, ks: tuple[int, ...] = (1, 5)
+) -> dict[str, float]:
+    """Return ``top<k>_acc`` for each k: the share of rows whose label is among the k best.
+
+    Ties count against the label (a row is right at k only if fewer than k classes score
+    strictly higher). NaN without rows.
+
+    Examples
+    --------
+    >>> s = np.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5]])
+    >>> topk_accuracy(s, np.array([0, 1]), ks=(1, 2))
+    {'top1_acc': 0.5, 'top2_acc': 1.0}
+    """
+    if not len(y):
+        return {f"top{k}_acc": float("nan") for k in ks}
+    true = scores[np.arange(len(y)), y]
+    rank = (scores > true[:, None]).sum(axis=1)
+    return {f"top{k}_acc": float((rank < k).mean()) for k in ks}
+
+
+class SoftmaxModel:
+    """Softmax regression on ``wrap_encode(lat, lon)`` trained by mini-batch SGD.
+
+    Examples
+    --------
+    >>> m = SoftmaxModel(n_classes=2, lr=0.5, batch_size=4)
+    >>> x = m.features(np.array([40.0, -40.0] * 8), np.array([0.0, 0.0] * 8))
+    >>> w, _ = m.fit(m.initial(), x, np.array([0, 1] * 8), epochs=20, seed=[0])
+    >>> topk_accuracy(m.scores(w, x), np.array([0, 1] * 8), ks=(1,))
+    {'top1_acc': 1.0}
+    """
+
+    name = "softmax"
+
+    def __init__(self, n_classes: int, *, lr: float = 0.5, batch_size: int = 32) -> None:
+        self.n_classes, self.lr, self.batch_size = n_classes, lr, batch_size
+
+    def features(
+        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> FloatArray:
+        """Return the input features of located rows."""
+        from geoaware.geo.encode import wrap_encode
+
+        return np.asarray(wrap_encode(lat, lon), dtype=np.float64)
+
+    def initial(self) -> Weights:
+        """Return the seeded initial weights."""
+        return [np.zeros((self.input_dim + 1, self.n_classes))]
+
+    @property
+    def input_dim(self) -> int:
+        """Width of the features."""
+        return 4
+
+    def fit(
+        self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
+        seed: list[int], mu: float = 0.0,
+    ) -> tuple[Weights, float]:  # fmt: skip
+        """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
+        from geoaware.federated.simulate import train_softmax
+
+        w, loss = train_softmax(
+            np.asarray(weights[0], dtype=np.float64), np.asarray(x, np.float64), y,
+            epochs=epochs, lr=self.lr, batch_size=self.batch_size,
+            rng=np.random.default_rng(seed), mu=mu,
+        )  # fmt: skip
+        return [w], loss
+
+    def scores(self, weights: Weights, x: npt.NDArray[np.floating]) -> FloatArray:
+        """Return class scores ``(n, classes)``."""
+        w = np.asarray(weights[0], dtype=np.float64)
+        return np.asarray(np.asarray(x, np.float64) @ w[:-1] + w[-1])
+
+
+class HeadModel(SoftmaxModel):
+    """Softmax regression on image embeddings, optionally with the location concatenated.
+
+    Parameters
+    ----------
+    n_classes
+        Output classes.
+    embeddings
+        An embeddings file or folder (:func:`geoaware.vision.embeddings.read_embeddings`).
+    with_location
+        Append ``wrap_encode(lat, lon)`` (4 features) to each vector.
+    lr, batch_size
+        Mini-batch SGD settings.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "emb.parquet"
+    >>> _ = write_embeddings(f, ["a", "b"], np.eye(2), EmbeddingInfo("toy", 2))
+    >>> m = HeadModel(2, f, with_location=True)
+    >>> m.features(np.zeros(2), np.zeros(2), np.array(["b", "a"], dtype=object)).shape
+    (2, 6)
+    """
+
+    name = "head"
+
+    def __init__(
+        self, n_classes: int, embeddings: str | os.PathLike[str], *, with_location: bool = False,
+        lr: float = 0.5, batch_size: int = 32,
+    ) -> None:  # fmt: skip
+        from geoaware.vision.embeddings import read_info
+
+        super().__init__(n_classes, lr=lr, batch_size=batch_size)
+        self.embeddings = str(embeddings)
+        self.with_location = with_location
+        self.dim = read_info(embeddings).dim
+
+    @property
+    def input_dim(self) -> int:
+        """Width of the features: the vector size, plus 4 with the location."""
+        return self.dim + (4 if self.with_location else 0)
+
+    def features(
+        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> FloatArray:
+        """Return each row's embedding (and wrap-encoded location); every id needs one."""
+        from geoaware.vision.embeddings import read_embeddings
+
+        if image_ids is None:
+            raise BuildError("the embedding head needs the image ids of the rows")
+        vectors = read_embeddings(self.embeddings, ids=image_ids).vectors.astype(np.float64)
+        if not self.with_location:
+            return vectors
+        return np.concatenate([vectors, super().features(lat, lon)], axis=1)
+
+
+class PriorModel:
+    """The prior network of ``geoaware prior train``, trained from given weights.
+
+    Parameters
+    ----------
+    n_classes
+        Output classes.
+    config
+        A :class:`~geoaware.priors.config.PriorConfig` (its encoding, network, loss weight,
+        batch size, balanced sampling, learning rate and seed). The full loss (``full`` or
+        ``full_me``) is supported, without the photographer loss, the date or GeoCLIP.
+
+    Examples
+    --------
+    >>> from geoaware.priors import PriorConfig
+    >>> m = PriorModel(2, PriorConfig(width=8, blocks=1, dropout=0.0, batch_size=8, lr=0.01))
+    >>> x = m.features(np.array([40.0, -40.0] * 8), np.array([10.0, -100.0] * 8))
+    >>> y = np.array([0, 1] * 8)
+    >>> w, loss = m.fit(m.initial(), x, y, epochs=30, seed=[0])
+    >>> topk_accuracy(m.scores(w, x), y, ks=(1,))
+    {'top1_acc': 1.0}
+    """
+
+    name = "prior"
+
+    def __init__(self, n_classes: int, config: object) -> None:
+        from geoaware.priors import PriorConfig
+
+        if not isinstance(config, PriorConfig):
+            raise BuildError(f"config must be a PriorConfig, got {type(config).__name__}")
+        if config.loss not in ("full", "full_me"):
+            raise BuildError(f"federated priors train the full loss; got loss={config.loss!r}")
+        if config.encoding == "geoclip" or config.use_date or config.user_weight > 0:
+            raise BuildError("federated priors use a location-only input and no user loss")
+        self.n_classes = n_classes
+        self.config = config
+
+    def features(
+        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Return the input features of located rows."""
+        from geoaware.priors.features import encode_inputs
+
+        return encode_inputs(lat, lon, self.config)
+
+    def _net(self, weights: Weights | None = None) -> PriorNet:
+        import torch
+
+        from geoaware.priors.model import PriorNet
+
+        torch.manual_seed(self.config.seed)
+        net = PriorNet(self.config, self.n_classes)
+        if weights is not None:
+            keys = list(net.state_dict())
+            net.load_state_dict(
+                {k: torch.from_numpy(np.asarray(w)) for k, w in zip(keys, weights, strict=True)}
+            )
+        return net
+
+    def initial(self) -> Weights:
+        """Return the seeded initial weights."""
+        net = self._net()
+        return [v.detach().numpy().copy() for v in net.state_dict().values()]
+
+    def fit(
+        self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
+        seed: list[int], mu: float = 0.0,
+    ) -> tuple[Weights, float]:  # fmt: skip
+        """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
+        import torch
+
+        from geoaware.priors.losses import FullLossHead, assume_negative_full
+        from geoaware.priors.sampling import balanced_indices, uniform_sphere
+
+        c = self.config
+        net = self._net(weights)
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(int(rng.integers(2**31)))
+        x_all = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        y_all = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        opt = torch.optim.Adam(net.parameters(), lr=c.lr)
+        anchor = [p.detach().clone() for p in net.parameters()] if mu > 0 else None
+        fused = FullLossHead(c.pos_weight) if c.loss == "full" else None
+        net.train()
+        total, steps = 0.0, 0
+        for _ in range(epochs):
+            index = torch.from_numpy(balanced_indices(y, c.max_per_class, rng))
+            total, steps = 0.0, 0
+            for start in range(0, index.numel(), c.batch_size):
+                i = index[start : start + c.batch_size]
+                b = i.numel()
+                bg = torch.from_numpy(self.features(*uniform_sphere(b, rng)))
+                h = net.embed(torch.cat([x_all[i], bg]))
+                if fused is not None:
+                    loss = fused(h, net.head.weight, net.head.bias, y_all[i])
+                else:
+                    loss = assume_negative_full(
+                        net.class_logits(h[:b]), net.class_logits(h[b:]), y_all[i],
+                        c.pos_weight, True,
+                    )  # fmt: skip
+                if anchor is not None:  # FedProx's proximal term
+                    loss = loss + mu / 2 * sum(
+                        ((p - a) ** 2).sum() for p, a in zip(net.parameters(), anchor, strict=True)
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                total += float(loss.detach())
+                steps += 1
+        net.eval()
+        new = [v.detach().numpy().copy() for v in net.state_dict().values()]
+        return new, total / steps if steps else float("nan")
+
+    def scores(self, weights: Weights, x: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+        """Return class scores ``(n, classes)``."""
+        import torch
+
+        net = self._net(weights)
+        with torch.no_grad():
+            out = net(torch.from_numpy(np.asarray(x, dtype=np.float32)))
+        return np.asarray(out.numpy())
