@@ -15,7 +15,7 @@ from geoaware.priors.errors import PriorConfigError
 
 __all__ = ["ENCODINGS", "LOSSES", "PRECISIONS", "Encoding", "LossName", "Precision", "PriorConfig"]
 
-Encoding = Literal["wrap", "unit", "multiscale", "geoclip"]
+Encoding = Literal["wrap", "unit", "multiscale", "fourier", "geoclip"]
 Precision = Literal["float32", "bfloat16"]
 LossName = Literal["full", "ssdl", "slds", "full_me", "ssdl_me", "slds_me"]
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
@@ -141,7 +141,13 @@ class PriorConfig:
     @property
     def input_dim(self) -> int:
         """Width of the network's input (location encoding plus the date, if used)."""
-        loc = {"wrap": 4, "unit": 3, "multiscale": 4 * self.levels, "geoclip": 512}[self.encoding]
+        loc = {
+            "wrap": 4,
+            "unit": 3,
+            "multiscale": 4 * self.levels,
+            "fourier": 16 * self.levels,
+            "geoclip": 512,
+        }[self.encoding]
         return loc + (2 if self.use_date else 0)
 
     @classmethod
