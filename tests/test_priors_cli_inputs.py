@@ -57,7 +57,7 @@ def test_train_auto_recipe_is_reported_and_saved(world: tuple[Path, Path]) -> No
     # about 48 training points per class: below the threshold, so small-data
     assert recipe["asked"] == "auto" and recipe["name"] == "small-data"
     assert "observations per class over 4 classes" in recipe["reason"]
-    assert meta["config"]["encoding"] == "multiscale" and meta["config"]["width"] == 16
+    assert meta["config"]["encoding"] == "fourier" and meta["config"]["width"] == 16
     r = _run("train", str(cat), "--out", str(model.parent / "m2"), *TINY, "--recipe",
              "published", "--lr", "0.01")  # fmt: skip
     assert r.exit_code == 0, r.output  # type: ignore[attr-defined]

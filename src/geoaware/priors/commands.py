@@ -64,18 +64,21 @@ def train(
             f"the median class has fewer than {SMALL_DATA_BELOW} training observations, "
             "published otherwise; the choice and its reason are printed and saved), published "
             "(Mac Aodha et al. 2019: wrap, batch 2048, lr 5e-4, decay 0.98, dropout 0.5; for "
-            "hundreds of observations per class) or small-data (multiscale 10 levels, batch 512, "
+            "hundreds of observations per class) or small-data (fourier 10 levels, batch 512, "
             "lr 5e-3, decay 0.97, dropout 0). Options given explicitly win."
         ),
     ] = "auto",
     encoding: Annotated[
         str | None,
-        typer.Option(help="\\[recipe] Location input: wrap, unit, multiscale or geoclip."),
+        typer.Option(
+            help="\\[recipe] Location input: wrap, unit, multiscale, fourier or geoclip."
+        ),
     ] = None,
     levels: Annotated[
         int | None,
         typer.Option(
-            help="\\[recipe] Frequencies of the multiscale encoding (finest ~40,030 km/2^(n-1))."
+            help="\\[recipe] Levels of the multiscale and fourier encodings (finest wavelength "
+            "~40,030 km/2^(n-1) and /2^n)."
         ),
     ] = None,
     use_date: Annotated[

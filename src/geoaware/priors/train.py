@@ -37,7 +37,14 @@ from geoaware.priors.model import PriorNet
 from geoaware.priors.recipes import RecipeChoice, choose_recipe, recipe_config
 from geoaware.priors.sampling import balanced_indices, uniform_sphere
 
-__all__ = ["TrainResult", "fit_prior", "multiscale_torch", "set_threads", "train_prior"]
+__all__ = [
+    "TrainResult",
+    "bf16_supported",
+    "fit_prior",
+    "multiscale_torch",
+    "set_threads",
+    "train_prior",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -53,6 +60,29 @@ def set_threads(n: int | None = None) -> int:
     n = n or os.cpu_count() or 1
     torch.set_num_threads(n)
     return n
+
+
+def bf16_supported() -> bool:
+    """Say whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX).
+
+    Without it, ``precision="bfloat16"`` is emulated and several times slower than float32,
+    so benchmarks and scripts pick float32 there.
+
+    Examples
+    --------
+    >>> isinstance(bf16_supported(), bool)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(probe()) if callable(probe) else False
 
 
 @dataclass
