@@ -61,7 +61,7 @@ def test_train_auto_recipe_is_reported_and_saved(world: tuple[Path, Path]) -> No
     r = _run("train", str(cat), "--out", str(model.parent / "m2"), *TINY, "--recipe",
              "published", "--lr", "0.01")  # fmt: skip
     assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
-    assert "recipe published: asked for explicitly" in r.output  # type: ignore[attr-defined]
+    assert "recipe published (published): asked for explicitly" in r.output  # type: ignore[attr-defined]
     cfg = json.loads((model.parent / "m2" / "config.json").read_text())["config"]
     assert cfg["encoding"] == "wrap" and cfg["lr"] == 0.01
 

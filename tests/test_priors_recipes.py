@@ -21,7 +21,7 @@ def test_inat_sized_data_keeps_the_published_recipe() -> None:
     counts = np.clip(rng.lognormal(np.log(300), 0.9, 5089).astype(int), 20, 4000)
     choice = choose_recipe(_labels(counts))
     assert choice.name == "published" and choice.classes == 5089
-    assert choice.median_per_class >= 100 and "published" in choice.reason
+    assert choice.median_per_class >= 100 and f"at least {SMALL_DATA_BELOW}" in choice.reason
 
 
 def test_few_observations_per_class_get_small_data() -> None:

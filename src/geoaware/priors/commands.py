@@ -70,9 +70,7 @@ def train(
     ] = "auto",
     encoding: Annotated[
         str | None,
-        typer.Option(
-            help="\\[recipe] Location input: wrap, unit, multiscale, fourier or geoclip."
-        ),
+        typer.Option(help="\\[recipe] Location input: wrap, unit, multiscale, fourier or geoclip."),
     ] = None,
     levels: Annotated[
         int | None,
@@ -155,11 +153,9 @@ def train(
     ) as bar:
         task = bar.add_task("reading the catalog", total=epochs, loss="")
 
-        def announce(config: PriorConfig, choice: RecipeChoice | None) -> None:
+        def announce(_config: PriorConfig, choice: RecipeChoice | None) -> None:
             name = choice.name if choice else "given"
             bar.update(task, description=f"training ({name} recipe)")
-            if choice is not None and not json:
-                err.print(f"recipe {choice.name}: {choice.reason}", highlight=False)
 
         def progress(epoch: int, value: float) -> None:
             bar.update(task, completed=epoch, loss=f"loss {value:.5f}")
@@ -205,7 +201,10 @@ def train(
         )
     )
     if result.recipe:
-        out.print(f"recipe {result.recipe['name']}: {result.recipe['reason']}", highlight=False)
+        out.print(
+            f"recipe {result.recipe['name']} ({result.recipe['asked']}): {result.recipe['reason']}",
+            highlight=False,
+        )
 
 
 @prior_app.command(

@@ -90,7 +90,7 @@ def choose_recipe(labels: npt.ArrayLike, asked: str = "auto") -> RecipeChoice:
     'published'
     >>> c = choose_recipe([0, 0, 1, 2, 2, 2])
     >>> c.name, c.reason
-    ('small-data', 'median 2 observations per class over 3 classes (below 50): small-data')
+    ('small-data', 'median 2 observations per class over 3 classes, below 50')
     >>> choose_recipe([0, 1], asked="published").reason
     'asked for explicitly (median 1 observations per class over 2 classes)'
     """
@@ -104,9 +104,9 @@ def choose_recipe(labels: npt.ArrayLike, asked: str = "auto") -> RecipeChoice:
     if asked != "auto":
         return RecipeChoice(asked, asked, f"asked for explicitly ({figures})", median, counts.size)
     if median < SMALL_DATA_BELOW:
-        name, why = "small-data", f"{figures} (below {SMALL_DATA_BELOW}): small-data"
+        name, why = "small-data", f"{figures}, below {SMALL_DATA_BELOW}"
     else:
-        name, why = "published", f"{figures} (at least {SMALL_DATA_BELOW}): published"
+        name, why = "published", f"{figures}, at least {SMALL_DATA_BELOW}"
     return RecipeChoice(asked, name, why, median, counts.size)
 
 
