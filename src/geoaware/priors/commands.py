@@ -241,6 +241,7 @@ def predict(
         err.print(
             f"[yellow]warning:[/] {model} was trained without dates: --date {date} is ignored",
             highlight=False,
+            soft_wrap=True,
         )
     ranked = prior.top(lat, lon, fraction if date_used else None, k=top)
     if json:
