@@ -58,7 +58,7 @@ def test_train_reports_rows(fg_model: tuple[Path, dict]) -> None:
     meta = json.loads((model / "config.json").read_text())
     assert len(meta["vocabulary"]) == summary["classes"] and meta["config"]["width"] == 32
     # the small-data recipe's defaults, with the explicitly given batch size winning
-    assert meta["config"]["encoding"] == "multiscale" and meta["config"]["lr"] == 5e-3
+    assert meta["config"]["encoding"] == "fourier" and meta["config"]["lr"] == 5e-3
     assert meta["config"]["batch_size"] == 4096 and meta["config"]["dropout"] == 0.0
 
 

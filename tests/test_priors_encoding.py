@@ -48,6 +48,24 @@ def test_multiscale_background_matches_numpy_encoding() -> None:
     assert torch.allclose((pairs**2).sum(-1), torch.ones(1000, 14, dtype=torch.float64), atol=1e-5)
 
 
+def test_fourier_background_matches_numpy_encoding() -> None:
+    """The background rows drawn in torch are fourier encodings of their own points."""
+    from geoaware.priors.features import fourier_frequencies
+
+    cfg = PriorConfig(encoding="fourier", levels=5)
+    bg = _Background(cfg, torch.Generator().manual_seed(0))(500).double().numpy()
+    assert bg.shape == (500, cfg.input_dim) == (500, 80)
+    half = bg.shape[1] // 2
+    assert np.allclose(bg[:, :half] ** 2 + bg[:, half:] ** 2, 1.0, atol=1e-5)
+    # recover each point from its lowest level (|w| = 2: no wrap-around) and re-encode it
+    w = fourier_frequencies(5)[:, :8]
+    z = np.arctan2(bg[:, :8], bg[:, half : half + 8])
+    u, *_ = np.linalg.lstsq(w.T, z.T, rcond=None)
+    u = u.T / np.linalg.norm(u.T, axis=1, keepdims=True)
+    lat, lon = np.degrees(np.arcsin(u[:, 2])), np.degrees(np.arctan2(u[:, 1], u[:, 0]))
+    assert np.allclose(encode_inputs(lat, lon, cfg), bg, atol=2e-3)
+
+
 def _patches(n_per: int, seed: int) -> Observations:
     """Eight species in 0.15-degree patches 1 degree apart (ranges of ~20 km, 100 km apart)."""
     rng = np.random.default_rng(seed)
@@ -73,7 +91,7 @@ def test_multiscale_resolves_small_ranges_that_wrap_cannot() -> None:
         width=64, blocks=2, dropout=0.0, epochs=30, batch_size=64, lr=3e-3, pos_weight=8.0
     )
     top1 = {}
-    for enc in ("wrap", "multiscale"):
+    for enc in ("wrap", "multiscale", "fourier"):
         c = cfg.replace(encoding=enc, levels=10)
         net, _ = fit_prior(train, c)
         ranks = location_ranks(
@@ -81,8 +99,8 @@ def test_multiscale_resolves_small_ranges_that_wrap_cannot() -> None:
         )
         top1[enc] = rank_metrics(ranks)["top1_acc"]
     print(top1)
-    assert top1["multiscale"] >= 0.9
-    assert top1["multiscale"] > top1["wrap"] + 0.2
+    assert top1["multiscale"] >= 0.9 and top1["fourier"] >= 0.9
+    assert min(top1["multiscale"], top1["fourier"]) > top1["wrap"] + 0.2
 
 
 def test_same_class_twins_matches_brute_force() -> None:

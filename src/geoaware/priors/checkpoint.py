@@ -193,8 +193,8 @@ def load_prior(folder: PathLike) -> LocationPrior:
     Raises
     ------
     geoaware.errors.InputFileError
-        Naming the file, if ``config.json`` or ``model.pt`` is missing, unreadable or does not
-        match (wrong format, vocabulary and weights of different sizes).
+        Naming the file, if ``config.json`` or ``model.pt`` is missing, empty, damaged or does
+        not match (wrong format, vocabulary and weights of different sizes).
     """
     d = Path(folder)
     cfg_path, weights = d / "config.json", d / "model.pt"
@@ -213,16 +213,32 @@ def load_prior(folder: PathLike) -> LocationPrior:
     config = PriorConfig.from_dict(meta["config"])
     vocab = [str(v) for v in meta["vocabulary"]]
     net = PriorNet(config, len(vocab), int(meta.get("n_users", 0)))
+    if weights.stat().st_size == 0:
+        raise InputFileError(weights, "empty: not a saved prior network")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # pickle, zip, EOF, ...: every way a damaged file fails
         raise InputFileError(
-            weights, f"weights do not load into the configured network ({exc})"
+            weights, f"damaged or not a saved prior network ({_first_line(exc)})"
+        ) from exc
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        raise InputFileError(
+            weights, f"weights do not fit the network of config.json ({_first_line(exc)})"
         ) from exc
     prior = LocationPrior(config, vocab, net, training=dict(meta.get("training", {})))
     pts = d / "points.npz"
     if pts.is_file():
-        with np.load(pts) as z:
-            prior.points = (z["lat"], z["lon"], z["label"])
+        try:
+            with np.load(pts) as z:
+                prior.points = (z["lat"], z["lon"], z["label"])
+        except Exception as exc:  # zip, KeyError, ...
+            raise InputFileError(pts, f"damaged ({_first_line(exc)})") from exc
     return prior
+
+
+def _first_line(exc: BaseException) -> str:
+    """Return the first sentence of an exception's message (library messages run long)."""
+    text = str(exc).strip().splitlines()
+    return text[0].split(". ")[0] if text else type(exc).__name__

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from geoaware.catalog.io import catalog_files, read_catalog
 from geoaware.geo.encode import year_fraction
-from geoaware.priors.errors import PriorError
+from geoaware.priors.errors import PriorError, PriorInputError
 
 __all__ = ["Observations", "load_table", "observations_from_table"]
 
@@ -92,9 +92,23 @@ def load_table(catalog: PathLike | pa.Table, label_column: str | None = None) ->
     if isinstance(catalog, pa.Table):
         return catalog
     files = catalog_files(catalog)
-    names = set(pq.read_schema(files[0]).names) if files else set()
+    schemas = [_schema(f) for f in files]
+    names = set(schemas[0].names) if schemas else set()
     wanted = [c for c in (*_WANTED, label_column or "label") if c in names]
-    return read_catalog(catalog, columns=list(dict.fromkeys(wanted)))
+    try:
+        return read_catalog(catalog, columns=list(dict.fromkeys(wanted)))
+    except (pa.ArrowException, OSError) as exc:
+        raise PriorInputError(catalog, f"cannot be read as a Parquet catalog ({exc})") from exc
+
+
+def _schema(path: PathLike) -> pa.Schema:
+    """Read one Parquet file's schema; a damaged file is one error naming it."""
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise PriorInputError(
+            path, f"not a readable Parquet file, truncated or damaged ({exc})"
+        ) from exc
 
 
 def observations_from_table(

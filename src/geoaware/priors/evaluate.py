@@ -129,17 +129,23 @@ def evaluate_prior(
     train_split: str | None = "train",
     baselines: bool = True,
     ks: Sequence[int] = (1, 5, 10),
+    exclude_within_km: float | None = 1.0,
 ) -> dict[str, Any]:
     """Evaluate a prior location-only on a catalog split, beside the baselines, in one table.
 
     The baselines are fitted on the catalog's ``train_split`` rows (all rows not in ``split``
-    when the catalog has no such split, or the points stored with the model).
+    when the catalog has no such split, or the points stored with the model). With
+    ``exclude_within_km``, every method is also scored on the test points that have no
+    training point of the same class within that distance (:func:`same_class_twins`): the
+    figure for new places, beside the one on all points.
 
     Returns
     -------
     dict
         ``split``, ``n`` (points evaluated), ``dropped`` (rows left out and why), ``rows``
-        (one per method: ``method``, ``n``, ``top1_acc``, ``top5_acc``, ``top10_acc``, ``map``).
+        (one per method: ``method``, ``n``, ``top1_acc``, ``top5_acc``, ``top10_acc``, ``map``),
+        ``baselines``, and ``twin_free`` (None without ``exclude_within_km``; else ``km``,
+        ``n``, ``twins`` and ``rows`` as above, on the test points without a twin).
     """
     prior = model if isinstance(model, LocationPrior) else load_prior(model)
     where = "<table>" if isinstance(catalog, pa.Table) else str(catalog)
@@ -148,25 +154,39 @@ def evaluate_prior(
     test = observations_from_table(
         table, col, split=split, vocabulary=prior.vocabulary, where=where
     )
-    rows = [_row("prior", prior, test, ks)]
-    if baselines:
+    scorers: dict[str, Scorer] = {"prior": prior}
+    train: Observations | None = None
+    if baselines or exclude_within_km:
         train = _train_points(table, col, prior, split, train_split, where)
-        for name, scorer in fit_baselines(
-            train.lat, train.lon, train.labels, prior.n_classes
-        ).items():
-            rows.append(_row(name, scorer, test, ks))
+    if baselines and train is not None:
+        scorers.update(fit_baselines(train.lat, train.lon, train.labels, prior.n_classes))
+    keep = np.ones(len(test), dtype=bool)
+    if exclude_within_km and train is not None:
+        keep = ~same_class_twins(
+            train.lat, train.lon, train.labels, test.lat, test.lon, test.labels,
+            radius_km=exclude_within_km,
+        )  # fmt: skip
+    rows, free_rows = [], []
+    for name, scorer in scorers.items():
+        ranks = location_ranks(scorer, test.lat, test.lon, test.labels, test.date_fraction)
+        rows.append({"method": name, **rank_metrics(ranks, ks)})
+        free_rows.append({"method": name, **rank_metrics(ranks[keep], ks)})
+    twin_free = None
+    if exclude_within_km:
+        twin_free = {
+            "km": float(exclude_within_km),
+            "n": int(keep.sum()),
+            "twins": int((~keep).sum()),
+            "rows": free_rows,
+        }
     return {
         "split": split,
         "n": len(test),
         "dropped": test.dropped,
         "rows": rows,
         "baselines": list(BASELINES) if baselines else [],
+        "twin_free": twin_free,
     }
-
-
-def _row(name: str, scorer: Scorer, obs: Observations, ks: Sequence[int]) -> dict[str, Any]:
-    ranks = location_ranks(scorer, obs.lat, obs.lon, obs.labels, obs.date_fraction)
-    return {"method": name, **rank_metrics(ranks, ks)}
 
 
 def _train_points(

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = [
     "date_features",
     "encode_inputs",
+    "fourier_encode",
+    "fourier_frequencies",
     "geoclip_encoder",
     "multiscale_encode",
     "parse_date",
@@ -30,6 +32,9 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 _GEOCLIP_BATCH = 8192
+#: Random directions per level of the ``"fourier"`` encoding.
+FOURIER_PER_LEVEL = 8
+_FOURIER_SEED = 20240612
 
 
 def date_features(fraction: npt.ArrayLike) -> FloatArray:
@@ -71,6 +76,55 @@ def multiscale_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> Fl
     out: FloatArray = np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], axis=-1).reshape(
         la.size, 4 * levels
     )
+    return out
+
+
+@functools.cache
+def fourier_frequencies(levels: int) -> FloatArray:
+    """Return the fixed frequency vectors of the ``"fourier"`` encoding, shape ``(3, 8 levels)``.
+
+    Level ``k`` holds :data:`FOURIER_PER_LEVEL` vectors in random directions (uniform on the
+    sphere, from a fixed seed, so every model and process gets the same ones) of length
+    ``2^(k+1)``: on the unit sphere a feature ``sin(w . u)`` then has the wavelength of the
+    multiscale encoding's latitude term at level ``k`` (40,030 km / 2^(k+1) across its
+    direction).
+
+    Examples
+    --------
+    >>> w = fourier_frequencies(3)
+    >>> w.shape, np.round(np.linalg.norm(w, axis=0)[::8], 6).tolist()
+    ((3, 24), [2.0, 4.0, 8.0])
+    """
+    rng = np.random.default_rng(_FOURIER_SEED)
+    d = rng.normal(size=(3, FOURIER_PER_LEVEL * levels))
+    d /= np.linalg.norm(d, axis=0, keepdims=True)
+    scale = np.repeat(2.0 ** (np.arange(levels) + 1), FOURIER_PER_LEVEL)
+    out: FloatArray = d * scale
+    return out
+
+
+def fourier_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> FloatArray:
+    """Encode points as random Fourier features of their 3-D unit vector, ``(n, 16 levels)``.
+
+    ``[sin(u W), cos(u W)]`` with ``W`` = :func:`fourier_frequencies`. Unlike the multiscale
+    (and wrap) encoding, no feature depends on the latitude or the longitude alone: a
+    separable input lets the network draw a range as "latitude near x" plus "longitude near
+    y", which paints bands along the whole parallel and meridian of the observations (the
+    stripes of small-data range maps). Random directions at dyadic scales (as GeoCLIP's random
+    Fourier features, here on the sphere itself) have no preferred axis, and the unit vector is
+    continuous across the antimeridian and the poles.
+
+    Examples
+    --------
+    >>> x = fourier_encode([10.0, 10.0], [180.0, -180.0], 2)
+    >>> x.shape, bool(np.allclose(x[0], x[1]))
+    ((2, 32), True)
+    """
+    la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+    wrap_encode(la, lo)  # checks the range
+    z = unit_vector(la, lo) @ fourier_frequencies(levels)
+    out: FloatArray = np.concatenate([np.sin(z), np.cos(z)], axis=1)
     return out
 
 
@@ -135,6 +189,8 @@ def encode_inputs(
         loc = unit_vector(la, lo)
     elif config.encoding == "multiscale":
         loc = multiscale_encode(lat, lon, config.levels)
+    elif config.encoding == "fourier":
+        loc = fourier_encode(lat, lon, config.levels)
     else:
         loc = geoclip_features(lat, lon)
     if config.use_date:

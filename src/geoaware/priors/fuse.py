@@ -7,6 +7,11 @@ probability is multiplied by the prior's probability of that class at the image'
 (and date, if the model uses dates); an image without a location keeps its image-only scores.
 With top-k sparse input only the k candidates are re-weighted (the others are unknown).
 
+Classes are matched through the catalog's integer ``label`` column (class ids) and the
+model's label column (names). A catalog without class ids (the fg_geo catalog has only
+``label_name``) takes dense scores in the order of the model's vocabulary (``config.json``)
+and scores them against the names.
+
 Checked, with errors naming the file and the record: every predicted image id is in the
 catalog and every catalog image of the evaluated split(s) has a prediction; a dense file has
 as many classes as the model's vocabulary; every class id is in the vocabulary; every score is
@@ -106,6 +111,9 @@ class FuseResult:
         ``top5_fused``.
     out, kaggle : str or None
         Files written.
+    classes_by : str
+        How classes were matched: ``"label ids"`` (the catalog's ``label`` column) or
+        ``"vocabulary order"`` (dense columns in the model's class order; catalog names).
     """
 
     images: int
@@ -113,6 +121,7 @@ class FuseResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     out: str | None = None
     kaggle: str | None = None
+    classes_by: str = "label ids"
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary."""
@@ -255,7 +264,26 @@ def fuse_predictions(
             field="image_id",
         )
     _check_coverage(table, pos, split, pred_path, cat_where)
-    cmap = _class_map(prior, table.select(extra) if extra else table, cat_where)
+    col = prior.config.label_column
+    no_ids = "label" not in table.column_names or (
+        table.column("label").null_count == table.num_rows
+    )
+    by_name = col != "label" and no_ids
+    if by_name:
+        # no class ids in the catalog: a dense file's columns are the model's classes in
+        # vocabulary order (config.json "vocabulary"); the truth comes from the names
+        if width is None:
+            raise PriorInputError(
+                cat_where,
+                f"has no integer 'label' ids, so the class ids in {pred_path} cannot be "
+                f"matched to the model's classes (names in {col!r}): add a 'label' column of "
+                f"class ids, or give dense scores with one column per class in the order of "
+                f"the model's vocabulary ({prior.n_classes} classes, config.json)",
+                field="label",
+            )
+        cmap = {i: i for i in range(prior.n_classes)}
+    else:
+        cmap = _class_map(prior, table.select(extra) if extra else table, cat_where)
     top_id = max([*cmap, int(labels.max()) if labels.size else 0]) + 1
     lut = np.full(top_id, -1, dtype=np.int64)
     lut[np.fromiter(cmap.keys(), np.int64, len(cmap))] = np.fromiter(
@@ -291,13 +319,21 @@ def fuse_predictions(
     f_lab, f_sc = rerank(labels, fused, max(k, 5))
     i_lab = labels[:, :5]  # read_predictions ranks them already (ties: lower id first)
     result = FuseResult(len(ids), int(located.sum()))
+    if by_name:
+        result.classes_by = "vocabulary order"
     fused_topk = TopK(topk.image_ids, f_lab[:, :k], f_sc[:, :k], str(pred_path))
     if out is not None:
         result.out = str(write_top_k(fused_topk, Path(out)))
     if kaggle is not None:
         result.kaggle = str(write_submission(TopK(topk.image_ids, f_lab[:, :5]), kaggle, k=5))
-    if "label" in table.column_names:
+    truth = None
+    if by_name and col in table.column_names:
+        index = {name: float(i) for i, name in enumerate(prior.vocabulary)}
+        names = table.column(col).to_pylist()
+        truth = np.array([index.get(str(v), np.nan) for v in names], dtype=np.float64)[pos]
+    elif "label" in table.column_names:
         truth = table.column("label").to_numpy(zero_copy_only=False).astype(np.float64)[pos]
+    if truth is not None:
         sup = None
         if "supercategory" in table.column_names:
             sup = np.asarray(table.column("supercategory").to_pylist(), dtype=object)[pos]

@@ -13,46 +13,125 @@ from geoaware.geo.maps import land_grid
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.errors import PriorError
 
-__all__ = ["range_map", "range_raster"]
+__all__ = ["WORLD", "Bounds", "parse_bounds", "range_map", "range_raster"]
 
 PathLike = str | os.PathLike[str]
 
 
+Bounds = tuple[float, float, float, float]
+WORLD: Bounds = (-180.0, -90.0, 180.0, 90.0)
+
+
+def parse_bounds(text: str) -> Bounds:
+    """Parse ``WEST,SOUTH,EAST,NORTH`` degrees into a checked tuple.
+
+    Raises
+    ------
+    PriorError
+        Naming the value, if it is not four numbers with west < east and south < north in range.
+
+    Examples
+    --------
+    >>> parse_bounds("-10, 35, 30, 60")
+    (-10.0, 35.0, 30.0, 60.0)
+    >>> parse_bounds("10,0,5,1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geoaware.priors.errors.PriorError: bounds '10,0,5,1': need WEST,SOUTH,EAST,NORTH ...
+    """
+    need = (
+        f"bounds {text!r}: need WEST,SOUTH,EAST,NORTH with west < east and south < north, "
+        "longitudes in [-180, 180], latitudes in [-90, 90]"
+    )
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise PriorError(need) from exc
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        raise PriorError(need)
+    return (w, s, e, n)
+
+
 def range_raster(
-    prior: LocationPrior, class_index: int, step: int = 2
+    prior: LocationPrior, class_index: int, step: int = 2, bounds: Bounds = WORLD
 ) -> tuple[np.ndarray[Any, np.dtype[np.float32]], tuple[float, float, float, float]]:
     """Return ``p(class | location)`` on the land grid (NaN over sea) and its extent.
 
     The grid is :func:`geoaware.geo.maps.land_grid` (0.25 degrees) taken every ``step``-th
-    cell; only land cells are scored, one class head row, in batches.
+    cell, cut to ``bounds`` (west, south, east, north); only land cells are scored, one class
+    head row, in batches.
 
     Returns
     -------
-    raster : numpy.ndarray of float32, shape (720 // step, 1440 // step)
-        North-up, starting at 90 N / 180 W.
+    raster : numpy.ndarray of float32
+        North-up; the whole world at ``step`` 2 is (360, 720).
     extent : tuple
-        ``(west, east, south, north)`` for ``matplotlib.pyplot.imshow``.
+        ``(west, east, south, north)`` of the raster's cells, for ``matplotlib.pyplot.imshow``.
+
+    Examples
+    --------
+    >>> from geoaware.priors.config import PriorConfig
+    >>> from geoaware.priors.model import PriorNet
+    >>> cfg = PriorConfig(width=8, blocks=1)
+    >>> prior = LocationPrior(cfg, ["a", "b"], PriorNet(cfg, 2))
+    >>> r, ext = range_raster(prior, 0, step=4, bounds=(-10.0, 35.0, 30.0, 60.0))
+    >>> r.shape, ext
+    ((25, 40), (-10.0, 30.0, 35.0, 60.0))
     """
-    land = land_grid()[::step, ::step]
+    west, south, east, north = bounds
     res = 0.25 * step
+    land = land_grid()[::step, ::step]
+    lat_c = 90.0 - (np.arange(land.shape[0]) + 0.5) * res
+    lon_c = -180.0 + (np.arange(land.shape[1]) + 0.5) * res
+    r_in = np.flatnonzero((lat_c >= south) & (lat_c <= north))
+    c_in = np.flatnonzero((lon_c >= west) & (lon_c <= east))
+    if r_in.size == 0 or c_in.size == 0:
+        raise PriorError(f"bounds {bounds}: smaller than one {res:g}-degree cell")
+    land = land[r_in[0] : r_in[-1] + 1, c_in[0] : c_in[-1] + 1]
     rows, cols = np.nonzero(land)
-    lat = 90.0 - (rows + 0.5) * res
-    lon = -180.0 + (cols + 0.5) * res
     raster = np.full(land.shape, np.nan, dtype=np.float32)
-    raster[rows, cols] = prior.class_proba(lat, lon, class_index)
-    return raster, (-180.0, 180.0, -90.0, 90.0)
+    if rows.size:
+        raster[rows, cols] = prior.class_proba(lat_c[r_in][rows], lon_c[c_in][cols], class_index)
+    half = res / 2
+    extent = (
+        float(lon_c[c_in[0]] - half),
+        float(lon_c[c_in[-1]] + half),
+        float(lat_c[r_in[-1]] - half),
+        float(lat_c[r_in[0]] + half),
+    )
+    return raster, extent
 
 
 def range_map(
-    model: PathLike | LocationPrior, label: str, out: PathLike, *, step: int = 2
+    model: PathLike | LocationPrior,
+    label: str,
+    out: PathLike,
+    *,
+    step: int = 2,
+    bounds: Bounds = WORLD,
+    scale: str = "map",
 ) -> dict[str, Any]:
     """Draw a class's predicted range with its training points; write a PNG (atomically).
+
+    Parameters
+    ----------
+    model, label, out
+        The prior (or its folder), the class to draw and the PNG to write.
+    step
+        Grid step in 0.25-degree cells.
+    bounds
+        ``(west, south, east, north)`` degrees to draw (default: the world).
+    scale
+        ``"map"`` (default): the colours run from 0 to the largest p on this map, so a model
+        whose probabilities peak near 0.1 still shows its range (the colour bar says so);
+        ``"absolute"``: from 0 to 1.
 
     Returns
     -------
     dict
         ``label``, ``class_index``, ``png``, ``points`` (training points drawn), ``max_prob``,
-        ``land_share_above_half`` (share of land cells with p > 0.5).
+        ``land_share_above_half`` (share of land cells with p > 0.5), ``colour_max`` (the p
+        drawn brightest), ``bounds``.
 
     Raises
     ------
@@ -64,6 +143,8 @@ def range_map(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if scale not in ("map", "absolute"):
+        raise PriorError(f"scale {scale!r}: use map or absolute")
     prior = model if isinstance(model, LocationPrior) else load_prior(model)
     if label not in prior.vocabulary:
         import difflib
@@ -74,29 +155,41 @@ def range_map(
             f"label {label!r} is not among the model's {prior.n_classes} classes{hint}"
         )
     idx = prior.vocabulary.index(label)
-    raster, extent = range_raster(prior, idx, step)
-    fig, ax = plt.subplots(figsize=(12, 6.2), dpi=110)
+    raster, extent = range_raster(prior, idx, step, bounds)
+    land = raster[np.isfinite(raster)]
+    top = float(land.max()) if land.size else 1.0
+    vmax = top if scale == "map" and top > 0 else 1.0
+    west, south, east, north = bounds
+    aspect = (north - south) / (east - west)
+    fig, ax = plt.subplots(figsize=(12, max(3.0, min(12.0, 12 * aspect)) + 0.8), dpi=110)
     ax.imshow(np.isnan(raster), extent=extent, cmap="Greys", vmin=0, vmax=6, origin="upper")
-    im = ax.imshow(raster, extent=extent, cmap="viridis", vmin=0, vmax=1, origin="upper")
-    fig.colorbar(im, ax=ax, shrink=0.7, label=f"p({label} | location)")
+    im = ax.imshow(raster, extent=extent, cmap="viridis", vmin=0, vmax=vmax, origin="upper")
+    what = f"p({label} | location)"
+    bar_label = (
+        f"{what}, scaled to this map's maximum {vmax:.3g}" if scale == "map" else f"{what}, 0-1"
+    )
+    fig.colorbar(im, ax=ax, shrink=0.7, label=bar_label)
     n_points = 0
     if prior.points is not None:
-        lat, lon, lab = prior.points
-        mine = np.asarray(lab) == idx
+        lat, lon, lab = (np.asarray(a) for a in prior.points)
+        mine = lab == idx
         n_points = int(mine.sum())
+        inside = mine & (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
         ax.scatter(
-            np.asarray(lon)[mine],
-            np.asarray(lat)[mine],
+            lon[inside],
+            lat[inside],
             s=14,
             c="#e74c3c",
             edgecolors="white",
             linewidths=0.5,
             label="training points",
         )
-        if n_points:
+        if inside.any():
             ax.legend(loc="lower left")
-    ax.set_xlim(-180, 180)
-    ax.set_ylim(-90, 90)
+    ax.set_xlim(west, east)
+    ax.set_ylim(south, north)
+    ax.xaxis.set_major_formatter("{x:g}°")
+    ax.yaxis.set_major_formatter("{x:g}°")
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_title(f"{label}: predicted range, {n_points:,} training points")
@@ -104,7 +197,6 @@ def range_map(
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
-    land = raster[np.isfinite(raster)]
     return {
         "label": label,
         "class_index": idx,
@@ -112,4 +204,6 @@ def range_map(
         "points": n_points,
         "max_prob": float(land.max()) if land.size else None,
         "land_share_above_half": float(np.mean(land > 0.5)) if land.size else None,
+        "colour_max": vmax,
+        "bounds": list(bounds),
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from geoaware.priors.checkpoint import LocationPrior, save_prior
 from geoaware.priors.config import PriorConfig
 from geoaware.priors.data import Observations, load_table, observations_from_table
 from geoaware.priors.errors import PriorError
-from geoaware.priors.features import encode_inputs
+from geoaware.priors.features import encode_inputs, fourier_frequencies
 from geoaware.priors.losses import (
     FullLossHead,
     assume_negative_full,
@@ -34,9 +34,17 @@ from geoaware.priors.losses import (
     user_loss,
 )
 from geoaware.priors.model import PriorNet
+from geoaware.priors.recipes import RecipeChoice, choose_recipe, recipe_config
 from geoaware.priors.sampling import balanced_indices, uniform_sphere
 
-__all__ = ["TrainResult", "fit_prior", "multiscale_torch", "set_threads", "train_prior"]
+__all__ = [
+    "TrainResult",
+    "bf16_supported",
+    "fit_prior",
+    "multiscale_torch",
+    "set_threads",
+    "train_prior",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -52,6 +60,29 @@ def set_threads(n: int | None = None) -> int:
     n = n or os.cpu_count() or 1
     torch.set_num_threads(n)
     return n
+
+
+def bf16_supported() -> bool:
+    """Say whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX).
+
+    Without it, ``precision="bfloat16"`` is emulated and several times slower than float32,
+    so benchmarks and scripts pick float32 there.
+
+    Examples
+    --------
+    >>> isinstance(bf16_supported(), bool)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(probe()) if callable(probe) else False
 
 
 @dataclass
@@ -73,6 +104,11 @@ class TrainResult:
     epochs_per_second : float
     losses : list of float
         Mean loss of each epoch.
+    recipe : dict
+        The recipe used and why (:class:`~geoaware.priors.recipes.RecipeChoice`), or None
+        when a full configuration was given.
+    config : dict
+        Every field of the configuration trained with.
     """
 
     model_dir: str
@@ -84,6 +120,8 @@ class TrainResult:
     seconds: float
     epochs_per_second: float
     losses: list[float] = field(default_factory=list)
+    recipe: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary."""
@@ -116,6 +154,9 @@ class _Background:
         self.config = config
         self.gen = generator
         self.pool: Tensor | None = None
+        self.fourier: Tensor | None = None
+        if config.encoding == "fourier":
+            self.fourier = torch.from_numpy(fourier_frequencies(config.levels))
         if config.encoding == "geoclip":
             rng = np.random.default_rng(config.seed + 1)
             lat, lon = uniform_sphere(config.geoclip_pool, rng)
@@ -135,6 +176,9 @@ class _Background:
             else:
                 c = torch.sqrt(1 - z * z)
                 loc = torch.stack([c * torch.cos(lon), c * torch.sin(lon), z], 1)
+                if self.fourier is not None:
+                    zz = loc.double() @ self.fourier
+                    loc = torch.cat([zz.sin(), zz.cos()], 1).float()
         if self.config.use_date:
             f = torch.rand(n, generator=self.gen) * (2 * math.pi)
             loc = torch.cat([loc, torch.stack([torch.sin(f), torch.cos(f)], 1)], 1)
@@ -250,8 +294,11 @@ def train_prior(
     out: PathLike,
     config: PriorConfig | None = None,
     *,
+    recipe: str = "auto",
+    options: Mapping[str, Any] | None = None,
     split: str | None = None,
     progress: Callable[[int, float], None] | None = None,
+    on_config: Callable[[PriorConfig, RecipeChoice | None], None] | None = None,
 ) -> TrainResult:
     """Train a prior on a catalog's located rows and save it as a checkpoint folder.
 
@@ -262,11 +309,19 @@ def train_prior(
     out
         Checkpoint folder to write (``model.pt`` and ``config.json``).
     config
-        Settings (default :class:`PriorConfig()`); ``config.label_column`` picks the classes.
+        Every setting, used as given (``recipe`` and ``options`` are then ignored);
+        ``config.label_column`` picks the classes.
+    recipe
+        Without ``config``: ``auto`` (default: chosen from the training data by
+        :func:`~geoaware.priors.recipes.choose_recipe`), ``published`` or ``small-data``.
+    options
+        Without ``config``: fields given explicitly, which win over the recipe.
     split
         Train on this split only (default: every row).
     progress
         Called after each epoch with ``(epoch, mean_loss)``.
+    on_config
+        Called once before training with the configuration and the recipe choice.
 
     Returns
     -------
@@ -277,10 +332,17 @@ def train_prior(
     PriorError
         No located rows, fewer than two classes, a missing label column.
     """
-    config = config or PriorConfig()
+    opts = dict(options or {})
+    label_column = config.label_column if config else opts.get("label_column", "label_name")
     where = "<table>" if isinstance(catalog, pa.Table) else str(catalog)
-    table = load_table(catalog, config.label_column)
-    obs = observations_from_table(table, config.label_column, split=split, where=where)
+    table = load_table(catalog, label_column)
+    obs = observations_from_table(table, label_column, split=split, where=where)
+    choice: RecipeChoice | None = None
+    if config is None:
+        choice = choose_recipe(obs.labels, recipe)
+        config = recipe_config(choice, opts)
+    if on_config is not None:
+        on_config(config, choice)
     set_threads()
     t0 = time.perf_counter()
     net, losses = fit_prior(obs, config, progress=progress)
@@ -292,6 +354,7 @@ def train_prior(
         "split": split,
         "catalog": where,
         "final_loss": losses[-1],
+        "recipe": None if choice is None else choice.to_dict(),
     }
     prior = LocationPrior(config, obs.vocabulary, net, training=training)
     save_prior(prior, out, points=(obs.lat, obs.lon, obs.labels))
@@ -305,4 +368,6 @@ def train_prior(
         seconds,
         config.epochs / seconds if seconds > 0 else float("inf"),
         losses,
+        None if choice is None else choice.to_dict(),
+        config.to_dict(),
     )
