@@ -125,13 +125,22 @@ def _print_demo(summary: dict[str, Any]) -> None:
             "the other side"
         )
     ev = steps["prior_eval"]["result"]
+    twin_free = {m["method"]: m for m in (ev.get("twin_free") or {}).get("rows", [])}
     rows = [
-        [m["method"], *(fmt_metric(k, m[k]) for k in ("top1_acc", "top5_acc"))] for m in ev["rows"]
+        [
+            m["method"],
+            *(fmt_metric(k, m[k]) for k in ("top1_acc", "top5_acc")),
+            fmt_metric("top5_acc", twin_free.get(m["method"], {}).get("top5_acc")),
+        ]
+        for m in ev["rows"]
     ]
+    recipe = steps["prior_train"]["result"].get("recipe") or {}
+    if recipe:
+        out.print(f"[bold]prior recipe[/] {recipe.get('name')}: {recipe.get('reason')}")
     out.print(
         table(
             f"prior against the baselines ({ev['n']:,} test points)",
-            ["method", "top1_acc", "top5_acc"],
+            ["method", "top1_acc", "top5_acc", "top5_acc, no twin within 1 km"],
             rows,
         )
     )
