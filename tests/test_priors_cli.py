@@ -95,6 +95,15 @@ def test_eval_and_map(fg_model: tuple[Path, dict], fg_catalog: Path, tmp_path: P
     )
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:4] == b"\x89PNG" and json.loads(r.stdout)["points"] >= 1
+    log_png = tmp_path / "range-log.png"
+    r = runner.invoke(
+        _app(),
+        ["prior", "map", str(model), "--label", "Vireo griseus", "--scale", "log",
+         "--out", str(log_png), "--json"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    drawn = json.loads(r.stdout)
+    assert drawn["colour_max"] == drawn["max_prob"] and log_png.read_bytes()[:4] == b"\x89PNG"
     r = runner.invoke(
         _app(),
         ["prior", "map", str(model), "--label", "Vireo grizeus", "--out", str(png), "--overwrite"],

@@ -145,9 +145,10 @@ def test_map_scaled_per_map_and_bounds(world: tuple[Path, Path], tmp_path: Path)
     assert s["bounds"] == [-130.0, 20.0, -70.0, 60.0] and s["colour_max"] == s["max_prob"]
     assert png.read_bytes()[:4] == b"\x89PNG"
     a = json.loads(_run("map", str(model), "--label", "species_0", "--out", str(png),
-                        "--scale", "absolute", "--step", "8", "--json").stdout)  # type: ignore[attr-defined]  # fmt: skip
+                        "--scale", "absolute", "--step", "8", "--overwrite", "--json").stdout)  # type: ignore[attr-defined]  # fmt: skip
     assert a["colour_max"] == 1.0
-    r = _run("map", str(model), "--label", "species_0", "--out", str(png), "--bounds", "5,0,1,1")
+    r = _run("map", str(model), "--label", "species_0", "--out", str(tmp_path / "b.png"),
+             "--bounds", "5,0,1,1")  # fmt: skip
     assert r.exit_code != 0 and "WEST,SOUTH,EAST,NORTH" in str(r.exception)  # type: ignore[attr-defined]
 
 

@@ -195,6 +195,8 @@ def demo_steps(
                 prior,
                 "--label",
                 species,
+                "--scale",
+                "log",
                 "--out",
                 str(out / f"range-{_slug(species)}.png"),
                 *ow,

@@ -22,7 +22,7 @@ from geoaware.clikit import (
     out,
     table,
 )
-from geoaware.priors.recipes import SMALL_DATA_BELOW
+from geoaware.priors.config import SMALL_DATA_BELOW
 
 __all__ = ["prior_app", "register"]
 
@@ -440,8 +440,8 @@ def range_map_cmd(
     scale: Annotated[
         str,
         typer.Option(
-            help="Colours from 0 to: map (this map's largest p; the colour bar says so) or "
-            "absolute (1)."
+            help="Colours from 0 to: map (this map's largest p; the colour bar says so), "
+            "absolute (1), or log (a log scale up to the map's largest p)."
         ),
     ] = "map",
     overwrite: OverwriteOpt = False,

@@ -13,6 +13,10 @@ from typing import Any, Literal, get_args
 
 from geoaware.priors.errors import PriorConfigError
 
+#: Median observations per class below which ``prior train --recipe auto`` picks
+#: ``small-data`` (here, not in :mod:`geoaware.priors.recipes`, so ``--help`` loads no numpy).
+SMALL_DATA_BELOW = 50
+
 __all__ = ["ENCODINGS", "LOSSES", "PRECISIONS", "Encoding", "LossName", "Precision", "PriorConfig"]
 
 Encoding = Literal["wrap", "unit", "multiscale", "fourier", "geoclip"]

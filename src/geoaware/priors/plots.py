@@ -124,7 +124,8 @@ def range_map(
     scale
         ``"map"`` (default): the colours run from 0 to the largest p on this map, so a model
         whose probabilities peak near 0.1 still shows its range (the colour bar says so);
-        ``"absolute"``: from 0 to 1.
+        ``"absolute"``: from 0 to 1; ``"log"``: a log scale from 1/10,000 of the map's largest
+        p to it, for small-data models that put nearly all their mass on a few places.
 
     Returns
     -------
@@ -143,8 +144,8 @@ def range_map(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if scale not in ("map", "absolute"):
-        raise PriorError(f"scale {scale!r}: use map or absolute")
+    if scale not in ("map", "absolute", "log"):
+        raise PriorError(f"scale {scale!r}: use map, absolute or log")
     prior = model if isinstance(model, LocationPrior) else load_prior(model)
     if label not in prior.vocabulary:
         import difflib
@@ -158,16 +159,24 @@ def range_map(
     raster, extent = range_raster(prior, idx, step, bounds)
     land = raster[np.isfinite(raster)]
     top = float(land.max()) if land.size else 1.0
-    vmax = top if scale == "map" and top > 0 else 1.0
+    vmax = top if scale in ("map", "log") and top > 0 else 1.0
     west, south, east, north = bounds
     aspect = (north - south) / (east - west)
     fig, ax = plt.subplots(figsize=(12, max(3.0, min(12.0, 12 * aspect)) + 0.8), dpi=110)
     ax.imshow(np.isnan(raster), extent=extent, cmap="Greys", vmin=0, vmax=6, origin="upper")
-    im = ax.imshow(raster, extent=extent, cmap="viridis", vmin=0, vmax=vmax, origin="upper")
+    if scale == "log":
+        from matplotlib.colors import LogNorm
+
+        norm = LogNorm(vmin=vmax * 1e-4, vmax=vmax, clip=True)
+        im = ax.imshow(raster, extent=extent, cmap="viridis", norm=norm, origin="upper")
+    else:
+        im = ax.imshow(raster, extent=extent, cmap="viridis", vmin=0, vmax=vmax, origin="upper")
     what = f"p({label} | location)"
-    bar_label = (
-        f"{what}, scaled to this map's maximum {vmax:.3g}" if scale == "map" else f"{what}, 0-1"
-    )
+    bar_label = {
+        "map": f"{what}, scaled to this map's maximum {vmax:.3g}",
+        "absolute": f"{what}, 0-1",
+        "log": f"{what}, log scale up to this map's maximum {vmax:.3g}",
+    }[scale]
     fig.colorbar(im, ax=ax, shrink=0.7, label=bar_label)
     n_points = 0
     if prior.points is not None:

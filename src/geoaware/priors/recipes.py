@@ -34,8 +34,7 @@ __all__ = [
 RECIPES = ("auto", "published", "small-data")
 #: The fields a recipe sets; an option given explicitly wins over the recipe.
 RECIPE_FIELDS = ("encoding", "levels", "batch_size", "lr", "lr_decay", "dropout")
-#: Median observations per class below which ``auto`` picks ``small-data``.
-SMALL_DATA_BELOW = 50
+from geoaware.priors.config import SMALL_DATA_BELOW  # noqa: E402  (light: no numpy)
 
 
 @dataclass(frozen=True)
