@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 MARKER = "{{ published_results }}"
+BENCHMARKS = "{{ readme_benchmarks }}"
 
 
 def _cell(value: Any, percent: bool) -> str:
@@ -45,8 +46,20 @@ def published_results_markdown() -> str:
     return "\n\n".join(parts)
 
 
+def readme_section(title: str) -> str:
+    """Return the body of the README's ``## title`` section (the latest measured figures)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {title}\n") + len(f"## {title}\n")
+    end = text.find("\n## ", start)
+    return text[start : end if end != -1 else None].strip()
+
+
 def on_page_markdown(markdown: str, **_: Any) -> str:
-    """Replace the marker with the table (MkDocs calls this for every page)."""
+    """Replace the markers with the tables (MkDocs calls this for every page)."""
     if MARKER in markdown:
-        return markdown.replace(MARKER, published_results_markdown())
+        markdown = markdown.replace(MARKER, published_results_markdown())
+    if BENCHMARKS in markdown:
+        markdown = markdown.replace(BENCHMARKS, readme_section("Benchmarks"))
     return markdown
