@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_report import CHROMIUM
+from tests.test_report import CHROMIUM, _chromium
 
 pytestmark = pytest.mark.slow
 
@@ -80,26 +80,7 @@ def test_the_catalog_answers_sql(demo):
 def test_report_shows_every_step_in_headless_chromium(demo, tmp_path):
     summary, _ = demo
     report = Path(summary["report"])
-    done = subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            report.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _chromium("--dump-dom", report.resolve().as_uri(), user_data=tmp_path / "profile")
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     for section in (

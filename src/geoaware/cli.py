@@ -40,13 +40,9 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
+        from geoaware import package_version
 
-        try:
-            number = version("geoaware")
-        except PackageNotFoundError:  # running from a source tree that was never installed
-            number = "unknown (not installed)"
-        out.print(f"geoaware {number}", highlight=False)
+        out.print(f"geoaware {package_version()}", highlight=False)
         raise typer.Exit()
 
 

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import orjson
 
+from geoaware import package_version
 from geoaware.errors import GeoawareError
 
 __all__ = [
@@ -282,15 +283,6 @@ def _git_revision() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("geoaware")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
-
-
 def record_output(
     path: str | os.PathLike[str],
     kind: OutputKind = "file",
@@ -317,7 +309,7 @@ def record_output(
     p = Path(path)
     doc: dict[str, Any] = {
         "tool": _TOOL,
-        "version": _version(),
+        "version": package_version(),
         "git_revision": _git_revision(),
         "command": command_line(argv),
         "seed": seed,
