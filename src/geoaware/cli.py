@@ -438,11 +438,10 @@ def ingest(
 ) -> None:
     """Read a fetched source into a catalog."""
     from geoaware.catalog.io import write_catalog_batches
-    from geoaware.outputs import catalog_kind, claim_output, record_output
+    from geoaware.outputs import claim_catalog, record_output
     from geoaware.sources import SOURCES
 
-    kind = catalog_kind(out_path)
-    claim_output(out_path, kind, overwrite=overwrite, suffixes=(".parquet",))
+    kind = claim_catalog(out_path, overwrite=overwrite)
     reader = _source(source, SOURCES)(root)
     rows = 0
 
@@ -480,11 +479,10 @@ def scan_images_cmd(
 ) -> None:
     """Catalog any folder of photos: EXIF GPS, capture time, size, orientation."""
     from geoaware.catalog import write_catalog
-    from geoaware.outputs import catalog_kind, claim_output, record_output
+    from geoaware.outputs import claim_catalog, record_output
     from geoaware.sources.exif import scan_images
 
-    kind = catalog_kind(out_path)
-    claim_output(out_path, kind, overwrite=overwrite, suffixes=(".parquet",))
+    kind = claim_catalog(out_path, overwrite=overwrite)
     table, report = scan_images(
         folder, source=source, progress=not json, check_pixels=not headers_only
     )

@@ -22,6 +22,7 @@ it.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import os
 import shlex
@@ -40,6 +41,7 @@ __all__ = [
     "MANIFEST_NAME",
     "OutputError",
     "catalog_kind",
+    "claim_catalog",
     "claim_output",
     "command_line",
     "fingerprint",
@@ -83,6 +85,23 @@ def catalog_kind(path: str | os.PathLike[str]) -> OutputKind:
     ('file', 'folder')
     """
     return "file" if Path(path).suffix.lower() == ".parquet" else "folder"
+
+
+def claim_catalog(path: str | os.PathLike[str], *, overwrite: bool = False) -> OutputKind:
+    """Check that a command may write a catalog at ``path``; return how it is written.
+
+    :func:`claim_output` for a ``.parquet`` file or a folder of parts (see
+    :func:`catalog_kind`); any other extension is refused.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> claim_catalog(pathlib.Path(tempfile.mkdtemp()) / "split.parquet")
+    'file'
+    """
+    kind = catalog_kind(path)
+    claim_output(path, kind, overwrite=overwrite, suffixes=(".parquet",))
+    return kind
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -267,6 +286,7 @@ def _iso(timestamp: float) -> str:
     return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).isoformat(timespec="seconds")
 
 
+@functools.cache  # one process, one source tree: ask git once
 def _git_revision() -> str | None:
     """Return the git revision of geoaware's source tree when it runs from a checkout."""
     here = Path(__file__).resolve().parent

@@ -190,10 +190,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Keep geotagged photos whose tags name exactly one label, at most N per label."""
         from geoaware.construct.fg_geo import build_fg_geo
-        from geoaware.outputs import catalog_kind, claim_output, record_output
+        from geoaware.outputs import claim_catalog, record_output
 
-        kind = catalog_kind(out_file)
-        claim_output(out_file, kind, overwrite=overwrite, suffixes=(".parquet",))
+        kind = claim_catalog(out_file, overwrite=overwrite)
         report = build_fg_geo(yfcc, labels, out_file, per_label=per_label, seed=seed)
         record_output(out_file, kind, inputs=[yfcc, labels], seed=seed)
         emit_json(report) if json else _show_fg_geo_build(report)
@@ -238,10 +237,9 @@ def register(app: typer.Typer) -> None:
         """Assign train/val/test by a seeded hash of the image, user, cell (or by time)."""
         from geoaware.catalog import read_catalog, write_catalog
         from geoaware.construct.split import assign_split
-        from geoaware.outputs import catalog_kind, claim_output, record_output
+        from geoaware.outputs import claim_catalog, record_output
 
-        kind = catalog_kind(out_file)
-        claim_output(out_file, kind, overwrite=overwrite, suffixes=(".parquet",))
+        kind = claim_catalog(out_file, overwrite=overwrite)
         r = floats_option(ratios, "--ratios")
         result = assign_split(
             read_catalog(catalog), by,  # type: ignore[arg-type]
