@@ -37,6 +37,7 @@ import pyarrow as pa
 import torch
 from PIL import Image, ImageOps
 
+from benchkit import add_quick, sized
 from geoaware.vision.embed import default_batch, embed_catalog
 from geoaware.vision.embeddings import read_embeddings
 from geoaware.vision.encoders import load_encoder
@@ -83,14 +84,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--images", type=int, default=400)
+    ap.add_argument("--images", type=int, default=None, help="400 (160 quick)")
     ap.add_argument("--width", type=int, default=4000)
     ap.add_argument("--height", type=int, default=3000)
     ap.add_argument("--quality", type=int, default=90)
     ap.add_argument("--batch", type=int, default=None, help="default: embed's own (8 on CPU)")
     ap.add_argument("--workers", type=int, default=None, help="decoder processes (default: ours)")
-    ap.add_argument("--baseline-images", type=int, default=None, help="baseline sample (scaled)")
+    ap.add_argument(
+        "--baseline-images", type=int, default=None, help="baseline sample, scaled (all; 32 quick)"
+    )
+    add_quick(ap)
     args = ap.parse_args()
+    sized(args, images=(400, 160))
+    if args.quick and args.baseline_images is None:
+        args.baseline_images = 32
 
     with tempfile.TemporaryDirectory(prefix="bench_embed_") as tmp:
         root = Path(tmp) / "photos"
@@ -125,6 +132,7 @@ def main() -> None:
     ratio = t_base_scaled / report.seconds
     out: dict[str, Any] = {
         "benchmark": "embed",
+        "quick": args.quick,
         "baseline": "plain loop: Pillow full decode, resize, numpy normalise, model at batch 1 "
         "without channels-last (same photos, same run)",
         "images": len(names),

@@ -28,6 +28,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from benchkit import add_quick, sized
 from geoaware.geolocate.knn import KnnGeolocator
 
 
@@ -63,16 +64,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--gallery", type=int, default=1_000_000)
-    ap.add_argument("--queries", type=int, default=10_000)
+    ap.add_argument("--gallery", type=int, default=None, help="1M (200k quick)")
+    ap.add_argument("--queries", type=int, default=None, help="10k (2k quick)")
     ap.add_argument("--dim", type=int, default=512)
-    ap.add_argument("--clusters", type=int, default=10_000)
+    ap.add_argument("--clusters", type=int, default=None, help="10k (2k quick)")
+    add_quick(ap)
     ap.add_argument("--nlist", type=int, default=None, help="default 4 sqrt(n)")
     ap.add_argument("--m", type=int, default=None, help="PQ sub-quantisers (default dim/8)")
     ap.add_argument("--nprobe", type=int, default=16)
     ap.add_argument("--refine", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    sized(args, gallery=(1_000_000, 200_000), queries=(10_000, 2_000), clusters=(10_000, 2_000))
 
     t = time.perf_counter()
     gallery, queries, source = make_data(args.gallery, args.queries, args.dim, args.clusters)
@@ -102,6 +105,7 @@ def main() -> None:
     recall = float(np.mean(found == exact))
     out: dict[str, Any] = {
         "benchmark": "geolocate_knn_search",
+        "quick": args.quick,
         "baseline": "exact cosine search in numpy: query chunk @ gallery.T, argmax (BLAS)",
         "gallery": args.gallery,
         "queries": args.queries,

@@ -38,6 +38,7 @@ import torch
 from PIL import Image
 
 from bench_embed import make_photos
+from benchkit import add_quick, sized
 from geoaware.vision.embed import embed_catalog
 from geoaware.vision.embeddings import read_embeddings
 
@@ -156,17 +157,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--images", type=int, default=120)
-    ap.add_argument("--baseline-images", type=int, default=40)
-    ap.add_argument("--queries", type=int, default=10_000)
-    ap.add_argument("--baseline-queries", type=int, default=2)
+    ap.add_argument("--images", type=int, default=None, help="120 (32 quick)")
+    ap.add_argument("--baseline-images", type=int, default=None, help="40 (8 quick)")
+    ap.add_argument("--queries", type=int, default=None, help="10k (2k quick)")
+    add_quick(ap)
+    ap.add_argument("--baseline-queries", type=int, default=None, help="2 (1 quick)")
     ap.add_argument("--skip-geoclip", action="store_true")
     args = ap.parse_args()
+    sized(
+        args,
+        images=(120, 32),
+        baseline_images=(40, 8),
+        queries=(10_000, 2_000),
+        baseline_queries=(2, 1),
+    )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     emb = bench_embed(args)
     geo = None if args.skip_geoclip else bench_geoclip(args)
     out: dict[str, Any] = {
         "benchmark": "hf",
+        "quick": args.quick,
         "baseline": "transformers docs loop: Image.open, slow processor, get_image_features, "
         "one image at a time (same photos, same run); GeoCLIP: the geoclip package's "
         "per-image predict code",

@@ -42,6 +42,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchkit import add_quick, sized
+
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -218,13 +220,14 @@ def flower_dirichlet(catalog: Path, partitions: int, alpha: float, species: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--images", type=int, default=2_700_000)
+    ap.add_argument("--images", type=int, default=None, help="2.7M (1M quick)")
     ap.add_argument("--users", type=int, default=158_873)
     ap.add_argument("--species", type=int, default=10_000)
     ap.add_argument("--partitions", type=int, default=100)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--sample", type=int, default=2000, help="Flower partitions loaded.")
-    ap.add_argument("--sample-budget-s", type=float, default=30.0, help="Cap on that sample.")
+    ap.add_argument("--sample-budget-s", type=float, default=None, help="Cap: 30 s (10 quick).")
+    add_quick(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--skip-flower", action="store_true")
@@ -232,6 +235,7 @@ def main() -> None:
     ap.add_argument("--catalog", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    sized(args, images=(2_700_000, 1_000_000), sample_budget_s=(30.0, 10.0))
     if args._child:
         print(
             json.dumps(run_ours(args.catalog, args._child, args.out, args.partitions, args.alpha))
@@ -254,6 +258,7 @@ def main() -> None:
         )
     result: dict = {
         "benchmark": "partition",
+        "quick": args.quick,
         "baseline": "flwr_datasets 0.6.1: Dataset.from_parquet + NaturalIdPartitioner "
         "(index + load_partition of every client) and DirichletPartitioner",
         "images": args.images,

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchkit import add_quick
 from geoaware.priors.baselines import KernelDensity, NearestNeighbours, fit_baselines
 from geoaware.priors.checkpoint import LocationPrior
 from geoaware.priors.config import PriorConfig
@@ -309,13 +310,7 @@ def main() -> None:
         type=Path,
         default=Path(os.environ.get("GEOAWARE_MIRROR", HERE.parents[1] / "shared" / "data")),
     )
-    ap.add_argument(
-        "--quick",
-        action="store_true",
-        default=os.environ.get("GEOAWARE_BENCH_QUICK", "") not in ("", "0"),
-        help="8 epochs, 200k scale points, no GeoCLIP (default when GEOAWARE_BENCH_QUICK=1, "
-        "as `make bench` sets it)",
-    )
+    add_quick(ap)  # 8 epochs, 200k scale points, no GeoCLIP
     ap.add_argument("--epochs", type=int, default=None, help="default 30 (8 with --quick)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the 80/20 split")
     ap.add_argument("--precision", default="auto", help="auto, float32 or bfloat16")
