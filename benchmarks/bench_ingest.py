@@ -235,6 +235,155 @@ def run_baseline(root: Path, out: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rows": len(catalog)}
 
 
+# --------------------------------------------------------------------------------------------
+# --parsers: the JSON decoding step alone, ours against maintained parsers
+#
+# Each side decodes both documents into Arrow tables: the images (the fields Inat2021 reads),
+# the annotations (image_id, category_id) and the categories, and returns the same checks
+# (rows, sum of ids, non-null latitudes, annotations, categories), which must agree.
+
+PARSERS = ("ours", "msgspec", "duckdb", "pyarrow")
+_IMAGE_KEYS = ("id", "file_name", "width", "height", "license", "rights_holder", "date",
+               "latitude", "longitude", "location_uncertainty")  # fmt: skip
+
+
+def _checks(images: Any, annotations: int, categories: int) -> dict[str, Any]:
+    import pyarrow.compute as pc
+
+    return {
+        "rows": images.num_rows,
+        "id_sum": int(pc.sum(images.column("id")).as_py() or 0),
+        "latitudes": images.num_rows - images.column("latitude").null_count,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out = dict(parts[0])
+    for part in parts[1:]:
+        for key in ("rows", "id_sum", "latitudes", "annotations", "categories"):
+            out[key] += part[key]
+    return out
+
+
+def _timed(decode: Any, root: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    parts = [decode(root / "inat2021" / f"{split}.json") for split in SPLITS]
+    result = _merge(parts)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def decode_ours(path: Path) -> dict[str, Any]:
+    """Our streaming reader: the exact walk for the small arrays, checked pieces for images."""
+
+    from geoaware.sources.inat.records import ANNOTATION_SPEC, CATEGORY2021_SPEC, IMAGE2021_SPEC
+    from geoaware.sources.inat.stream import JsonScanner, decode_records, decode_span, iter_span
+
+    specs = {"annotations": ANNOTATION_SPEC, "categories": CATEGORY2021_SPEC}
+    rows = {"annotations": 0, "categories": 0}
+    span = None
+    with open(path, "rb") as fh:
+        for chunk in JsonScanner(fh, str(path), {"images", *specs}, skip={"images"}):
+            if not chunk.exact:
+                span = chunk
+            else:
+                key = str(chunk.key)
+                rows[key] += decode_records(chunk, specs[key], str(path)).num_rows
+    assert span is not None
+    parts = []  # the image tables are checked one at a time, as the reader streams them
+    with open(path, "rb") as fh:
+        for piece in iter_span(fh, span):
+            table = decode_span(piece, IMAGE2021_SPEC)
+            assert table is not None
+            parts.append(_checks(table, 0, 0))
+    return _merge([*parts, _checks(IMAGE2021_SPEC.schema.empty_table(), *rows.values())])
+
+
+def decode_msgspec(path: Path) -> dict[str, Any]:
+    """msgspec: the whole document into typed Structs at once, then columns into Arrow."""
+    import msgspec
+    import pyarrow as pa
+
+    image = msgspec.defstruct(
+        "Image",
+        [("id", int), ("file_name", str),
+         *((k, int | None, None) for k in ("width", "height", "license")),
+         *((k, str | None, None) for k in ("rights_holder", "date")),
+         *((k, float | None, None) for k in ("latitude", "longitude", "location_uncertainty"))],
+        gc=False,
+    )  # fmt: skip
+    annotation = msgspec.defstruct("Annotation", [("image_id", int), ("category_id", int)])
+    category = msgspec.defstruct("Category", [("id", int), ("name", str)])
+    doc_type = msgspec.defstruct(
+        "Doc",
+        [("images", list[image]), ("annotations", list[annotation]),  # type: ignore[valid-type]
+         ("categories", list[category])],  # type: ignore[valid-type]
+    )  # fmt: skip
+
+    doc: Any = msgspec.json.decode(path.read_bytes(), type=doc_type)
+    images = pa.table({k: pa.array([getattr(r, k) for r in doc.images]) for k in _IMAGE_KEYS})
+    return _checks(images, len(doc.annotations), len(doc.categories))
+
+
+def decode_duckdb(path: Path) -> dict[str, Any]:
+    """DuckDB read_json: the document is one JSON object (one row); its arrays are unnested."""
+    import duckdb
+
+    con = duckdb.connect()
+    size = path.stat().st_size + 1
+    con.execute(
+        "CREATE TEMP TABLE doc AS SELECT images, annotations, categories FROM "
+        f"read_json('{path}', format='unstructured', maximum_object_size={size})"
+    )
+    images = con.sql(
+        "SELECT i.id, i.file_name, i.width, i.height, i.license, i.rights_holder, i.date, "
+        "i.latitude, i.longitude, i.location_uncertainty FROM "
+        "(SELECT unnest(images) AS i FROM doc)"
+    ).to_arrow_table()
+    annotations, categories = con.execute(
+        "SELECT len(annotations), len(categories) FROM doc"
+    ).fetchone()  # type: ignore[misc]
+    return _checks(images, int(annotations), int(categories))
+
+
+def decode_pyarrow(path: Path) -> dict[str, Any]:
+    """pyarrow.json: the document as one line-delimited record (block_size > file size)."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    image = pa.struct([
+        ("id", pa.int64()), ("file_name", pa.string()), ("width", pa.int32()),
+        ("height", pa.int32()), ("license", pa.int64()), ("rights_holder", pa.string()),
+        ("date", pa.string()), ("latitude", pa.float64()), ("longitude", pa.float64()),
+        ("location_uncertainty", pa.float64()),
+    ])  # fmt: skip
+    schema = pa.schema([
+        ("images", pa.list_(image)),
+        ("annotations", pa.list_(pa.struct([("image_id", pa.int64()),
+                                            ("category_id", pa.int64())]))),
+        ("categories", pa.list_(pa.struct([("id", pa.int64()), ("name", pa.string())]))),
+    ])  # fmt: skip
+    table = pajson.read_json(
+        path,
+        read_options=pajson.ReadOptions(block_size=path.stat().st_size + 1),
+        parse_options=pajson.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=True
+        ),
+    )
+    images = pa.Table.from_struct_array(table.column("images").combine_chunks().flatten())
+    annotations = len(table.column("annotations").combine_chunks().flatten())
+    categories = len(table.column("categories").combine_chunks().flatten())
+    return _checks(images, annotations, categories)
+
+
+def run_parse(root: Path, out: Path) -> dict[str, Any]:
+    """Decode with the parser named by ``out``'s name (``--parsers`` mode)."""
+    decode = globals()[f"decode_{out.name}"]
+    return _timed(decode, root)
+
+
 def child(side: str, root: Path, out: Path) -> dict[str, Any]:
     """Run one side in a fresh interpreter; return its result and peak RSS (MB)."""
     code = (

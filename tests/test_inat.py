@@ -13,6 +13,7 @@ import pytest
 
 from geoaware.catalog import conform, validate_table
 from geoaware.errors import DatasetNotFoundError, InputFileError
+from geoaware.sources.csvio import json_objects
 from geoaware.sources.inat import (
     Inat2017,
     Inat2018,
@@ -21,15 +22,8 @@ from geoaware.sources.inat import (
     read_inat2021_user_images,
     read_inat2021_users,
 )
-from geoaware.sources.inat_json import (
-    Field,
-    JsonScanner,
-    RecordSpec,
-    decode_records,
-    json_objects,
-    parse_timestamps,
-    reload,
-)
+from geoaware.sources.inat.dates import parse_timestamps
+from geoaware.sources.inat.stream import Field, JsonScanner, RecordSpec, decode_records, reload
 
 # These tests read hand-made files of each release's layout: no published checksum fits.
 pytestmark = pytest.mark.usefixtures("hand_made_releases")
@@ -674,11 +668,11 @@ def read_both(root, cls=Inat2021, **kw):
 
 @pytest.fixture
 def spies(monkeypatch):
-    import geoaware.sources.inat as inat
+    from geoaware.sources.inat import reader
 
     calls = {"stretch": 0, "exact": 0}
-    stretch = inat.scan_stretch
-    read_images = inat._Inat._read_images
+    stretch = reader.scan_stretch
+    read_images = reader.InatSource._read_images
 
     def spy_stretch(*args, **kwargs):
         calls["stretch"] += 1
@@ -688,8 +682,8 @@ def spies(monkeypatch):
         calls["exact"] += not guess
         return read_images(self, *args, guess=guess, **kwargs)
 
-    monkeypatch.setattr(inat, "scan_stretch", spy_stretch)
-    monkeypatch.setattr(inat._Inat, "_read_images", spy_read)
+    monkeypatch.setattr(reader, "scan_stretch", spy_stretch)
+    monkeypatch.setattr(reader.InatSource, "_read_images", spy_read)
     return calls
 
 
@@ -848,6 +842,21 @@ def test_json_objects_escapes_and_skips_nulls():
     assert [json.loads(x) if x else x for x in out.to_pylist()] == [
         {"a": 'q"\\', "b": 1.5}, {"a": "tab\there"}, None
     ]  # fmt: skip
+
+
+def test_json_objects_null_handling():
+    # a null value is left out of its row; NaN and infinities too; a row left with nothing is
+    # null (never "{}"), so the catalog's extra stays null where a source has nothing more
+    out = json_objects(
+        {
+            "f": pa.array([float("nan"), float("inf"), None, 0.0]),
+            "s": pa.array([None, None, None, ""]),
+            "i": pa.chunked_array([[None, 2], [None, None]], pa.int64()),
+        }
+    ).to_pylist()
+    assert out == [None, '{"i":2}', None, '{"f":0,"s":""}']
+    assert json_objects({"x": pa.nulls(3, pa.string())}).to_pylist() == [None] * 3
+    assert json_objects({}).to_pylist() == []
 
 
 # --------------------------------------------------------------------------------------------

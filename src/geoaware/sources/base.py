@@ -15,7 +15,21 @@ from geoaware.paths import mirror_dir
 from geoaware.sources.archive import extract
 from geoaware.sources.download import RemoteFile, Timeouts, fetch, verify_once
 
-__all__ = ["Source"]
+__all__ = ["Source", "empty_catalog"]
+
+
+def empty_catalog() -> pa.Table:
+    """Return a catalog table with no rows: the schema's required columns, as text.
+
+    What a source reads when there is nothing to read; the catalog stage conforms it to the
+    full schema (:func:`geoaware.catalog.conform`), as it does every source's table.
+
+    Examples
+    --------
+    >>> empty_catalog().column_names, empty_catalog().num_rows
+    (['source', 'image_id'], 0)
+    """
+    return pa.table({"source": pa.array([], pa.string()), "image_id": pa.array([], pa.string())})
 
 
 class Source(ABC):
