@@ -27,6 +27,18 @@ Run it from the repository root::
 
     .venv/bin/python benchmarks/bench_ingest.py
     .venv/bin/python benchmarks/bench_ingest.py --images 200000
+
+``--parsers`` measures the JSON decoding step alone instead: the same files decoded into Arrow
+tables (images with the fields Inat2021 reads, annotations, categories) by our streaming reader
+(:mod:`geoaware.sources.inat.stream`), by ``msgspec`` (typed Structs, whole document), by
+DuckDB's ``read_json`` (the document as one object, its arrays unnested) and by
+``pyarrow.json`` (the document as one record, ``block_size`` above the file size). None of the
+three maintained parsers streams the arrays of a single JSON object, so their peak memory
+grows with the file; each side reports the same checks (rows, sum of ids, latitudes,
+annotations, categories), which must agree. Its JSON line has ``ratio`` = the fastest
+maintained parser's time / ours::
+
+    .venv/bin/python benchmarks/bench_ingest.py --parsers
 """
 
 from __future__ import annotations
@@ -418,10 +430,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--workdir", type=Path, default=None, help="where files go (temp)")
     parser.add_argument("--keep", action="store_true", help="keep the files afterwards")
+    parser.add_argument(
+        "--parsers",
+        action="store_true",
+        help="compare the JSON decoding step alone: ours against msgspec, DuckDB read_json and "
+        "pyarrow.json (instead of the ingest against json.load + pandas)",
+    )
     args = parser.parse_args(argv)
     if args.images < 1 or args.categories < 1 or args.val_per_category < 0:
         parser.error("--images and --categories must be positive")
     return args
+
+
+def compare_parsers(args: argparse.Namespace, work: Path, json_bytes: int, n: int) -> int:
+    """Run every parser on the files; print the table and the JSON line (``--parsers``)."""
+    results = {name: child("parse", work, work / name) for name in PARSERS}
+    keys = ("rows", "id_sum", "latitudes", "annotations", "categories")
+    agree = (
+        all(all(r[k] == results["ours"][k] for k in keys) for r in results.values())
+        and results["ours"]["rows"] == n
+    )
+    print(f"{'parser':<10} {'time (s)':>9} {'images/s':>12} {'peak RSS (MB)':>14} {'x JSON':>7}")
+    for name, r in results.items():
+        print(
+            f"{name:<10} {r['seconds']:>9.2f} {n / r['seconds']:>12,.0f} {r['peak_mb']:>14,.0f} "
+            f"{r['peak_mb'] * 2**20 / json_bytes:>7.2f}"
+        )
+    best = min((k for k in PARSERS if k != "ours"), key=lambda k: results[k]["seconds"])
+    ratio = results[best]["seconds"] / results["ours"]["seconds"]
+    print(f"ours vs the fastest maintained parser ({best}): {ratio:.2f}x; checks "
+          f"{'agree' if agree else 'DISAGREE'}")  # fmt: skip
+    figures: dict[str, Any] = {
+        "benchmark": "ingest_parsers",
+        "baseline": best,
+        "ratio": ratio,
+        "images": args.images,
+        "total_images": n,
+        "json_bytes": json_bytes,
+        "train_json_bytes": (work / "inat2021" / "train.json").stat().st_size,
+        "checks_agree": agree,
+    }
+    for name, r in results.items():
+        figures[f"{name}_s"] = r["seconds"]
+        figures[f"{name}_peak_mb"] = r["peak_mb"]
+    print(json.dumps(figures))
+    return 0 if agree else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -436,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         made_s = time.perf_counter() - start
         n = args.images + args.categories * args.val_per_category
         print(f"wrote {n:,} images, {json_bytes / 1e6:,.0f} MB of JSON in {made_s:.1f} s")
+        if args.parsers:
+            return compare_parsers(args, work, json_bytes, n)
         ours = child("ours", work, work / "ours.parquet")
         baseline = child("baseline", work, work / "baseline.parquet")
     finally:

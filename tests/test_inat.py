@@ -863,6 +863,38 @@ def test_json_objects_null_handling():
 # The federated-learning tables
 
 
+def test_user_tables_round_trip_with_the_writer(tmp_path):
+    from geoaware.construct.stats import write_inat_user_tables
+
+    catalog = pa.table(
+        {
+            "image_id": ["10", "11", "12", "13", "14"],
+            "user_id": ["ann", "bo, jr.", None, "ann", 'say "x"'],
+            "width": pa.array([500, 640, 300, None, 800], pa.int32()),
+            "height": pa.array([375, 480, 200, 600, None], pa.int32()),
+            "file_name": ["train/a/1.jpg", "train/b/2.jpg", "c.jpg", "train/a/4.jpg", "d.jpg"],
+            "phylum": ["Chordata", "Arthropoda", "Chordata", "Chordata", None],
+            "class": ["Aves", "Insecta", "Aves", "Aves", None],
+            "order": ["Passeriformes", "Lepidoptera", "X", "Anseriformes", None],
+            "species": ["Turdus migratorius", "Danaus plexippus", "x y", "Anas acuta", "Zz"],
+        }
+    )
+    info_csv, users_csv = write_inat_user_tables(catalog, tmp_path)
+    images = read_inat2021_user_images(info_csv)
+    with_user = catalog.filter(pa.compute.is_valid(catalog.column("user_id")))
+    assert images.num_rows == with_user.num_rows == 4
+    for column in ("image_id", "user_id", "width", "height", "file_name", "phylum", "class"):
+        assert images.column(column).to_pylist() == with_user.column(column).to_pylist(), column
+    assert images.column("label_name").to_pylist() == with_user.column("species").to_pylist()
+    assert images.column("genus").to_pylist() == ["Turdus", "Danaus", "Anas", "Zz"]
+    users = read_inat2021_users(users_csv).to_pylist()
+    assert users == [
+        {"user_id": "ann", "images": 2, "phyla": 1, "classes": 1, "orders": 2, "species": 2},
+        {"user_id": "bo, jr.", "images": 1, "phyla": 1, "classes": 1, "orders": 1, "species": 1},
+        {"user_id": 'say "x"', "images": 1, "phyla": 0, "classes": 0, "orders": 0, "species": 1},
+    ]
+
+
 USER_IMAGES_CSV = (
     ",image_id,user,width,height,file_name,phylum,class,order,species,category_id\n"
     "0,0,megatherium,284,222,train/00000_x/a.jpg,Annelida,Clitellata,Haplotaxida,"
