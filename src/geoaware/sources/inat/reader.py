@@ -206,8 +206,7 @@ class InatSource(Source):
         deferred: list[Chunk] = []
         span: Chunk | None = None
         decoder: _Prefetch | None = None
-        pending: list[pa.Table] = []
-        rows = 0
+        batches = _Batcher(self.batch_rows)
         try:
             with doc.open() as fh:
                 scanner = JsonScanner(
@@ -229,12 +228,8 @@ class InatSource(Source):
                             images = self._image_tables(doc, span, [])
                             decoder = _Prefetch(images, ahead=LOOKAHEAD)
                         elif ctx.ready(scanner.arrays):
-                            table = ctx.images(chunk)
-                            pending.append(table)
-                            rows += table.num_rows
-                            if rows >= self.batch_rows:
-                                yield pa.concat_tables(pending)
-                                pending, rows = [], 0
+                            if (batch := batches.add(ctx.images(chunk))) is not None:
+                                yield batch
                         else:
                             deferred.append(chunk.ref())
                     ctx.finish_pass(scanner.arrays)
@@ -246,14 +241,10 @@ class InatSource(Source):
                 decoder = _Prefetch(self._image_tables(doc, None, deferred))
             # the image records are read and decoded in a worker while the previous are joined
             for images in decoder:
-                table = ctx.assemble(images)
-                pending.append(table)
-                rows += table.num_rows
-                if rows >= self.batch_rows:
-                    yield pa.concat_tables(pending)
-                    pending, rows = [], 0
-            if pending:
-                yield pa.concat_tables(pending)
+                if (batch := batches.add(ctx.assemble(images))) is not None:
+                    yield batch
+            if (batch := batches.flush()) is not None:
+                yield batch
         finally:
             if decoder is not None:
                 decoder.close()
@@ -381,6 +372,29 @@ class InatSource(Source):
     def _image_extra(self, images: pa.Table) -> dict[str, pa.Array]:
         """Per-image values for ``extra`` (category-level ones: :attr:`category_extra`)."""
         return {"rights_holder": images.column("rights_holder").combine_chunks()}
+
+
+class _Batcher:
+    """Gather tables into batches of at least ``rows`` rows (the last one: what is left)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.pending: list[pa.Table] = []
+        self.count = 0
+
+    def add(self, table: pa.Table) -> pa.Table | None:
+        """Keep a table; return a batch once enough rows are kept."""
+        self.pending.append(table)
+        self.count += table.num_rows
+        return self.flush() if self.count >= self.rows else None
+
+    def flush(self) -> pa.Table | None:
+        """Return what is kept as one batch (None when nothing is)."""
+        if not self.pending:
+            return None
+        batch = pa.concat_tables(self.pending)
+        self.pending, self.count = [], 0
+        return batch
 
 
 class _Prefetch:
