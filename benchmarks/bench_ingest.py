@@ -27,6 +27,18 @@ Run it from the repository root::
 
     .venv/bin/python benchmarks/bench_ingest.py
     .venv/bin/python benchmarks/bench_ingest.py --images 200000
+
+``--parsers`` measures the JSON decoding step alone instead: the same files decoded into Arrow
+tables (images with the fields Inat2021 reads, annotations, categories) by our streaming reader
+(:mod:`geoaware.sources.inat.stream`), by ``msgspec`` (typed Structs, whole document), by
+DuckDB's ``read_json`` (the document as one object, its arrays unnested) and by
+``pyarrow.json`` (the document as one record, ``block_size`` above the file size). None of the
+three maintained parsers streams the arrays of a single JSON object, so their peak memory
+grows with the file; each side reports the same checks (rows, sum of ids, latitudes,
+annotations, categories), which must agree. Its JSON line has ``ratio`` = the fastest
+maintained parser's time / ours::
+
+    .venv/bin/python benchmarks/bench_ingest.py --parsers
 """
 
 from __future__ import annotations
@@ -235,6 +247,155 @@ def run_baseline(root: Path, out: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rows": len(catalog)}
 
 
+# --------------------------------------------------------------------------------------------
+# --parsers: the JSON decoding step alone, ours against maintained parsers
+#
+# Each side decodes both documents into Arrow tables: the images (the fields Inat2021 reads),
+# the annotations (image_id, category_id) and the categories, and returns the same checks
+# (rows, sum of ids, non-null latitudes, annotations, categories), which must agree.
+
+PARSERS = ("ours", "msgspec", "duckdb", "pyarrow")
+_IMAGE_KEYS = ("id", "file_name", "width", "height", "license", "rights_holder", "date",
+               "latitude", "longitude", "location_uncertainty")  # fmt: skip
+
+
+def _checks(images: Any, annotations: int, categories: int) -> dict[str, Any]:
+    import pyarrow.compute as pc
+
+    return {
+        "rows": images.num_rows,
+        "id_sum": int(pc.sum(images.column("id")).as_py() or 0),
+        "latitudes": images.num_rows - images.column("latitude").null_count,
+        "annotations": annotations,
+        "categories": categories,
+    }
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out = dict(parts[0])
+    for part in parts[1:]:
+        for key in ("rows", "id_sum", "latitudes", "annotations", "categories"):
+            out[key] += part[key]
+    return out
+
+
+def _timed(decode: Any, root: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    parts = [decode(root / "inat2021" / f"{split}.json") for split in SPLITS]
+    result = _merge(parts)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def decode_ours(path: Path) -> dict[str, Any]:
+    """Our streaming reader: the exact walk for the small arrays, checked pieces for images."""
+
+    from geoaware.sources.inat.records import ANNOTATION_SPEC, CATEGORY2021_SPEC, IMAGE2021_SPEC
+    from geoaware.sources.inat.stream import JsonScanner, decode_records, decode_span, iter_span
+
+    specs = {"annotations": ANNOTATION_SPEC, "categories": CATEGORY2021_SPEC}
+    rows = {"annotations": 0, "categories": 0}
+    span = None
+    with open(path, "rb") as fh:
+        for chunk in JsonScanner(fh, str(path), {"images", *specs}, skip={"images"}):
+            if not chunk.exact:
+                span = chunk
+            else:
+                key = str(chunk.key)
+                rows[key] += decode_records(chunk, specs[key], str(path)).num_rows
+    assert span is not None
+    parts = []  # the image tables are checked one at a time, as the reader streams them
+    with open(path, "rb") as fh:
+        for piece in iter_span(fh, span):
+            table = decode_span(piece, IMAGE2021_SPEC)
+            assert table is not None
+            parts.append(_checks(table, 0, 0))
+    return _merge([*parts, _checks(IMAGE2021_SPEC.schema.empty_table(), *rows.values())])
+
+
+def decode_msgspec(path: Path) -> dict[str, Any]:
+    """msgspec: the whole document into typed Structs at once, then columns into Arrow."""
+    import msgspec
+    import pyarrow as pa
+
+    image = msgspec.defstruct(
+        "Image",
+        [("id", int), ("file_name", str),
+         *((k, int | None, None) for k in ("width", "height", "license")),
+         *((k, str | None, None) for k in ("rights_holder", "date")),
+         *((k, float | None, None) for k in ("latitude", "longitude", "location_uncertainty"))],
+        gc=False,
+    )  # fmt: skip
+    annotation = msgspec.defstruct("Annotation", [("image_id", int), ("category_id", int)])
+    category = msgspec.defstruct("Category", [("id", int), ("name", str)])
+    doc_type = msgspec.defstruct(
+        "Doc",
+        [("images", list[image]), ("annotations", list[annotation]),  # type: ignore[valid-type]
+         ("categories", list[category])],  # type: ignore[valid-type]
+    )  # fmt: skip
+
+    doc: Any = msgspec.json.decode(path.read_bytes(), type=doc_type)
+    images = pa.table({k: pa.array([getattr(r, k) for r in doc.images]) for k in _IMAGE_KEYS})
+    return _checks(images, len(doc.annotations), len(doc.categories))
+
+
+def decode_duckdb(path: Path) -> dict[str, Any]:
+    """DuckDB read_json: the document is one JSON object (one row); its arrays are unnested."""
+    import duckdb
+
+    con = duckdb.connect()
+    size = path.stat().st_size + 1
+    con.execute(
+        "CREATE TEMP TABLE doc AS SELECT images, annotations, categories FROM "
+        f"read_json('{path}', format='unstructured', maximum_object_size={size})"
+    )
+    images = con.sql(
+        "SELECT i.id, i.file_name, i.width, i.height, i.license, i.rights_holder, i.date, "
+        "i.latitude, i.longitude, i.location_uncertainty FROM "
+        "(SELECT unnest(images) AS i FROM doc)"
+    ).to_arrow_table()
+    annotations, categories = con.execute(
+        "SELECT len(annotations), len(categories) FROM doc"
+    ).fetchone()  # type: ignore[misc]
+    return _checks(images, int(annotations), int(categories))
+
+
+def decode_pyarrow(path: Path) -> dict[str, Any]:
+    """pyarrow.json: the document as one line-delimited record (block_size > file size)."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    image = pa.struct([
+        ("id", pa.int64()), ("file_name", pa.string()), ("width", pa.int32()),
+        ("height", pa.int32()), ("license", pa.int64()), ("rights_holder", pa.string()),
+        ("date", pa.string()), ("latitude", pa.float64()), ("longitude", pa.float64()),
+        ("location_uncertainty", pa.float64()),
+    ])  # fmt: skip
+    schema = pa.schema([
+        ("images", pa.list_(image)),
+        ("annotations", pa.list_(pa.struct([("image_id", pa.int64()),
+                                            ("category_id", pa.int64())]))),
+        ("categories", pa.list_(pa.struct([("id", pa.int64()), ("name", pa.string())]))),
+    ])  # fmt: skip
+    table = pajson.read_json(
+        path,
+        read_options=pajson.ReadOptions(block_size=path.stat().st_size + 1),
+        parse_options=pajson.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=True
+        ),
+    )
+    images = pa.Table.from_struct_array(table.column("images").combine_chunks().flatten())
+    annotations = len(table.column("annotations").combine_chunks().flatten())
+    categories = len(table.column("categories").combine_chunks().flatten())
+    return _checks(images, annotations, categories)
+
+
+def run_parse(root: Path, out: Path) -> dict[str, Any]:
+    """Decode with the parser named by ``out``'s name (``--parsers`` mode)."""
+    decode = globals()[f"decode_{out.name}"]
+    return _timed(decode, root)
+
+
 def child(side: str, root: Path, out: Path) -> dict[str, Any]:
     """Run one side in a fresh interpreter; return its result and peak RSS (MB)."""
     code = (
@@ -269,10 +430,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--workdir", type=Path, default=None, help="where files go (temp)")
     parser.add_argument("--keep", action="store_true", help="keep the files afterwards")
+    parser.add_argument(
+        "--parsers",
+        action="store_true",
+        help="compare the JSON decoding step alone: ours against msgspec, DuckDB read_json and "
+        "pyarrow.json (instead of the ingest against json.load + pandas)",
+    )
     args = parser.parse_args(argv)
     if args.images < 1 or args.categories < 1 or args.val_per_category < 0:
         parser.error("--images and --categories must be positive")
     return args
+
+
+def compare_parsers(args: argparse.Namespace, work: Path, json_bytes: int, n: int) -> int:
+    """Run every parser on the files; print the table and the JSON line (``--parsers``)."""
+    results = {name: child("parse", work, work / name) for name in PARSERS}
+    keys = ("rows", "id_sum", "latitudes", "annotations", "categories")
+    agree = (
+        all(all(r[k] == results["ours"][k] for k in keys) for r in results.values())
+        and results["ours"]["rows"] == n
+    )
+    print(f"{'parser':<10} {'time (s)':>9} {'images/s':>12} {'peak RSS (MB)':>14} {'x JSON':>7}")
+    for name, r in results.items():
+        print(
+            f"{name:<10} {r['seconds']:>9.2f} {n / r['seconds']:>12,.0f} {r['peak_mb']:>14,.0f} "
+            f"{r['peak_mb'] * 2**20 / json_bytes:>7.2f}"
+        )
+    best = min((k for k in PARSERS if k != "ours"), key=lambda k: results[k]["seconds"])
+    ratio = results[best]["seconds"] / results["ours"]["seconds"]
+    print(f"ours vs the fastest maintained parser ({best}): {ratio:.2f}x; checks "
+          f"{'agree' if agree else 'DISAGREE'}")  # fmt: skip
+    figures: dict[str, Any] = {
+        "benchmark": "ingest_parsers",
+        "baseline": best,
+        "ratio": ratio,
+        "images": args.images,
+        "total_images": n,
+        "json_bytes": json_bytes,
+        "train_json_bytes": (work / "inat2021" / "train.json").stat().st_size,
+        "checks_agree": agree,
+    }
+    for name, r in results.items():
+        figures[f"{name}_s"] = r["seconds"]
+        figures[f"{name}_peak_mb"] = r["peak_mb"]
+    print(json.dumps(figures))
+    return 0 if agree else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         made_s = time.perf_counter() - start
         n = args.images + args.categories * args.val_per_category
         print(f"wrote {n:,} images, {json_bytes / 1e6:,.0f} MB of JSON in {made_s:.1f} s")
+        if args.parsers:
+            return compare_parsers(args, work, json_bytes, n)
         ours = child("ours", work, work / "ours.parquet")
         baseline = child("baseline", work, work / "baseline.parquet")
     finally:

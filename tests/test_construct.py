@@ -10,7 +10,7 @@ import pytest
 
 from geoaware.catalog import read_catalog
 from geoaware.construct.errors import BuildError, PartitionError, SplitError
-from geoaware.construct.fg_geo import build_fg_geo, check_fg_geo
+from geoaware.construct.fg_geo import build_fg_geo, check_fg_geo, load_vocabulary
 from geoaware.construct.leakage import leakage_report
 from geoaware.construct.partition import (
     CellPartitioner,
@@ -199,3 +199,41 @@ def test_build_fg_geo_broken_row(tmp_path: Path) -> None:
 def test_check_real_fg_geo(shared_data: Path) -> None:
     r = check_fg_geo(shared_data / "fg_geo_yfcc" / "yfcc100m_geolocated_inat2017species.csv.zip")
     assert r["ok"] and r["labels"] == 4472 and r["label_count_histogram"]["10"] == 2960
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"categories": {"a": 1}}', "expected a JSON list"),
+        ('["Vireo griseus", 7]', r"record 1: entry is not a name or an object"),
+        ('[{"name": 7}]', r"record 0, field 'name': entry has no name"),
+    ],
+)
+def test_vocabulary_json_errors_name_the_record(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "names.json"
+    path.write_text(text)
+    with pytest.raises(InputFileError, match=message):
+        load_vocabulary(path)
+
+
+def test_vocabulary_text_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "names.txt"
+    path.write_bytes(b"Vireo \xff griseus\n")
+    with pytest.raises(InputFileError, match="names.txt"):
+        load_vocabulary(path)
+
+
+def test_check_fg_geo_reads_the_one_csv_of_a_zip(tmp_path: Path) -> None:
+    import zipfile
+
+    from geoaware.sources.fg_geo_yfcc import HEADER
+
+    path = tmp_path / "fg.csv.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("any_name.csv", ",".join(HEADER) + "\nab,7,Vireo griseus,29.5,-94.3,f,m\n")
+        zf.writestr("__MACOSX/._any_name.csv", b"\x00")
+    assert check_fg_geo(path)["rows"] == 1
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("second.csv", "x")
+    with pytest.raises(InputFileError, match=r"zip should hold one CSV"):
+        check_fg_geo(path)

@@ -13,6 +13,7 @@ import pytest
 
 from geoaware.catalog import conform, validate_table
 from geoaware.errors import DatasetNotFoundError, InputFileError
+from geoaware.sources.csvio import json_objects
 from geoaware.sources.inat import (
     Inat2017,
     Inat2018,
@@ -21,15 +22,8 @@ from geoaware.sources.inat import (
     read_inat2021_user_images,
     read_inat2021_users,
 )
-from geoaware.sources.inat_json import (
-    Field,
-    JsonScanner,
-    RecordSpec,
-    decode_records,
-    json_objects,
-    parse_timestamps,
-    reload,
-)
+from geoaware.sources.inat.dates import parse_timestamps
+from geoaware.sources.inat.stream import Field, JsonScanner, RecordSpec, decode_records, reload
 
 # These tests read hand-made files of each release's layout: no published checksum fits.
 pytestmark = pytest.mark.usefixtures("hand_made_releases")
@@ -674,11 +668,11 @@ def read_both(root, cls=Inat2021, **kw):
 
 @pytest.fixture
 def spies(monkeypatch):
-    import geoaware.sources.inat as inat
+    from geoaware.sources.inat import reader
 
     calls = {"stretch": 0, "exact": 0}
-    stretch = inat.scan_stretch
-    read_images = inat._Inat._read_images
+    stretch = reader.scan_stretch
+    read_images = reader.InatSource._read_images
 
     def spy_stretch(*args, **kwargs):
         calls["stretch"] += 1
@@ -688,8 +682,8 @@ def spies(monkeypatch):
         calls["exact"] += not guess
         return read_images(self, *args, guess=guess, **kwargs)
 
-    monkeypatch.setattr(inat, "scan_stretch", spy_stretch)
-    monkeypatch.setattr(inat._Inat, "_read_images", spy_read)
+    monkeypatch.setattr(reader, "scan_stretch", spy_stretch)
+    monkeypatch.setattr(reader.InatSource, "_read_images", spy_read)
     return calls
 
 
@@ -850,8 +844,55 @@ def test_json_objects_escapes_and_skips_nulls():
     ]  # fmt: skip
 
 
+def test_json_objects_null_handling():
+    # a null value is left out of its row; NaN and infinities too; a row left with nothing is
+    # null (never "{}"), so the catalog's extra stays null where a source has nothing more
+    out = json_objects(
+        {
+            "f": pa.array([float("nan"), float("inf"), None, 0.0]),
+            "s": pa.array([None, None, None, ""]),
+            "i": pa.chunked_array([[None, 2], [None, None]], pa.int64()),
+        }
+    ).to_pylist()
+    assert out == [None, '{"i":2}', None, '{"f":0,"s":""}']
+    assert json_objects({"x": pa.nulls(3, pa.string())}).to_pylist() == [None] * 3
+    assert json_objects({}).to_pylist() == []
+
+
 # --------------------------------------------------------------------------------------------
 # The federated-learning tables
+
+
+def test_user_tables_round_trip_with_the_writer(tmp_path):
+    from geoaware.construct.stats import write_inat_user_tables
+
+    catalog = pa.table(
+        {
+            "image_id": ["10", "11", "12", "13", "14"],
+            "user_id": ["ann", "bo, jr.", None, "ann", 'say "x"'],
+            "width": pa.array([500, 640, 300, None, 800], pa.int32()),
+            "height": pa.array([375, 480, 200, 600, None], pa.int32()),
+            "file_name": ["train/a/1.jpg", "train/b/2.jpg", "c.jpg", "train/a/4.jpg", "d.jpg"],
+            "phylum": ["Chordata", "Arthropoda", "Chordata", "Chordata", None],
+            "class": ["Aves", "Insecta", "Aves", "Aves", None],
+            "order": ["Passeriformes", "Lepidoptera", "X", "Anseriformes", None],
+            "species": ["Turdus migratorius", "Danaus plexippus", "x y", "Anas acuta", "Zz"],
+        }
+    )
+    info_csv, users_csv = write_inat_user_tables(catalog, tmp_path)
+    images = read_inat2021_user_images(info_csv)
+    with_user = catalog.filter(pa.compute.is_valid(catalog.column("user_id")))
+    assert images.num_rows == with_user.num_rows == 4
+    for column in ("image_id", "user_id", "width", "height", "file_name", "phylum", "class"):
+        assert images.column(column).to_pylist() == with_user.column(column).to_pylist(), column
+    assert images.column("label_name").to_pylist() == with_user.column("species").to_pylist()
+    assert images.column("genus").to_pylist() == ["Turdus", "Danaus", "Anas", "Zz"]
+    users = read_inat2021_users(users_csv).to_pylist()
+    assert users == [
+        {"user_id": "ann", "images": 2, "phyla": 1, "classes": 1, "orders": 2, "species": 2},
+        {"user_id": "bo, jr.", "images": 1, "phyla": 1, "classes": 1, "orders": 1, "species": 1},
+        {"user_id": 'say "x"', "images": 1, "phyla": 0, "classes": 0, "orders": 0, "species": 1},
+    ]
 
 
 USER_IMAGES_CSV = (

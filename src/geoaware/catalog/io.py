@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 
 from geoaware.catalog.schema import (
     METADATA_KEY,
-    REQUIRED_COLUMNS,
     SCHEMA_VERSION,
     check_schema,
     conform,
@@ -206,8 +205,11 @@ def write_catalog(table: pa.Table, path: PathLike, *, rows_per_part: int | None 
     return write_catalog_batches(slices, path)
 
 
-def _empty_catalog() -> pa.Table:
-    return conform(pa.table({name: pa.array([], pa.string()) for name in REQUIRED_COLUMNS}))
+def _empty() -> pa.Table:
+    """Return the empty catalog a source reads (built in sources), conformed to the schema."""
+    from geoaware.sources.base import empty_catalog  # only here: sources import slowly
+
+    return conform(empty_catalog())
 
 
 def write_catalog_batches(batches: Iterable[pa.Table], path: PathLike) -> Path:
@@ -237,7 +239,7 @@ def write_catalog_batches(batches: Iterable[pa.Table], path: PathLike) -> Path:
                         writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
                     writer.write_table(table)
                 if writer is None:  # no batch at all: an empty catalog
-                    pq.write_table(_empty_catalog(), tmp, compression="zstd")
+                    pq.write_table(_empty(), tmp, compression="zstd")
             finally:
                 if writer is not None:
                     writer.close()
@@ -248,5 +250,5 @@ def write_catalog_batches(batches: Iterable[pa.Table], path: PathLike) -> Path:
             pq.write_table(conform(batch), staging / f"part-{n:05d}.parquet", compression="zstd")
             n += 1
         if n == 0:
-            pq.write_table(_empty_catalog(), staging / "part-00000.parquet", compression="zstd")
+            pq.write_table(_empty(), staging / "part-00000.parquet", compression="zstd")
     return target

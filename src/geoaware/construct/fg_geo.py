@@ -10,7 +10,6 @@ photo). :func:`check_fg_geo` verifies any such file against the three rules.
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -24,6 +23,7 @@ import pyarrow.compute as pc
 from geoaware.catalog import read_catalog, write_catalog
 from geoaware.construct.keys import unit_hash
 from geoaware.errors import InputFileError
+from geoaware.sources.fg_geo_yfcc import parse_csv, read_fg_geo_zip
 from geoaware.sources.yfcc import iter_yfcc
 
 __all__ = ["build_fg_geo", "check_fg_geo", "load_vocabulary", "normalise_names"]
@@ -67,21 +67,25 @@ def load_vocabulary(path: str | os.PathLike[str]) -> tuple[dict[str, str], list[
         except (OSError, orjson.JSONDecodeError) as exc:
             raise InputFileError(p, f"not readable JSON ({exc})") from exc
         items = data.get("categories", data) if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise InputFileError(p, "expected a JSON list of names (or of category objects)")
         for i, item in enumerate(items):
             if isinstance(item, str):
                 pairs.append((item, item))
                 continue
+            if not isinstance(item, dict):
+                raise InputFileError(p, "entry is not a name or an object", record=i)
             name = item.get("name") or item.get("our_name")
-            if not name:
-                raise InputFileError(p, "entry has no name", record=i, field="name")
+            if not name or not isinstance(name, str):
+                raise InputFileError(p, "entry has no name (text)", record=i, field="name")
             pairs.append((name, name))
             common = item.get("common_name") or item.get("preferred_common_name")
-            if common:
+            if isinstance(common, str) and common:
                 pairs.append((common, name))
     else:
         try:
             text = p.read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise InputFileError(p, f"cannot read ({exc})") from exc
         for line in text.splitlines():
             parts = [x.strip() for x in line.split("\t") if x.strip()]
@@ -230,20 +234,8 @@ def build_fg_geo(
 
 def _read_any(path: Path) -> pa.Table:
     if path.suffix == ".zip":
-        from geoaware.sources.fg_geo_yfcc import parse_csv
-
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = [n for n in zf.namelist()
-                         if n.endswith(".csv") and not n.startswith("__MACOSX/")]  # fmt: skip
-                if len(names) != 1:
-                    raise InputFileError(path, f"zip should hold one CSV, found {names}")
-                return parse_csv(zf.read(names[0]), where=f"{path}:{names[0]}")
-        except zipfile.BadZipFile as exc:
-            raise InputFileError(path, f"not a readable zip file ({exc})") from exc
+        return read_fg_geo_zip(path)
     if path.suffix == ".csv":
-        from geoaware.sources.fg_geo_yfcc import parse_csv
-
         return parse_csv(path.read_bytes(), where=str(path))
     return read_catalog(path)
 

@@ -15,7 +15,29 @@ from geoaware.paths import mirror_dir
 from geoaware.sources.archive import extract
 from geoaware.sources.download import RemoteFile, Timeouts, fetch, verify_once
 
-__all__ = ["Source"]
+__all__ = ["Source", "empty_catalog"]
+
+
+def empty_catalog(schema: pa.Schema | None = None) -> pa.Table:
+    """Return a catalog table with no rows: the schema's required columns, as text.
+
+    What a source reads when there is nothing to read; the catalog stage conforms it to the
+    full schema (:func:`geoaware.catalog.conform`), as it does every source's table. A source
+    whose tables have a fixed ``schema`` passes it, and gets its columns too.
+
+    Examples
+    --------
+    >>> empty_catalog().column_names, empty_catalog().num_rows
+    (['source', 'image_id'], 0)
+    >>> empty_catalog(pa.schema([("image_id", pa.string()), ("tile_z", pa.int32())])).schema
+    source: string
+    image_id: string
+    tile_z: int32
+    """
+    fields = [pa.field("source", pa.string()), pa.field("image_id", pa.string())]
+    if schema is not None:
+        fields += [f for f in schema if f.name not in ("source", "image_id")]
+    return pa.schema(fields).empty_table()
 
 
 class Source(ABC):

@@ -197,15 +197,16 @@ def json_objects(columns: Mapping[str, pa.Array | pa.ChunkedArray]) -> pa.Array:
     """Return one JSON object (string) per row built from ``columns``, without a row loop.
 
     Keys keep the mapping's order. Null values, and NaN or infinite floats, are left out of
-    their row's object, so a row with nothing to say is ``{}``. Strings are escaped as JSON
-    requires; numbers are written in their shortest round-trip form.
+    their row's object; a row with nothing to say is null (not ``{}``), as the catalog's
+    ``extra`` is null where a source has nothing more. Strings are escaped as JSON requires;
+    numbers are written in their shortest round-trip form.
 
     Examples
     --------
     >>> import json
-    >>> out = json_objects({"n": pa.array([1, None]), "s": pa.array(['say "hi"', "x"])})
-    >>> [json.loads(text) for text in out.to_pylist()]
-    [{'n': 1, 's': 'say "hi"'}, {'s': 'x'}]
+    >>> out = json_objects({"n": pa.array([1, None, None]), "s": pa.array(['say "hi"', "x", None])})
+    >>> [text and json.loads(text) for text in out.to_pylist()]
+    [{'n': 1, 's': 'say "hi"'}, {'s': 'x'}, None]
     """
     if not columns:
         return pa.array([], pa.string())
@@ -216,7 +217,8 @@ def json_objects(columns: Mapping[str, pa.Array | pa.ChunkedArray]) -> pa.Array:
         prefix = "," + orjson.dumps(key).decode() + ":"
         fragments.append(pc.fill_null(pc.binary_join_element_wise(prefix, text, ""), ""))
     body = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*fragments, ""), 1)
-    result: pa.Array = pc.binary_join_element_wise("{", body, "}", "")
+    objects = pc.binary_join_element_wise("{", body, "}", "")
+    result: pa.Array = pc.if_else(pc.equal(objects, "{}"), pa.scalar(None, pa.string()), objects)
     return result
 
 

@@ -33,7 +33,7 @@ from geoaware.sources.base import Source
 from geoaware.sources.csvio import read_csv_columns
 from geoaware.sources.download import RemoteFile
 
-__all__ = ["FgGeoYfcc"]
+__all__ = ["FgGeoYfcc", "parse_csv", "read_fg_geo_zip"]
 
 _REPO = "visipedia/fg_geo"
 _FILE = "data/yfcc100m_geolocated_inat2017species.csv.zip"
@@ -108,16 +108,43 @@ class FgGeoYfcc(Source):
             return None  # the categories are optional
 
     def _read_csv(self) -> pa.Table:
-        path = self.local("csv")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = [n for n in zf.namelist() if not n.startswith("__MACOSX/")]
-                if self.member not in names:
-                    raise InputFileError(path, f"zip holds no {self.member} (found {names})")
-                data = zf.read(self.member)
-        except zipfile.BadZipFile as exc:
-            raise InputFileError(path, f"not a readable zip file ({exc})") from exc
-        return parse_csv(data, where=f"{path}:{self.member}")
+        return read_fg_geo_zip(self.local("csv"), self.member)
+
+
+def read_fg_geo_zip(path: str | os.PathLike[str], member: str | None = None) -> pa.Table:
+    r"""Read the fg_geo CSV inside a zip (``member``, or else the one CSV it holds).
+
+    The ``__MACOSX/`` entries beside the CSV are ignored.
+
+    Raises
+    ------
+    InputFileError
+        If the file is not a readable zip, lacks ``member`` (or holds no or several CSVs when
+        none is named), or the CSV is not the fg_geo CSV (naming the line and column).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "fg.csv.zip"
+    >>> with zipfile.ZipFile(p, "w") as zf:
+    ...     zf.writestr("fg.csv", ",".join(HEADER) + "\nab,7,Vireo griseus,29.5,-94.3,f,m")
+    >>> read_fg_geo_zip(p).column("species").to_pylist()
+    ['Vireo griseus']
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not n.startswith("__MACOSX/")]
+            if member is None:
+                csvs = [n for n in names if n.endswith(".csv")]
+                if len(csvs) != 1:
+                    raise InputFileError(path, f"zip should hold one CSV, found {csvs}")
+                member = csvs[0]
+            elif member not in names:
+                raise InputFileError(path, f"zip holds no {member} (found {names})")
+            data = zf.read(member)
+    except zipfile.BadZipFile as exc:
+        raise InputFileError(path, f"not a readable zip file ({exc})") from exc
+    return parse_csv(data, where=f"{path}:{member}")
 
 
 def parse_csv(data: bytes, where: str) -> pa.Table:

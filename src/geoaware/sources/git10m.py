@@ -60,10 +60,27 @@ import pyarrow.parquet as pq
 
 from geoaware.errors import DatasetNotFoundError, InputFileError, InvalidTileError, UsageError
 from geoaware.geo.tiles import MAX_ZOOM, ground_sample_distance_m, parse_tile, tile_centers
-from geoaware.sources.base import Source
+from geoaware.sources.base import Source, empty_catalog
 from geoaware.sources.download import RemoteFile, Timeouts
 
 __all__ = ["HOMEPAGE", "Git10M", "TileColumns", "parse_locations", "tile_edges"]
+
+CATALOG_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("image_id", pa.string()),
+        ("file_name", pa.string()),
+        ("lat", pa.float64()),
+        ("lon", pa.float64()),
+        ("caption", pa.string()),
+        ("tile_z", pa.int32()),
+        ("tile_x", pa.int32()),
+        ("tile_y", pa.int32()),
+        ("ground_sample_distance_m", pa.float64()),
+        ("extra", pa.string()),
+    ]
+)
+"""The columns of the catalog tables a Git-10M read yields (empty ones too)."""
 
 HOMEPAGE = "https://huggingface.co/datasets/lcybuaa/Git-10M"
 """Where the shards are published (download them with ``huggingface-cli`` or ``git lfs``)."""
@@ -287,7 +304,7 @@ class Git10M(Source):
         """Read every shard into one catalog table (not yet conformed), without the images."""
         batches = list(self.read_batches())
         if not batches:
-            return _empty_catalog()
+            return empty_catalog(CATALOG_SCHEMA)
         return pa.concat_tables(batches)
 
     def read_batches(self) -> Iterator[pa.Table]:
@@ -447,7 +464,8 @@ class Git10M(Source):
                 "tile_y": pa.array(tiles.y.astype(np.int32), pa.int32(), mask=mask),
                 "ground_sample_distance_m": pa.array(gsd, pa.float64(), mask=mask),
                 "extra": pa.array(extra, pa.string()),
-            }
+            },
+            schema=CATALOG_SCHEMA,
         )
 
     def _tile_pixels(self, z: IntArray, resolution: FloatArray, ok: BoolArray) -> FloatArray:
@@ -515,21 +533,3 @@ def _to_float(value: object) -> float | None:
         return float(value) if isinstance(value, str) and value else None
     except ValueError:
         return None
-
-
-def _empty_catalog() -> pa.Table:
-    return pa.table(
-        {
-            "source": pa.array([], pa.string()),
-            "image_id": pa.array([], pa.string()),
-            "file_name": pa.array([], pa.string()),
-            "lat": pa.array([], pa.float64()),
-            "lon": pa.array([], pa.float64()),
-            "caption": pa.array([], pa.string()),
-            "tile_z": pa.array([], pa.int32()),
-            "tile_x": pa.array([], pa.int32()),
-            "tile_y": pa.array([], pa.int32()),
-            "ground_sample_distance_m": pa.array([], pa.float64()),
-            "extra": pa.array([], pa.string()),
-        }
-    )
