@@ -1,4 +1,4 @@
-"""Adaptive S2 geocells (geolocate/cells.py) and the cell classifier (geolocate/cellhead.py)."""
+"""Adaptive S2 geocells (geolocate/cells.py, S2 ids from geo/cells.py) and the cell classifier (geolocate/cellhead.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import s2sphere
 
 from geoaware.errors import InputFileError, InvalidCoordinateError
 from geoaware.geo import haversine_km
-from geoaware.geolocate.cells import CellPartition, build_cells, leaf_cell_ids, parents
+from geoaware.geo.cells import s2_leaf_ids as leaf_cell_ids
+from geoaware.geolocate.cells import CellPartition, build_cells, parents
 from geoaware.sources.im2gps import read_cell_mapping, read_places365, read_s2_cells
 
 PUBLISHED = {
