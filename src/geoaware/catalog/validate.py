@@ -17,10 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from geoaware.typing import BoolArray
+
 __all__ = ["Finding", "ValidationReport", "validate_table"]
 
 Severity = Literal["error", "warning"]
-BoolArray = npt.NDArray[np.bool_]
 
 MAX_UNCERTAINTY_M = 20_037_508.0
 """Half the Earth's circumference: no location can be less certain than that."""

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from geoaware.fileio import atomic_path
-from geoaware.geo.types import ArrayLike
 from geoaware.paths import cache_dir
+from geoaware.typing import ArrayLike
 
 __all__ = ["degree_label", "degree_ticks", "land_grid", "world_map"]
 

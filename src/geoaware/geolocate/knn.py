@@ -41,10 +41,10 @@ from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
 from geoaware.geo.encode import unit_vector
 from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz
+from geoaware.typing import Float64Array
 
 __all__ = ["KnnConfig", "KnnGeolocator", "kernel_mode"]
 
-FloatArray = npt.NDArray[np.float64]
 _CHUNK = 8192
 
 
@@ -176,7 +176,7 @@ def kernel_mode(
     lon: npt.ArrayLike,
     weights: npt.ArrayLike,
     bandwidth_km: float,
-) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+) -> tuple[Float64Array, npt.NDArray[np.int64]]:
     """Kernel density of each row's points, evaluated at those points; and the densest one.
 
     ``lat``, ``lon``, ``weights`` have shape ``(n, k)``; a zero weight is a missing point.
@@ -206,7 +206,7 @@ def kernel_mode(
 
 
 def _rank_candidates(
-    lat: FloatArray, lon: FloatArray, score: FloatArray, merge_km: float, k: int
+    lat: Float64Array, lon: Float64Array, score: Float64Array, merge_km: float, k: int
 ) -> npt.NDArray[np.int64]:
     """Column order per row: best score first, near-duplicates of better places moved last."""
     n, kk = score.shape
@@ -246,8 +246,8 @@ class KnnGeolocator(Geolocator):
     def __init__(
         self,
         index: Any,
-        lat: FloatArray,
-        lon: FloatArray,
+        lat: Float64Array,
+        lon: Float64Array,
         ids: npt.NDArray[Any],
         config: KnnConfig,
         *,
@@ -334,7 +334,7 @@ class KnnGeolocator(Geolocator):
             return params
         return ivf
 
-    def search(self, vectors: npt.ArrayLike, k: int) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    def search(self, vectors: npt.ArrayLike, k: int) -> tuple[Float64Array, npt.NDArray[np.int64]]:
         """Return cosine similarities and gallery rows of the ``k`` nearest neighbours.
 
         Missing neighbours (a gallery smaller than ``k``, or empty probed lists) have row -1

@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from geoaware.fileio import atomic_dir, atomic_write_text
 from geoaware.geolocate.base import Geolocator
 from geoaware.geolocate.overlap import exclude_within, overlap_report, write_overlap
 from geoaware.predictions.places import write_predictions
+from geoaware.typing import PathLike
 
 __all__ = [
     "METHODS",
@@ -46,7 +46,6 @@ __all__ = [
     "write_predictions",
 ]
 
-PathLike = str | os.PathLike[str]
 METHODS = ("knn", "gallery", "cells")
 ENCODER_FILE = "embeddings.json"
 PRETRAINED_GEOCLIP = "geoclip"

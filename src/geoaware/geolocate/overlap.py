@@ -28,6 +28,7 @@ from geoaware.errors import InputFileError, UsageError
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import check_coordinates, km_of_chord
 from geoaware.geo.encode import unit_vector
+from geoaware.typing import ArrayLike, BoolArray, Float64Array
 
 __all__ = [
     "OverlapReport",
@@ -39,12 +40,8 @@ __all__ = [
     "write_overlap",
 ]
 
-ArrayLike = npt.ArrayLike
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
-
-def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> FloatArray:
+def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> Float64Array:
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     if la.shape != lo.shape or la.ndim != 1:
@@ -56,7 +53,9 @@ def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> FloatArray:
     return unit_vector(la, lo)
 
 
-def _nearest_km(points: FloatArray, reference: FloatArray) -> tuple[FloatArray, npt.NDArray[Any]]:
+def _nearest_km(
+    points: Float64Array, reference: Float64Array
+) -> tuple[Float64Array, npt.NDArray[Any]]:
     """Distance (km) and index of each point's nearest reference point (inf, -1 if none)."""
     if len(reference) == 0 or len(points) == 0:
         return np.full(len(points), np.inf), np.full(len(points), -1, dtype=np.int64)
@@ -91,7 +90,7 @@ class OverlapReport:
     n_reference: int
     within: int
     fraction: float
-    nearest_km: FloatArray
+    nearest_km: Float64Array
     nearest: npt.NDArray[np.int64]
 
     @property

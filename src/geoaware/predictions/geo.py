@@ -37,10 +37,10 @@ import pyarrow.parquet as pq
 
 from geoaware.errors import EvaluationError, InputFileError
 from geoaware.predictions.geo_footer import Footer, split_footer
+from geoaware.typing import Float64Array
 
 __all__ = ["GeoPredictions", "SkippedRow", "detect_columns", "read_geo_predictions"]
 
-FloatArray = npt.NDArray[np.float64]
 
 TRUE_LAT = ("true_lat", "gt_lat", "lat", "latitude", "true_latitude", "gt_latitude", "lat_true")
 TRUE_LON = (
@@ -108,10 +108,10 @@ class GeoPredictions:
     """
 
     source: str
-    true_lat: FloatArray
-    true_lon: FloatArray
-    pred_lat: FloatArray
-    pred_lon: FloatArray
+    true_lat: Float64Array
+    true_lon: Float64Array
+    pred_lat: Float64Array
+    pred_lon: Float64Array
     image_id: npt.NDArray[Any] | None
     columns: tuple[str, str, str, str]
     extra: pd.DataFrame
@@ -212,7 +212,7 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _to_float(column: pa.ChunkedArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+def _to_float(column: pa.ChunkedArray) -> tuple[Float64Array, npt.NDArray[np.bool_]]:
     """Parse a column to float64; return values and a mask of cells that did not parse."""
     if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
         values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -274,7 +274,7 @@ def read_geo_predictions(
     else:
         t_lat, t_lon, p_lat, p_lon = detect_columns(names, str(src))
     id_col = _find(names, ID_COLUMNS)
-    values: dict[str, FloatArray] = {}
+    values: dict[str, Float64Array] = {}
     bad: dict[str, npt.NDArray[np.bool_]] = {}
     for name in (c for c in (t_lat, t_lon, p_lat, p_lon) if c is not None):
         values[name], bad[name] = _to_float(table.column(name))
@@ -443,7 +443,7 @@ def _truth_from_catalog(
     line_of: Any,
     strict: bool = False,
     own_truth: bool = False,
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
+) -> tuple[Float64Array, Float64Array, npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
     if truth is None:
         raise InputFileError(src, "the file has no true coordinates: pass --truth CATALOG")
     if ids is None:

@@ -14,7 +14,6 @@ counts once and wastes a slot), not an error. The header must be exactly ``id,pr
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,11 +29,10 @@ from geoaware.fileio import atomic_path
 from geoaware.predictions.ids import IdIndex, IntMap, factorize, load_table, np_int, pad
 from geoaware.predictions.kaggle import KaggleRows, file_bytes, int_tokens, read_kaggle
 from geoaware.predictions.labels import DEFAULT_K, PAD, EvaluationError, TopK, read_predictions
+from geoaware.typing import IntArray, PathLike
 
 __all__ = ["HEADER", "Problem", "check_submission", "write_submission"]
 
-PathLike = str | os.PathLike[str]
-IntArray = npt.NDArray[np.int64]
 HEADER = "id,predicted"
 """The one header a submission may have."""
 _PAIRWISE_WIDTH = 8  # labels per row compared pairwise for repeats; longer rows one by one

@@ -14,7 +14,6 @@ Layout of a checkpoint folder:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.priors.config import PriorConfig
 from geoaware.priors.features import encode_inputs
 from geoaware.priors.model import PriorNet
+from geoaware.typing import PathLike
 
 __all__ = ["FORMAT", "LocationPrior", "load_prior", "save_prior"]
 
-PathLike = str | os.PathLike[str]
 FORMAT = "geoaware.prior"
 VERSION = 1
 _BATCH = 16_384
