@@ -8,7 +8,6 @@ WGS84 geodesic is asked for. GeoScore is OSV-5M's ``5000 * exp(-d / 1492.7)``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from geoaware.errors import EvaluationError
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import great_circle_km
 from geoaware.predictions.geo import GeoPredictions, SkippedRow
-from geoaware.typing import Float64Array
+from geoaware.typing import Float64Array, IntArray, PathLike
 
 __all__ = [
     "DEFAULT_THRESHOLDS_KM",
@@ -213,9 +212,7 @@ def grouped_geo_summary(
     return rows
 
 
-def _group_medians(
-    d: Float64Array, key: npt.NDArray[np.int64], cum: npt.NDArray[np.int64], block: int
-) -> list[float]:
+def _group_medians(d: Float64Array, key: IntArray, cum: IntArray, block: int) -> list[float]:
     """Exact median per group, partitioning only the histogram bins that hold the middle."""
     k, nb = cum.shape
     n = cum[:, -1]
@@ -226,7 +223,7 @@ def _group_medians(
     wanted = np.zeros(k * nb, dtype=bool)
     wanted[(np.arange(k)[:, None] * nb + bins).ravel()] = True
 
-    def pick(s: slice) -> tuple[Float64Array, npt.NDArray[np.int64]]:
+    def pick(s: slice) -> tuple[Float64Array, IntArray]:
         keep = wanted[key[s]]
         return d[s][keep], key[s][keep]
 
@@ -315,7 +312,7 @@ class GeoReport:
         self.reference = reference_table(dataset, ours, self.name, "geo")
         return self.reference
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: PathLike) -> Path:
         """Write :meth:`to_dict` as JSON to ``path`` atomically; return the path."""
         data = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         return atomic_write_bytes(path, data + b"\n")

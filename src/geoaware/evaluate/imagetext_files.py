@@ -43,7 +43,7 @@ from geoaware.evaluate.imagetext import (  # the helpers are shared within the p
     l2_normalize,
     retrieval_report,
 )
-from geoaware.typing import Float32Array, IntArray, PathLike
+from geoaware.typing import BoolArray, Float32Array, IntArray, PathLike
 
 __all__ = [
     "caption_ids",
@@ -232,9 +232,7 @@ def _example(values: np.ndarray) -> str:
     return ", ".join(repr(str(v)) for v in values[:_EXAMPLES])
 
 
-def _join_ids(
-    wanted: np.ndarray, have: np.ndarray
-) -> tuple[IntArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+def _join_ids(wanted: np.ndarray, have: np.ndarray) -> tuple[IntArray, BoolArray, BoolArray]:
     """Position of each ``wanted`` id in ``have`` (-1 if absent) and both sides' unmatched."""
     pos = pc.index_in(
         pa.array(wanted.tolist(), pa.string()), value_set=pa.array(have.tolist(), pa.string())

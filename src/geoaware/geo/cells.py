@@ -20,14 +20,13 @@ from collections.abc import Callable
 
 import h3
 import numpy as np
-import numpy.typing as npt
 import s2sphere
 
 from geoaware.errors import InvalidCoordinateError, UsageError
 from geoaware.geo.distance import check_coordinates
 from geoaware.geo.encode import unit_vector
 from geoaware.geo.types import LatLon
-from geoaware.typing import ArrayLike, Float64Array, IntArray, UInt64Array
+from geoaware.typing import ArrayLike, Float64Array, IntArray, ObjectArray, UInt64Array
 
 __all__ = [
     "QUADTREE_MAX_LEVEL",
@@ -57,7 +56,7 @@ _U64 = np.uint64
 
 def _per_point(
     lat: ArrayLike, lon: ArrayLike, cell_of: Callable[[float, float], str]
-) -> npt.NDArray[np.object_]:
+) -> ObjectArray:
     """Apply a per-point cell function (the library's own); None for NaN points."""
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
@@ -68,7 +67,7 @@ def _per_point(
     return out
 
 
-def h3_cells(lat: ArrayLike, lon: ArrayLike, resolution: int) -> npt.NDArray[np.object_]:
+def h3_cells(lat: ArrayLike, lon: ArrayLike, resolution: int) -> ObjectArray:
     """Return the H3 cell (hex string) at ``resolution`` (0..15) of each point; None for NaN.
 
     Examples
@@ -81,7 +80,7 @@ def h3_cells(lat: ArrayLike, lon: ArrayLike, resolution: int) -> npt.NDArray[np.
     return _per_point(lat, lon, lambda a, b: h3.latlng_to_cell(a, b, resolution))
 
 
-def s2_cells(lat: ArrayLike, lon: ArrayLike, level: int) -> npt.NDArray[np.object_]:
+def s2_cells(lat: ArrayLike, lon: ArrayLike, level: int) -> ObjectArray:
     """Return the S2 cell token at ``level`` (0..30) of each point; None for NaN.
 
     Examples
@@ -361,7 +360,7 @@ def quadtree_levels(keys: IntArray) -> IntArray:
     return np.where(keys >= 0, keys >> 58, -1)
 
 
-def quadtree_names(keys: IntArray) -> npt.NDArray[np.object_]:
+def quadtree_names(keys: IntArray) -> ObjectArray:
     """Return the name ``q<level>/<row>/<column>`` of each quadtree key (None for -1).
 
     Examples

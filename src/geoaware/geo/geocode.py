@@ -28,7 +28,7 @@ from geoaware.fileio import atomic_path
 from geoaware.geo.distance import check_coordinates
 from geoaware.geo.encode import unit_vector
 from geoaware.paths import cache_dir
-from geoaware.typing import ArrayLike, Float64Array, StrArray
+from geoaware.typing import ArrayLike, BoolArray, Float64Array, StrArray
 
 __all__ = [
     "CONTINENTS",
@@ -297,7 +297,7 @@ def _land_mask() -> Any:
     return globe
 
 
-def is_land(lat: ArrayLike, lon: ArrayLike) -> npt.NDArray[np.bool_]:
+def is_land(lat: ArrayLike, lon: ArrayLike) -> BoolArray:
     """Return True where a point is on land (1 km mask; the first call loads it, ~5 s, ~1 GB).
 
     NaN points are reported as not on land.

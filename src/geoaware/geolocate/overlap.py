@@ -15,7 +15,6 @@ in chord length is exact, poles and the antimeridian included.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from geoaware.errors import InputFileError, UsageError
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import check_coordinates, km_of_chord
 from geoaware.geo.encode import unit_vector
-from geoaware.typing import ArrayLike, BoolArray, Float64Array
+from geoaware.typing import ArrayLike, BoolArray, Float64Array, IntArray, PathLike
 
 __all__ = [
     "OverlapReport",
@@ -91,7 +90,7 @@ class OverlapReport:
     within: int
     fraction: float
     nearest_km: Float64Array
-    nearest: npt.NDArray[np.int64]
+    nearest: IntArray
 
     @property
     def mask(self) -> BoolArray:
@@ -194,7 +193,7 @@ def exclude_within(
 OVERLAP_SUFFIX = ".overlap.json"
 
 
-def overlap_file(predictions: str | os.PathLike[str]) -> Path:
+def overlap_file(predictions: PathLike) -> Path:
     """Return the overlap file that goes with a predictions file: ``pred.csv.overlap.json``.
 
     Examples
@@ -206,7 +205,7 @@ def overlap_file(predictions: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + OVERLAP_SUFFIX)
 
 
-def write_overlap(predictions: str | os.PathLike[str], record: dict[str, Any]) -> Path:
+def write_overlap(predictions: PathLike, record: dict[str, Any]) -> Path:
     r"""Write ``record`` (the overlap reports of a predict run) beside ``predictions``.
 
     The predictions file's SHA-256 goes with it, so that a later ``eval geo`` uses the record
@@ -224,7 +223,7 @@ def write_overlap(predictions: str | os.PathLike[str], record: dict[str, Any]) -
     return atomic_write_bytes(overlap_file(predictions), orjson.dumps(doc, option=_JSON) + b"\n")
 
 
-def read_overlap(predictions: str | os.PathLike[str]) -> dict[str, Any] | None:
+def read_overlap(predictions: PathLike) -> dict[str, Any] | None:
     r"""Return the overlap record written beside ``predictions``, or None.
 
     None when there is no such file or it describes another version of the predictions
@@ -295,7 +294,7 @@ def overlap_warnings(record: dict[str, Any] | None) -> list[str]:
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
 
 
-def _sha256(path: str | os.PathLike[str]) -> str:
+def _sha256(path: PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

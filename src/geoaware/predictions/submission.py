@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -29,7 +28,7 @@ from geoaware.fileio import atomic_path
 from geoaware.predictions.ids import IdIndex, IntMap, factorize, load_table, np_int, pad
 from geoaware.predictions.kaggle import KaggleRows, file_bytes, int_tokens, read_kaggle
 from geoaware.predictions.labels import DEFAULT_K, PAD, EvaluationError, TopK, read_predictions
-from geoaware.typing import IntArray, PathLike
+from geoaware.typing import BoolArray, IntArray, PathLike
 
 __all__ = ["HEADER", "Problem", "check_submission", "write_submission"]
 
@@ -171,9 +170,7 @@ def _truth_sets(truth_table: Any, split: str) -> tuple[Any, IntArray]:
     return ids, known
 
 
-def _id_problems(
-    rows: KaggleRows, test_ids: Any, split: str, seen: npt.NDArray[np.bool_]
-) -> list[Problem]:
+def _id_problems(rows: KaggleRows, test_ids: Any, split: str, seen: BoolArray) -> list[Problem]:
     problems: list[Problem] = []
     ids = rows.ids
     empty = np.asarray(pc.equal(ids, "").to_numpy(zero_copy_only=False), dtype=bool)

@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 
 from geoaware.geo.distance import EARTH_RADIUS_KM
 from geoaware.geo.encode import unit_vector
-from geoaware.typing import Float32Array, Float64Array
+from geoaware.typing import Float32Array, Float64Array, IntArray
 
 __all__ = [
     "BASELINES",
@@ -145,12 +145,12 @@ class GridHistogram:
         )
         self.prior = (alpha * _frequency(y, n_classes)).astype(np.float32)
 
-    def _cells(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    def _cells(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> IntArray:
         la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
         lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
         r = np.clip(((la + 90) // self.cell_deg).astype(np.int64), 0, self.n_lat - 1)
         c = np.clip(((lo + 180) // self.cell_deg).astype(np.int64), 0, self.n_lon - 1)
-        out: npt.NDArray[np.int64] = r * self.n_lon + c
+        out: IntArray = r * self.n_lon + c
         return out
 
     def predict_proba(

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from geoaware.errors import DependencyNotFoundError
 from geoaware.geo.encode import unit_vector, wrap_encode
 from geoaware.priors.config import PriorConfig
-from geoaware.typing import Float64Array
+from geoaware.typing import Float32Array, Float64Array
 
 if TYPE_CHECKING:
     import torch
@@ -162,7 +162,7 @@ def encode_inputs(
     lon: npt.ArrayLike,
     config: PriorConfig,
     date_fraction: npt.ArrayLike | None = None,
-) -> npt.NDArray[np.float32]:
+) -> Float32Array:
     """Return the network input for points (and dates), shape ``(n, config.input_dim)``.
 
     Parameters

@@ -46,7 +46,6 @@ Catalog columns written: ``source`` ("git10m"), ``image_id`` and ``file_name`` (
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -62,7 +61,7 @@ from geoaware.errors import DatasetNotFoundError, InputFileError, InvalidTileErr
 from geoaware.geo.tiles import MAX_ZOOM, ground_sample_distance_m, parse_tile, tile_centers
 from geoaware.sources.base import Source
 from geoaware.sources.download import RemoteFile, Timeouts
-from geoaware.typing import BoolArray, Float64Array, IntArray
+from geoaware.typing import BoolArray, Float64Array, IntArray, PathLike
 
 __all__ = ["HOMEPAGE", "Git10M", "TileColumns", "parse_locations", "tile_edges"]
 
@@ -218,7 +217,7 @@ class Git10M(Source):
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: PathLike,
         *,
         strict: bool = True,
         batch_size: int = 65_536,
