@@ -2,26 +2,13 @@
 
 Everything in geoaware may use this package; it uses nothing of geoaware's but the shared
 errors, type aliases and file helpers. All functions take latitude before longitude, in WGS84
-degrees.
+degrees. The cell grids' id arithmetic (vectorised S2 ids, the adaptive quadtree) is imported
+from :mod:`geoaware.geo.cells`.
 Reverse geocoding (:mod:`geoaware.geo.geocode`) and maps (:mod:`geoaware.geo.maps`) load
 their data on first use; import them from their modules.
 """
 
-from geoaware.geo.cells import (
-    h3_cells,
-    quadtree_keys,
-    quadtree_levels,
-    quadtree_names,
-    s2_cell_center,
-    s2_cells,
-    s2_id_levels,
-    s2_id_ranges,
-    s2_id_token,
-    s2_leaf_ids,
-    s2_level,
-    s2_parent_ids,
-    s2_token_id,
-)
+from geoaware.geo.cells import h3_cells, s2_cell_center, s2_cells, s2_level
 from geoaware.geo.distance import (
     EARTH_RADIUS_KM,
     WGS84_A_M,
@@ -58,18 +45,9 @@ __all__ = [
     "h3_cells",
     "haversine_km",
     "parse_tile",
-    "quadtree_keys",
-    "quadtree_levels",
-    "quadtree_names",
     "s2_cell_center",
     "s2_cells",
-    "s2_id_levels",
-    "s2_id_ranges",
-    "s2_id_token",
-    "s2_leaf_ids",
     "s2_level",
-    "s2_parent_ids",
-    "s2_token_id",
     "tile_bounds",
     "tile_center",
     "tile_centers",
