@@ -1,4 +1,4 @@
-"""Adaptive S2 geocells (geolocate/cells.py) and the cell classifier (geolocate/cellhead.py)."""
+"""Adaptive S2 geocells (geolocate/cells.py, S2 ids from geo/cells.py) and the cell classifier (geolocate/cellhead.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import s2sphere
 
 from geoaware.errors import InputFileError, InvalidCoordinateError
 from geoaware.geo import haversine_km
-from geoaware.geolocate.cells import CellPartition, build_cells, leaf_cell_ids, parents
+from geoaware.geo.cells import s2_leaf_ids
+from geoaware.geolocate.cells import CellPartition, build_cells, parents
 from geoaware.sources.im2gps import read_cell_mapping, read_places365, read_s2_cells
 
 PUBLISHED = {
@@ -67,7 +68,7 @@ def test_leaf_cell_ids_equal_s2sphere():
     # poles, the antimeridian, face edges and corners, and exact zeros
     lat = np.r_[lat, 90, -90, 0, 0, 0, 0, 45, -45, 35.26438968275466, -35.26438968275466, 0]
     lon = np.r_[lon, 0, 123, 180, -180, 0, 90, 45, -135, 45, -135, -90]
-    ids = leaf_cell_ids(lat, lon)
+    ids = s2_leaf_ids(lat, lon)
     expected = [
         s2sphere.CellId.from_lat_lng(s2sphere.LatLng.from_degrees(a, b)).id()
         for a, b in zip(lat.tolist(), lon.tolist(), strict=True)
@@ -77,11 +78,11 @@ def test_leaf_cell_ids_equal_s2sphere():
 
 
 def test_leaf_cell_ids_nan_and_range():
-    assert leaf_cell_ids([np.nan, 0.0], [0.0, np.nan]).tolist() == [0, 0]
+    assert s2_leaf_ids([np.nan, 0.0], [0.0, np.nan]).tolist() == [0, 0]
     with pytest.raises(InvalidCoordinateError, match="latitude"):
-        leaf_cell_ids([91.0], [0.0])
+        s2_leaf_ids([91.0], [0.0])
     with pytest.raises(ValueError, match="differ in length"):
-        leaf_cell_ids([1.0, 2.0], [0.0])
+        s2_leaf_ids([1.0, 2.0], [0.0])
 
 
 # --- the published MP-16 partitions ----------------------------------------------------------
@@ -226,7 +227,7 @@ def test_all_points_in_one_place_make_one_cell():
     # more than tau_max images in one leaf cell: split down to level 30, then kept whole
     deep = build_cells(lat, lon, 5, 10)
     assert deep.levels.tolist() == [30] and deep.counts.tolist() == [100]
-    leaf = int(leaf_cell_ids([48.8566], [2.3522])[0])
+    leaf = int(s2_leaf_ids([48.8566], [2.3522])[0])
     assert deep.tokens.tolist() == [format(leaf, "016x").rstrip("0")]
 
 

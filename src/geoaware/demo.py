@@ -36,6 +36,7 @@ from geoaware.errors import GeoawareError
 from geoaware.fileio import atomic_write_bytes, atomic_write_text
 from geoaware.outputs import OutputError, claim_output, record_output
 from geoaware.paths import cache_dir
+from geoaware.typing import PathLike
 
 __all__ = ["DEMO_SPECIES", "Step", "demo_steps", "run_demo"]
 
@@ -259,7 +260,7 @@ def _fetch_inputs(data: Path, *, progress: bool) -> Path:
 
 
 def run_demo(
-    out: str | os.PathLike[str] = "demo-output",
+    out: PathLike = "demo-output",
     *,
     quick: bool = False,
     overwrite: bool = False,

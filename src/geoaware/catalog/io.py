@@ -6,7 +6,6 @@ into place; a folder of parts is written beside the target and swapped in whole)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from geoaware.catalog.schema import (
 )
 from geoaware.errors import CatalogError
 from geoaware.fileio import atomic_dir, atomic_path
+from geoaware.typing import PathLike
 
 __all__ = [
     "catalog_columns",
@@ -31,8 +31,6 @@ __all__ = [
     "write_catalog",
     "write_catalog_batches",
 ]
-
-PathLike = str | os.PathLike[str]
 
 
 def catalog_files(path: PathLike) -> list[Path]:

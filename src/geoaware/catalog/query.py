@@ -10,7 +10,6 @@ catalog) with ``COPY``. Results are written by :func:`write_result`, atomically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 from geoaware.catalog.io import catalog_files, check_catalog_schema
 from geoaware.errors import QueryError
 from geoaware.fileio import atomic_path
+from geoaware.typing import PathLike
 
 __all__ = ["query_catalog", "write_result"]
 
@@ -28,7 +28,7 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def query_catalog(catalog: str | os.PathLike[str], sql: str) -> pa.Table:
+def query_catalog(catalog: PathLike, sql: str) -> pa.Table:
     """Run ``sql`` over a catalog (file or folder of parts) and return the result.
 
     The catalog is visible as the view ``catalog``; DuckDB reads only the columns and row
@@ -81,7 +81,7 @@ def query_catalog(catalog: str | os.PathLike[str], sql: str) -> pa.Table:
         con.close()
 
 
-def write_result(table: pa.Table, out: str | os.PathLike[str]) -> Path:
+def write_result(table: pa.Table, out: PathLike) -> Path:
     """Write a query result atomically as ``.parquet`` or ``.csv`` (chosen by the extension).
 
     Examples

@@ -17,10 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from geoaware.typing import BoolArray, Float64Array
+
 __all__ = ["Finding", "ValidationReport", "validate_table"]
 
 Severity = Literal["error", "warning"]
-BoolArray = npt.NDArray[np.bool_]
 
 MAX_UNCERTAINTY_M = 20_037_508.0
 """Half the Earth's circumference: no location can be less certain than that."""
@@ -131,7 +132,7 @@ class _Checker:
             "warning": np.zeros(table.num_rows, dtype=bool),
         }
 
-    def floats(self, name: str) -> npt.NDArray[np.float64]:
+    def floats(self, name: str) -> Float64Array:
         """Column as float64 with nulls as NaN (nulls are told apart by :meth:`nulls`)."""
         return np.asarray(self.table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
 

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from geoaware.construct.errors import BuildError
 from geoaware.geo.cells import h3_cells, s2_cells
+from geoaware.typing import ObjectArray
 
 __all__ = ["LEVELS", "Level", "cell_keys", "label_values", "parse_cell_spec", "require_columns"]
 
@@ -91,7 +92,7 @@ def parse_cell_spec(spec: str) -> tuple[str, int]:
     return system, resolution
 
 
-def cell_keys(lat: npt.ArrayLike, lon: npt.ArrayLike, spec: str) -> npt.NDArray[np.object_]:
+def cell_keys(lat: npt.ArrayLike, lon: npt.ArrayLike, spec: str) -> ObjectArray:
     """Return the H3/S2 cell id of each point (None where the point is unknown).
 
     Cells are computed once per distinct coordinate pair, so repeated points cost nothing.

@@ -9,7 +9,6 @@ photo). :func:`check_fg_geo` verifies any such file against the three rules.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -25,6 +24,7 @@ from geoaware.construct.keys import unit_hash
 from geoaware.errors import InputFileError
 from geoaware.sources.fg_geo_yfcc import parse_csv, read_fg_geo_zip
 from geoaware.sources.yfcc import iter_yfcc
+from geoaware.typing import PathLike
 
 __all__ = ["build_fg_geo", "check_fg_geo", "load_vocabulary", "normalise_names"]
 
@@ -40,7 +40,7 @@ def normalise_names(names: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedA
     return pc.replace_substring_regex(pc.utf8_lower(names), r"[\s_+\-.]+", "")
 
 
-def load_vocabulary(path: str | os.PathLike[str]) -> tuple[dict[str, str], list[str]]:
+def load_vocabulary(path: PathLike) -> tuple[dict[str, str], list[str]]:
     r"""Read label names: a catalog (``label_name``/``species``), a JSON list, or a text file.
 
     JSON entries may be strings or objects with ``name``/``our_name`` and
@@ -129,9 +129,9 @@ def _match(batch: pa.RecordBatch, vocab_keys: pa.Array, vocab_labels: pa.Array) 
 
 
 def build_fg_geo(
-    yfcc: str | os.PathLike[str],
-    labels: str | os.PathLike[str],
-    out: str | os.PathLike[str],
+    yfcc: PathLike,
+    labels: PathLike,
+    out: PathLike,
     *,
     per_label: int = 10,
     seed: int = 0,
@@ -240,7 +240,7 @@ def _read_any(path: Path) -> pa.Table:
     return read_catalog(path)
 
 
-def check_fg_geo(path: str | os.PathLike[str], *, per_label: int = 10) -> dict[str, Any]:
+def check_fg_geo(path: PathLike, *, per_label: int = 10) -> dict[str, Any]:
     """Check a fg_geo file (released zip/CSV or a catalog) against the recipe's three rules.
 
     Returns ``ok`` and per rule the number of offending rows (or labels) with examples, and

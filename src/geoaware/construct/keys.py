@@ -14,6 +14,8 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from geoaware.typing import Float64Array, UInt64Array
+
 __all__ = ["hash_keys", "unit_hash"]
 
 
@@ -22,9 +24,7 @@ def _hash_key(seed: int) -> str:
     return hashlib.sha256(f"geoaware-{seed}".encode()).hexdigest()[:16]
 
 
-def hash_keys(
-    keys: pa.Array | pa.ChunkedArray | npt.ArrayLike, seed: int = 0
-) -> npt.NDArray[np.uint64]:
+def hash_keys(keys: pa.Array | pa.ChunkedArray | npt.ArrayLike, seed: int = 0) -> UInt64Array:
     """Return a seeded 64-bit SipHash of each key (strings, numbers; null hashes alike).
 
     The hash depends only on the key's value and ``seed``, never on the other rows.
@@ -45,9 +45,7 @@ def hash_keys(
     return np.asarray(hashed, dtype=np.uint64)
 
 
-def unit_hash(
-    keys: pa.Array | pa.ChunkedArray | npt.ArrayLike, seed: int = 0
-) -> npt.NDArray[np.float64]:
+def unit_hash(keys: pa.Array | pa.ChunkedArray | npt.ArrayLike, seed: int = 0) -> Float64Array:
     """Map each key to a seeded pseudo-uniform number in ``[0, 1)``.
 
     Examples

@@ -7,7 +7,6 @@ other (by default 100 m and one day). Neighbours are found with a k-d tree on un
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from geoaware.construct.columns import require_columns
 from geoaware.construct.errors import SplitError
 from geoaware.geo.distance import chord_of_km
 from geoaware.geo.encode import unit_vector
+from geoaware.typing import BoolArray, IntArray, ObjectArray, PathLike
 
 __all__ = ["leakage_report"]
 
@@ -36,7 +36,7 @@ def leakage_report(
     radius_m: float = 100.0,
     window_s: float = 86_400.0,
     max_examples: int = 5,
-    map_png: str | os.PathLike[str] | None = None,
+    map_png: PathLike | None = None,
     where: str = "catalog",
 ) -> dict[str, Any]:
     """Report what a split leaks between its sides.
@@ -128,9 +128,9 @@ def leakage_report(
 
 
 def _shared_values(
-    values: npt.NDArray[np.object_],
-    side: npt.NDArray[np.int64],
-    keep: npt.NDArray[np.bool_],
+    values: ObjectArray,
+    side: IntArray,
+    keep: BoolArray,
     n: int,
 ) -> dict[str, Any]:
     """Values (users, ids, urls) that occur on more than one side."""
@@ -148,9 +148,7 @@ def _shared_values(
     }
 
 
-def _shared(
-    table: pa.Table, col: str, side: npt.NDArray[np.int64], keep: npt.NDArray[np.bool_], n: int
-) -> dict[str, Any]:
+def _shared(table: pa.Table, col: str, side: IntArray, keep: BoolArray, n: int) -> dict[str, Any]:
     if col not in table.column_names:
         return {"count": 0, "rows": 0, "examples": [], "note": f"no {col} column"}
     values = np.asarray(table.column(col).to_numpy(zero_copy_only=False), dtype=object)
@@ -162,13 +160,13 @@ def _shared(
 
 def _same_outing(
     table: pa.Table,
-    side: npt.NDArray[np.int64],
-    keep: npt.NDArray[np.bool_],
-    ids: npt.NDArray[np.object_],
+    side: IntArray,
+    keep: BoolArray,
+    ids: ObjectArray,
     radius_m: float,
     window_s: float,
     n: int,
-) -> tuple[dict[str, Any], npt.NDArray[np.int64]]:
+) -> tuple[dict[str, Any], IntArray]:
     empty = np.zeros(0, dtype=np.int64)
     if "lat" not in table.column_names or "lon" not in table.column_names:
         return {"pairs": 0, "images": 0, "examples": [], "note": "no lat/lon"}, empty
@@ -207,9 +205,7 @@ def _same_outing(
     }, leaking
 
 
-def _label_gaps(
-    table: pa.Table, side: npt.NDArray[np.int64], names: list[str], n: int
-) -> dict[str, Any]:
+def _label_gaps(table: pa.Table, side: IntArray, names: list[str], n: int) -> dict[str, Any]:
     if "label_name" not in table.column_names:
         return {"note": "no label_name column"}
     labels = np.asarray(table.column("label_name").to_numpy(zero_copy_only=False), dtype=object)

@@ -13,12 +13,13 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.construct.columns import cell_keys, label_values, parse_cell_spec, require_columns
 from geoaware.construct.errors import PartitionError
+from geoaware.geo.cells import quadtree_keys, quadtree_levels, quadtree_names
+from geoaware.typing import Float64Array, IntArray, ObjectArray
 
 __all__ = [
     "CatalogPartitioner",
@@ -27,12 +28,12 @@ __all__ = [
     "IidPartitioner",
     "UserPartitioner",
     "make_partitioner",
+    "partition_index",
+    "partition_order",
 ]
 
-IntArray = npt.NDArray[np.int64]
 
-
-def _sorted_codes(values: pa.ChunkedArray | pa.Array) -> tuple[IntArray, npt.NDArray[np.object_]]:
+def _sorted_codes(values: pa.ChunkedArray | pa.Array) -> tuple[IntArray, ObjectArray]:
     """Codes of ``values`` in sorted order of the distinct values; -1 for null."""
     enc = pc.dictionary_encode(values)
     if isinstance(enc, pa.ChunkedArray):
@@ -49,6 +50,37 @@ def _sorted_codes(values: pa.ChunkedArray | pa.Array) -> tuple[IntArray, npt.NDA
     codes = np.where(idx >= 0, rank[np.maximum(idx, 0)] if len(rank) else -1, -1)
     names = np.asarray(dictionary.take(pa.array(order)).to_pylist(), dtype=object)
     return codes.astype(np.int64), names
+
+
+def partition_order(assignment: IntArray, num_partitions: int) -> tuple[IntArray, IntArray]:
+    """Return rows sorted by partition (row order within one) and each partition's offsets.
+
+    Partition ``k`` is ``order[offsets[k]:offsets[k + 1]]``; rows with a partition id outside
+    ``0..num_partitions-1`` (``-1``: left out) fall outside every slice. One stable sort.
+
+    Examples
+    --------
+    >>> order, offsets = partition_order(np.array([1, -1, 0, 1]), 2)
+    >>> order.tolist(), offsets.tolist()
+    ([1, 2, 0, 3], [1, 2, 4])
+    """
+    order = np.argsort(assignment, kind="stable")
+    offsets = np.searchsorted(assignment[order], np.arange(num_partitions + 1))
+    return order, offsets.astype(np.int64)
+
+
+def partition_index(assignment: IntArray, num_partitions: int) -> list[IntArray]:
+    """Return the row indices of each partition, in row order, from each row's partition id.
+
+    Rows with a partition id outside ``0..num_partitions-1`` (``-1``: left out) are in none.
+
+    Examples
+    --------
+    >>> [ix.tolist() for ix in partition_index(np.array([1, -1, 0, 1]), 2)]
+    [[2], [0, 3]]
+    """
+    order, offsets = partition_order(assignment, num_partitions)
+    return [order[offsets[k] : offsets[k + 1]] for k in range(num_partitions)]
 
 
 class CatalogPartitioner(ABC):
@@ -69,7 +101,7 @@ class CatalogPartitioner(ABC):
     def __init__(self) -> None:
         self._catalog: pa.Table | None = None
         self._assignment: IntArray | None = None
-        self._natural_ids: npt.NDArray[np.object_] | None = None
+        self._natural_ids: ObjectArray | None = None
         self._indices: list[IntArray] | None = None
         self.left_out: dict[str, int] = {}
         self.where = "catalog"
@@ -95,7 +127,7 @@ class CatalogPartitioner(ABC):
         require_columns(table, ["image_id"], self.where)
 
     @abstractmethod
-    def _assign(self) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    def _assign(self) -> tuple[IntArray, ObjectArray]:
         """Return (partition id per row, -1 if left out; natural id per partition)."""
 
     def _build_if_needed(self) -> None:
@@ -110,7 +142,7 @@ class CatalogPartitioner(ABC):
         return self._assignment
 
     @property
-    def natural_ids(self) -> npt.NDArray[np.object_]:
+    def natural_ids(self) -> ObjectArray:
         """The natural id (user, cell, or partition number) of each partition id."""
         self._build_if_needed()
         assert self._natural_ids is not None
@@ -124,10 +156,7 @@ class CatalogPartitioner(ABC):
     def partition_indices(self, partition_id: int) -> IntArray:
         """Row indices of one partition (index arrays are built once, then O(1))."""
         if self._indices is None:
-            a = self.assignment
-            order = np.argsort(a, kind="stable")
-            bounds = np.searchsorted(a[order], np.arange(self.num_partitions + 1) - 0)
-            self._indices = [order[bounds[k] : bounds[k + 1]] for k in range(self.num_partitions)]
+            self._indices = partition_index(self.assignment, self.num_partitions)
         if not 0 <= partition_id < self.num_partitions:
             raise KeyError(f"partition_id {partition_id} is not in 0..{self.num_partitions - 1}")
         return self._indices[partition_id]
@@ -168,7 +197,7 @@ class UserPartitioner(CatalogPartitioner):
     def _check(self, table: pa.Table) -> None:
         require_columns(table, ["image_id", "user_id"], self.where)
 
-    def _assign(self) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    def _assign(self) -> tuple[IntArray, ObjectArray]:
         users = self.catalog.column("user_id")
         if len(users) and users.null_count == len(users):
             raise PartitionError(
@@ -181,11 +210,11 @@ class UserPartitioner(CatalogPartitioner):
 
 def _drop_small(
     codes: IntArray,
-    names: npt.NDArray[np.object_],
+    names: ObjectArray,
     min_size: int,
     left_out: dict[str, int],
     missing_key: str,
-) -> tuple[IntArray, npt.NDArray[np.object_]]:
+) -> tuple[IntArray, ObjectArray]:
     """Leave out groups under ``min_size``; renumber the rest keeping their sorted order."""
     left_out[missing_key] = int((codes < 0).sum())
     sizes = np.bincount(codes[codes >= 0], minlength=len(names))
@@ -242,7 +271,7 @@ class CellPartitioner(CatalogPartitioner):
     def _check(self, table: pa.Table) -> None:
         require_columns(table, ["image_id", "lat", "lon"], self.where)
 
-    def _assign(self) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    def _assign(self) -> tuple[IntArray, ObjectArray]:
         lat = self.catalog.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
         lon = self.catalog.column("lon").to_numpy(zero_copy_only=False).astype(np.float64)
         if self.max_cell_size is None:
@@ -253,41 +282,18 @@ class CellPartitioner(CatalogPartitioner):
             codes, names = self._adaptive(lat, lon)
         return _drop_small(codes, names, self.min_size, self.left_out, "no_location")
 
-    def _adaptive(
-        self, lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64]
-    ) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    def _adaptive(self, lat: Float64Array, lon: Float64Array) -> tuple[IntArray, ObjectArray]:
         assert self.max_cell_size is not None
-        located = np.flatnonzero(~(np.isnan(lat) | np.isnan(lon)))
-        key = np.full(len(lat), -1, dtype=np.int64)
-        active = located
-        for level in range(self.max_level + 1):
-            n = 1 << level
-            iy = np.minimum(((lat[active] + 90.0) / 180.0 * n).astype(np.int64), n - 1)
-            ix = np.minimum(((lon[active] + 180.0) / 360.0 * n).astype(np.int64), n - 1)
-            k = (np.int64(level) << 58) | (iy << 29) | ix
-            _, inv, counts = np.unique(k, return_inverse=True, return_counts=True)
-            small = counts[inv.ravel()] <= self.max_cell_size
-            if level == self.max_level:
-                small[:] = True
-                self.left_out["oversize_cells_at_max_level"] = int(
-                    (counts > self.max_cell_size).sum()
-                )
-            key[active[small]] = k[small]
-            active = active[~small]
-            if not len(active):
-                break
+        key = quadtree_keys(lat, lon, self.max_cell_size, self.max_level)
+        located = np.flatnonzero(key >= 0)
+        deepest = key[quadtree_levels(key) == self.max_level]
+        if deepest.size:
+            sizes = np.unique(deepest, return_counts=True)[1]
+            self.left_out["oversize_cells_at_max_level"] = int((sizes > self.max_cell_size).sum())
         uniq, codes_located = np.unique(key[located], return_inverse=True)
         codes = np.full(len(lat), -1, dtype=np.int64)
         codes[located] = codes_located.ravel()
-        lv, iy, ix = uniq >> 58, (uniq >> 29) & ((1 << 29) - 1), uniq & ((1 << 29) - 1)
-        names = np.asarray(
-            [
-                f"q{a}/{b}/{c}"
-                for a, b, c in zip(lv.tolist(), iy.tolist(), ix.tolist(), strict=True)
-            ],
-            dtype=object,
-        )
-        return codes, names
+        return codes, quadtree_names(uniq)
 
 
 class DirichletPartitioner(CatalogPartitioner):
@@ -333,7 +339,7 @@ class DirichletPartitioner(CatalogPartitioner):
         require_columns(table, ["image_id"], self.where)
         label_values(table, self.level, self.where)
 
-    def _assign(self) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    def _assign(self) -> tuple[IntArray, ObjectArray]:
         labels, _ = _sorted_codes(label_values(self.catalog, self.level, self.where))
         self.left_out["no_label"] = int((labels < 0).sum())
         rows = np.flatnonzero(labels >= 0)
@@ -414,7 +420,7 @@ class IidPartitioner(CatalogPartitioner):
         self._num_partitions, self.seed = num_partitions, seed
         self._rng = np.random.default_rng(seed)
 
-    def _assign(self) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    def _assign(self) -> tuple[IntArray, ObjectArray]:
         n, k = self.catalog.num_rows, self._num_partitions
         if n < k:
             raise PartitionError(f"{self.where}: {n} rows cannot fill {k} partitions")

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 from geoaware.construct.columns import cell_keys, label_values, require_columns
 from geoaware.construct.errors import SplitError
 from geoaware.construct.keys import unit_hash
+from geoaware.typing import Float64Array, IntArray, ObjectArray
 
 __all__ = ["SPLIT_NAMES", "SplitBy", "SplitResult", "assign_split", "check_ratios"]
 
@@ -45,7 +45,7 @@ class SplitResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def check_ratios(ratios: tuple[float, ...]) -> npt.NDArray[np.float64]:
+def check_ratios(ratios: tuple[float, ...]) -> Float64Array:
     """Validate split ratios (2 or 3 non-negative numbers summing to one).
 
     Examples
@@ -68,7 +68,7 @@ def check_ratios(ratios: tuple[float, ...]) -> npt.NDArray[np.float64]:
     return r
 
 
-def _keys(table: pa.Table, by: str, cell: str, where: str) -> tuple[npt.NDArray[np.object_], int]:
+def _keys(table: pa.Table, by: str, cell: str, where: str) -> tuple[ObjectArray, int]:
     """Return the key of each row and how many rows fell back to their image id."""
     image_ids = np.asarray(table.column("image_id").to_numpy(zero_copy_only=False), dtype=object)
     if by == "random":
@@ -93,11 +93,11 @@ def _keys(table: pa.Table, by: str, cell: str, where: str) -> tuple[npt.NDArray[
 
 
 def _stratified(
-    u: npt.NDArray[np.float64],
-    group: npt.NDArray[np.int64],
-    label: npt.NDArray[np.int64],
-    ratios: npt.NDArray[np.float64],
-) -> npt.NDArray[np.int64]:
+    u: Float64Array,
+    group: IntArray,
+    label: IntArray,
+    ratios: Float64Array,
+) -> IntArray:
     """Per label, rank its keys by hash and give each side its share (>= 1 if possible)."""
     k = len(ratios)
     # one entry per (label, key) pair; a key takes the side of its first label pair
@@ -128,7 +128,7 @@ def _stratified(
     return side[group]
 
 
-def _group_u(u: npt.NDArray[np.float64], group: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+def _group_u(u: Float64Array, group: IntArray) -> Float64Array:
     """Return the hash value of each group (all rows of a group share it)."""
     gu = np.zeros(int(group.max()) + 1 if len(group) else 0)
     gu[group] = u
@@ -227,15 +227,13 @@ def _stratify_values(table: pa.Table, stratify: str, where: str) -> pa.ChunkedAr
     return table.column(stratify)
 
 
-def _factorize(values: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.object_]]:
+def _factorize(values: Any) -> tuple[IntArray, ObjectArray]:
     arr = values if isinstance(values, np.ndarray) else values.to_numpy(zero_copy_only=False)
     codes, uniques = pd.factorize(np.asarray(arr, dtype=object), use_na_sentinel=False)
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
-def _time_sides(
-    table: pa.Table, r: npt.NDArray[np.float64], where: str, summary: dict[str, Any]
-) -> npt.NDArray[np.int64]:
+def _time_sides(table: pa.Table, r: Float64Array, where: str, summary: dict[str, Any]) -> IntArray:
     require_columns(table, ["taken_at"], where)
     ts = table.column("taken_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
     t = ts.to_numpy(zero_copy_only=False)

@@ -9,7 +9,6 @@ federated setting.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from scipy.stats import skew
 from geoaware.construct.columns import label_values, require_columns
 from geoaware.construct.partition import CatalogPartitioner, _sorted_codes, describe
 from geoaware.fileio import atomic_dir, atomic_path
+from geoaware.typing import IntArray, PathLike
 
 __all__ = ["partition_stats", "write_inat_user_tables", "write_partitions"]
 
@@ -50,8 +50,8 @@ def _summary(values: npt.NDArray[Any], bins: int = 20) -> dict[str, Any]:
 
 
 def partition_stats(
-    partition: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], num_partitions: int
-) -> tuple[dict[str, Any], npt.NDArray[np.int64]]:
+    partition: IntArray, labels: IntArray, num_partitions: int
+) -> tuple[dict[str, Any], IntArray]:
     """LEAF-style statistics of an assignment, and the sparse (client, label, count) triples.
 
     Examples
@@ -112,9 +112,7 @@ def scheme_title(stats: dict[str, Any]) -> str:
     return f"{name}, labels at {level} level" if level else name
 
 
-def _plots(
-    stats: dict[str, Any], folder: Path, per_client: dict[str, npt.NDArray[np.int64]]
-) -> list[str]:
+def _plots(stats: dict[str, Any], folder: Path, per_client: dict[str, IntArray]) -> list[str]:
     """Histograms of images and labels per client, whole clients on the y-axis.
 
     Heavy-tailed sizes (largest over smallest at least 20) get log-spaced bins on a log axis.
@@ -160,7 +158,7 @@ def _plots(
 
 def write_partitions(
     partitioner: CatalogPartitioner,
-    out_dir: str | os.PathLike[str],
+    out_dir: PathLike,
     *,
     level: str | None = None,
     plots: bool = True,
@@ -256,7 +254,7 @@ def write_partitions(
 
 
 def write_inat_user_tables(
-    table: pa.Table, out_dir: str | os.PathLike[str], where: str = "catalog"
+    table: pa.Table, out_dir: PathLike, where: str = "catalog"
 ) -> list[Path]:
     """Write ``training_image_info.csv`` and ``images_and_categories_per_users.csv``.
 

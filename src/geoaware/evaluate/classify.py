@@ -25,7 +25,6 @@ images, as in long-tail papers).
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from geoaware.predictions.labels import (
     first_match_rank,
     read_predictions,
 )
+from geoaware.typing import IntArray, PathLike
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -57,10 +57,6 @@ __all__ = [
     "top_k_error",
 ]
 
-PathLike = str | os.PathLike[str]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 Table = dict[str, list[Any]]
 
 _TRUTH_COLUMNS = ("image_id", "split", "label", "supercategory", *TAXONOMY_COLUMNS)

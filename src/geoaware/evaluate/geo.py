@@ -8,7 +8,6 @@ WGS84 geodesic is asked for. GeoScore is OSV-5M's ``5000 * exp(-d / 1492.7)``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from geoaware.errors import EvaluationError
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import great_circle_km
 from geoaware.predictions.geo import GeoPredictions, SkippedRow
+from geoaware.typing import Float64Array, IntArray, PathLike
 
 __all__ = [
     "DEFAULT_THRESHOLDS_KM",
@@ -35,14 +35,13 @@ __all__ = [
     "median_from_counts",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 DEFAULT_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
 """Street, city, region, country and continent scales of Im2GPS (Hays & Efros 2008)."""
 GEOSCORE_SCALE_KM = 1492.7
 """OSV-5M's GeoScore decay (km): 5000 points at 0 km, about half at 1,035 km."""
 
 
-def geoscore(errors_km: npt.ArrayLike) -> FloatArray:
+def geoscore(errors_km: npt.ArrayLike) -> Float64Array:
     """OSV-5M GeoScore per prediction: ``5000 * exp(-d / 1492.7)``.
 
     Examples
@@ -91,11 +90,11 @@ def geo_summary(
     }
 
 
-def _block_figures(d: FloatArray, thresholds: tuple[float, ...]) -> FloatArray:
+def _block_figures(d: Float64Array, thresholds: tuple[float, ...]) -> Float64Array:
     """Return ``[#(d <= t) for t in thresholds] + [sum(d), sum(exp(-d / 1492.7))]``."""
     decay = -1.0 / GEOSCORE_SCALE_KM
 
-    def run(s: slice) -> FloatArray:
+    def run(s: slice) -> Float64Array:
         x = d[s]
         row = np.empty(len(thresholds) + 2)
         for i, t in enumerate(thresholds):
@@ -108,7 +107,7 @@ def _block_figures(d: FloatArray, thresholds: tuple[float, ...]) -> FloatArray:
     return np.asarray(np.sum(map_blocks(run, d.size), axis=0))
 
 
-def median_from_counts(d: FloatArray, counts: dict[float, int]) -> float:
+def median_from_counts(d: Float64Array, counts: dict[float, int]) -> float:
     """Return the exact median of ``d``, given ``counts[t] = #(d <= t)`` for some pivots.
 
     The counts (already known from the accuracy thresholds) say between which pivots the
@@ -140,7 +139,7 @@ def median_from_counts(d: FloatArray, counts: dict[float, int]) -> float:
     return float((part[ja] + part[jb]) / 2.0)
 
 
-def _between(x: FloatArray, lo: float, hi: float) -> FloatArray:
+def _between(x: Float64Array, lo: float, hi: float) -> Float64Array:
     """Return the values in (lo, hi]."""
     keep = np.greater(x, lo)
     keep &= x <= hi
@@ -177,7 +176,7 @@ def grouped_geo_summary(
     key = np.empty(d.size, dtype=np.int64)  # group * nb + bin; bin i: ts[i-1] < d <= ts[i]
     decay = -1.0 / GEOSCORE_SCALE_KM
 
-    def histogram(s: slice) -> FloatArray:
+    def histogram(s: slice) -> Float64Array:
         x, c = d[s], codes[s].astype(np.int64)
         b = np.zeros(x.size, dtype=np.int64)
         for t in ts:
@@ -213,9 +212,7 @@ def grouped_geo_summary(
     return rows
 
 
-def _group_medians(
-    d: FloatArray, key: npt.NDArray[np.int64], cum: npt.NDArray[np.int64], block: int
-) -> list[float]:
+def _group_medians(d: Float64Array, key: IntArray, cum: IntArray, block: int) -> list[float]:
     """Exact median per group, partitioning only the histogram bins that hold the middle."""
     k, nb = cum.shape
     n = cum[:, -1]
@@ -226,7 +223,7 @@ def _group_medians(
     wanted = np.zeros(k * nb, dtype=bool)
     wanted[(np.arange(k)[:, None] * nb + bins).ravel()] = True
 
-    def pick(s: slice) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    def pick(s: slice) -> tuple[Float64Array, IntArray]:
         keep = wanted[key[s]]
         return d[s][keep], key[s][keep]
 
@@ -292,9 +289,9 @@ class GeoReport:
     name: str
     source: str
     summary: dict[str, float | int | None]
-    errors_km: FloatArray
-    true_lat: FloatArray
-    true_lon: FloatArray
+    errors_km: Float64Array
+    true_lat: Float64Array
+    true_lon: Float64Array
     tables: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     skipped: list[SkippedRow] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
@@ -315,7 +312,7 @@ class GeoReport:
         self.reference = reference_table(dataset, ours, self.name, "geo")
         return self.reference
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: PathLike) -> Path:
         """Write :meth:`to_dict` as JSON to ``path`` atomically; return the path."""
         data = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         return atomic_write_bytes(path, data + b"\n")

@@ -30,7 +30,6 @@ Reading the inputs from files and running both protocols end to end:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ import pyarrow.compute as pc
 
 from geoaware.errors import EvaluationError
 from geoaware.fileio import atomic_write_bytes
+from geoaware.typing import Float32Array, IntArray, PathLike
 
 __all__ = [
     "DEFAULT_TEMPLATES",
@@ -62,9 +62,6 @@ __all__ = [
     "zeroshot_scores",
 ]
 
-PathLike = str | os.PathLike[str]
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
 Ties = Literal["pessimistic", "optimistic"]
 
 DEFAULT_TEMPLATES: tuple[str, ...] = (
@@ -96,7 +93,7 @@ class TextEncoder(Protocol):
 
 # ----------------------------------------------------------------------------------------------
 # Vectors and prompts
-def l2_normalize(vectors: npt.ArrayLike, what: str = "vectors") -> FloatArray:
+def l2_normalize(vectors: npt.ArrayLike, what: str = "vectors") -> Float32Array:
     """Return the rows scaled to unit length (float32); refuse zero or non-finite rows.
 
     Raises
@@ -121,7 +118,7 @@ def l2_normalize(vectors: npt.ArrayLike, what: str = "vectors") -> FloatArray:
     bad = ~np.isfinite(norm) | (norm == 0)
     if bad.any():
         raise EvaluationError(f"{what}, row {int(np.argmax(bad))}: zero length or not finite")
-    out: FloatArray = v / norm[:, None]
+    out: Float32Array = v / norm[:, None]
     return out
 
 
@@ -144,7 +141,7 @@ def fill_templates(class_names: Sequence[str], templates: Sequence[str]) -> list
     return [t.replace("{}", name) for name in class_names for t in templates]
 
 
-def average_template_vectors(vectors: npt.ArrayLike, n_classes: int) -> FloatArray:
+def average_template_vectors(vectors: npt.ArrayLike, n_classes: int) -> Float32Array:
     """Normalise prompt vectors, average each class's templates, renormalise: ``(n_classes, d)``.
 
     ``vectors`` holds ``n_classes * n_templates`` rows, class by class (the order of
@@ -171,7 +168,7 @@ def class_text_embeddings(
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     *,
     batch_size: int = 1024,
-) -> FloatArray:
+) -> Float32Array:
     """Encode every prompt, normalise, average per class over the templates, renormalise.
 
     Parameters
@@ -210,7 +207,7 @@ def class_text_embeddings(
     return average_template_vectors(np.concatenate(parts), len(class_names))
 
 
-def zeroshot_scores(image_vecs: npt.ArrayLike, class_vecs: npt.ArrayLike) -> FloatArray:
+def zeroshot_scores(image_vecs: npt.ArrayLike, class_vecs: npt.ArrayLike) -> Float32Array:
     """Return the cosine similarity of every image to every class, ``(n_images, n_classes)``.
 
     Examples

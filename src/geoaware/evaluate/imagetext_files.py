@@ -43,6 +43,7 @@ from geoaware.evaluate.imagetext import (  # the helpers are shared within the p
     l2_normalize,
     retrieval_report,
 )
+from geoaware.typing import BoolArray, Float32Array, IntArray, PathLike
 
 __all__ = [
     "caption_ids",
@@ -54,9 +55,6 @@ __all__ = [
     "read_templates",
 ]
 
-PathLike = str | os.PathLike[str]
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
 _EXAMPLES = 3
 
 
@@ -234,9 +232,7 @@ def _example(values: np.ndarray) -> str:
     return ", ".join(repr(str(v)) for v in values[:_EXAMPLES])
 
 
-def _join_ids(
-    wanted: np.ndarray, have: np.ndarray
-) -> tuple[IntArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+def _join_ids(wanted: np.ndarray, have: np.ndarray) -> tuple[IntArray, BoolArray, BoolArray]:
     """Position of each ``wanted`` id in ``have`` (-1 if absent) and both sides' unmatched."""
     pos = pc.index_in(
         pa.array(wanted.tolist(), pa.string()), value_set=pa.array(have.tolist(), pa.string())
@@ -295,7 +291,7 @@ def _text_encoder(
     return loaded
 
 
-def class_vectors_from_file(path: PathLike, class_names: Sequence[str]) -> tuple[FloatArray, int]:
+def class_vectors_from_file(path: PathLike, class_names: Sequence[str]) -> tuple[Float32Array, int]:
     """Read per-class text vectors from an embeddings file; return them and templates per class.
 
     Ids are class names (vectors used as given; templates = 0) or ``<class>|<prompt>`` (each
@@ -357,7 +353,7 @@ def class_vectors_from_file(path: PathLike, class_names: Sequence[str]) -> tuple
     return l2_normalize(out, f"{path}"), templates
 
 
-def _image_vectors(vectors: np.ndarray, ids: np.ndarray, path: PathLike) -> FloatArray:
+def _image_vectors(vectors: np.ndarray, ids: np.ndarray, path: PathLike) -> Float32Array:
     """Normalise image vectors; a zero or non-finite one is an error naming its image."""
     norm = np.linalg.norm(vectors, axis=1)
     bad = ~np.isfinite(norm) | (norm == 0)
@@ -368,7 +364,7 @@ def _image_vectors(vectors: np.ndarray, ids: np.ndarray, path: PathLike) -> Floa
             record=str(ids[np.argmax(bad)]),
             field="embedding",
         )
-    out: FloatArray = (vectors / norm[:, None]).astype(np.float32, copy=False)
+    out: Float32Array = (vectors / norm[:, None]).astype(np.float32, copy=False)
     return out
 
 

@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pyarrow.parquet as pq
 
 from geoaware.construct.errors import PartitionError
+from geoaware.construct.partition import partition_index
 from geoaware.errors import DependencyNotFoundError
 
 __all__ = ["CatalogFilePartitioner"]
@@ -129,11 +130,8 @@ class CatalogFilePartitioner:
             raise PartitionError(
                 f"{self._file}: {(pos < 0).sum()} image ids are not in the dataset (e.g. {missing})"
             )
-        order = np.argsort(self._pid, kind="stable")
-        bounds = np.searchsorted(self._pid[order], np.arange(self._num + 1))
-        rows = pos[order]
         # within a partition, keep the dataset's row order
-        self._indices = [np.sort(rows[bounds[k] : bounds[k + 1]]) for k in range(self._num)]
+        self._indices = [np.sort(pos[ix]) for ix in partition_index(self._pid, self._num)]
 
     def partition_indices(self, partition_id: int) -> IntArray:
         """Return the dataset row indices of one partition (built once, then a lookup)."""

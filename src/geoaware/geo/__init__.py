@@ -1,7 +1,9 @@
 """The ground floor: distances, tiles, cells, encodings, reverse geocoding and maps.
 
 Everything in geoaware may use this package; it uses nothing of geoaware's but the shared
-errors and file helpers. All functions take latitude before longitude, in WGS84 degrees.
+errors, type aliases and file helpers. All functions take latitude before longitude, in WGS84
+degrees. The cell grids' id arithmetic (vectorised S2 ids, the adaptive quadtree) is imported
+from :mod:`geoaware.geo.cells`.
 Reverse geocoding (:mod:`geoaware.geo.geocode`) and maps (:mod:`geoaware.geo.maps`) load
 their data on first use; import them from their modules.
 """

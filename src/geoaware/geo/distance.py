@@ -21,7 +21,7 @@ import numpy as np
 
 from geoaware.blocks import BLOCK, map_blocks
 from geoaware.errors import InvalidCoordinateError, UsageError
-from geoaware.geo.types import ArrayLike, FloatArray
+from geoaware.typing import ArrayLike, Float64Array
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -74,7 +74,7 @@ def check_coordinates(lat: ArrayLike, lon: ArrayLike, *, name: str = "") -> None
         )
 
 
-def _haversine_term(a: FloatArray, b: FloatArray) -> FloatArray:
+def _haversine_term(a: Float64Array, b: Float64Array) -> Float64Array:
     """Return hav(b - a) = sin((b - a) / 2) ** 2 for degree arrays, as a new array.
 
     Computed as ``t**2 / (1 + t**2)`` with ``t = tan((b - a) / 2)``: the same value (both
@@ -97,7 +97,7 @@ def haversine_km(
     radius_km: float = EARTH_RADIUS_KM,
     *,
     validate: bool = True,
-) -> FloatArray:
+) -> Float64Array:
     """Great-circle distance in km on a sphere of ``radius_km``, by the haversine formula.
 
     Parameters
@@ -153,8 +153,8 @@ def haversine_km(
 
 
 def _haversine(
-    la1: FloatArray, lo1: FloatArray, la2: FloatArray, lo2: FloatArray, radius_km: float
-) -> FloatArray:
+    la1: Float64Array, lo1: Float64Array, la2: Float64Array, lo2: Float64Array, radius_km: float
+) -> Float64Array:
     h_lat = _haversine_term(la1, la2)
     a = _haversine_term(-la1, la2)  # hav(lat1 + lat2)
     h_lon = _haversine_term(lo1, lo2)
@@ -172,7 +172,7 @@ def _haversine(
     return a
 
 
-def geodesic_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> FloatArray:
+def geodesic_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> Float64Array:
     """Exact distance in km on the WGS84 ellipsoid (Karney's geodesic, via pyproj).
 
     Parameters
@@ -218,7 +218,7 @@ def great_circle_km(
     lon2: ArrayLike,
     method: Method = "haversine",
     radius_km: float = EARTH_RADIUS_KM,
-) -> FloatArray:
+) -> Float64Array:
     """Distance in km by ``method``: ``"haversine"`` (sphere, default) or ``"geodesic"`` (WGS84).
 
     Examples
@@ -234,7 +234,7 @@ def great_circle_km(
     raise UsageError(f"method must be 'haversine' or 'geodesic', got {method!r}")
 
 
-def chord_of_km(km: ArrayLike) -> FloatArray:
+def chord_of_km(km: ArrayLike) -> Float64Array:
     """Return the chord length on the unit sphere of a great-circle distance in km.
 
     Radius queries on 3-D unit vectors (``geo.encode.unit_vector``) in a KD-tree are exact
@@ -250,7 +250,7 @@ def chord_of_km(km: ArrayLike) -> FloatArray:
     return np.asarray(2.0 * np.sin(np.minimum(d, np.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM)))
 
 
-def km_of_chord(chord: ArrayLike) -> FloatArray:
+def km_of_chord(chord: ArrayLike) -> Float64Array:
     """Return the great-circle distance in km of a chord on the unit sphere (inverse above).
 
     Examples

@@ -13,12 +13,12 @@ import numpy as np
 import numpy.typing as npt
 
 from geoaware.geo.distance import check_coordinates
-from geoaware.geo.types import ArrayLike, FloatArray
+from geoaware.typing import ArrayLike, Float64Array
 
 __all__ = ["date_encode", "unit_vector", "wrap_encode", "year_fraction"]
 
 
-def wrap_encode(lat: ArrayLike, lon: ArrayLike) -> FloatArray:
+def wrap_encode(lat: ArrayLike, lon: ArrayLike) -> Float64Array:
     """Encode points as ``[sin(pi lon/180), cos(pi lon/180), sin(pi lat/90), cos(pi lat/90)]``.
 
     Returns
@@ -39,7 +39,7 @@ def wrap_encode(lat: ArrayLike, lon: ArrayLike) -> FloatArray:
     return np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], axis=-1)
 
 
-def unit_vector(lat: ArrayLike, lon: ArrayLike) -> FloatArray:
+def unit_vector(lat: ArrayLike, lon: ArrayLike) -> Float64Array:
     """Return points as 3-D unit vectors ``(x, y, z)``, z towards the north pole.
 
     Examples
@@ -53,7 +53,7 @@ def unit_vector(lat: ArrayLike, lon: ArrayLike) -> FloatArray:
     return np.stack([c * np.cos(lo), c * np.sin(lo), np.sin(la)], axis=-1)
 
 
-def year_fraction(dates: npt.ArrayLike) -> FloatArray:
+def year_fraction(dates: npt.ArrayLike) -> Float64Array:
     """Fraction of its own year elapsed at each date or timestamp, in [0, 1); NaN for NaT.
 
     Examples
@@ -68,12 +68,12 @@ def year_fraction(dates: npt.ArrayLike) -> FloatArray:
     length = (next_year.astype("datetime64[s]") - year_start.astype("datetime64[s]")).astype(
         np.float64
     )
-    out: FloatArray = elapsed / length
+    out: Float64Array = elapsed / length
     out[np.isnat(t)] = np.nan
     return out
 
 
-def date_encode(dates: npt.ArrayLike) -> FloatArray:
+def date_encode(dates: npt.ArrayLike) -> Float64Array:
     """Encode dates as ``[sin(2 pi f), cos(2 pi f)]`` of the year fraction ``f``.
 
     Returns

@@ -27,8 +27,8 @@ from geoaware.errors import UsageError
 from geoaware.fileio import atomic_path
 from geoaware.geo.distance import check_coordinates
 from geoaware.geo.encode import unit_vector
-from geoaware.geo.types import ArrayLike, FloatArray
 from geoaware.paths import cache_dir
+from geoaware.typing import ArrayLike, BoolArray, Float64Array, StrArray
 
 __all__ = [
     "CONTINENTS",
@@ -49,8 +49,6 @@ CONTINENTS = (
     "South America",
 )
 """The seven continents, as named in the output of :func:`continents`."""
-
-StrArray = npt.NDArray[np.str_]
 
 
 @functools.cache
@@ -87,21 +85,21 @@ GRID_MIN_POINTS = 200_000
 """Inputs at least this large use the grid (built once, ~10 s, then cached on disk)."""
 
 
-def _exact(la: FloatArray, lo: FloatArray) -> npt.NDArray[np.intp]:
+def _exact(la: Float64Array, lo: Float64Array) -> npt.NDArray[np.intp]:
     tree, _ = _places()
     _, idx = tree.query(unit_vector(la, lo), k=1, workers=-1)
     return np.asarray(idx, dtype=np.intp)
 
 
 @functools.cache
-def _neighbours(k: int = 256) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+def _neighbours(k: int = 256) -> tuple[Float64Array, npt.NDArray[np.intp]]:
     tree, _ = _places()
     dist, nbr = tree.query(tree.data, k=k, workers=-1)
     return dist, nbr
 
 
 @functools.cache
-def _foreign_distance(level: str = "country") -> FloatArray:
+def _foreign_distance(level: str = "country") -> Float64Array:
     """Return, per place, a lower bound on its chord distance to another region's place.
 
     The 256 nearest places are searched; where all are in the same region (country or
@@ -112,7 +110,7 @@ def _foreign_distance(level: str = "country") -> FloatArray:
     dist, nbr = _neighbours()
     foreign = code_idx[nbr] != code_idx[:, None]
     first = np.argmax(foreign, axis=1)
-    bound: FloatArray = np.where(
+    bound: Float64Array = np.where(
         foreign.any(axis=1), dist[np.arange(len(dist)), first], dist[:, -1]
     )
     return bound
@@ -161,8 +159,8 @@ def _region_grid(level: str = "country", step: float = GRID_STEP_DEG) -> npt.NDA
 
 
 def _nearest_places(
-    la: FloatArray,
-    lo: FloatArray,
+    la: Float64Array,
+    lo: Float64Array,
     method: str,
     step: float = GRID_STEP_DEG,
     level: str = "country",
@@ -299,7 +297,7 @@ def _land_mask() -> Any:
     return globe
 
 
-def is_land(lat: ArrayLike, lon: ArrayLike) -> npt.NDArray[np.bool_]:
+def is_land(lat: ArrayLike, lon: ArrayLike) -> BoolArray:
     """Return True where a point is on land (1 km mask; the first call loads it, ~5 s, ~1 GB).
 
     NaN points are reported as not on land.

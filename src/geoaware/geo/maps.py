@@ -8,17 +8,15 @@ down to 0.25 degrees once and cached (``GEOAWARE_CACHE``), drawn in the plate ca
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from geoaware.fileio import atomic_path
-from geoaware.geo.types import ArrayLike
 from geoaware.paths import cache_dir
+from geoaware.typing import ArrayLike, BoolArray, PathLike
 
 __all__ = ["degree_label", "degree_ticks", "land_grid", "world_map"]
 
@@ -26,7 +24,7 @@ _STEP = 30  # 1/120 degree cells -> 0.25 degree
 
 
 @functools.cache
-def land_grid() -> npt.NDArray[np.bool_]:
+def land_grid() -> BoolArray:
     """Return a (720, 1440) land mask at 0.25 degrees, north-up, starting at 90 N / 180 W.
 
     Examples
@@ -38,7 +36,7 @@ def land_grid() -> npt.NDArray[np.bool_]:
     path = cache_dir("maps") / "land_720x1440_v1.npy"
     if path.exists():
         try:
-            grid: npt.NDArray[np.bool_] = np.load(path)
+            grid: BoolArray = np.load(path)
             if grid.shape == (720, 1440) and grid.dtype == np.bool_:
                 return grid
         except (OSError, ValueError):
@@ -95,7 +93,7 @@ GROUP_COLOURS = ("#4a6fa5", "#c0392b", "#e67e22", "#27ae60")
 def world_map(
     lat: ArrayLike,
     lon: ArrayLike,
-    out: str | os.PathLike[str],
+    out: PathLike,
     *,
     title: str | None = None,
     color: ArrayLike | None = None,

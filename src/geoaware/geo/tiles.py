@@ -16,7 +16,8 @@ import numpy as np
 
 from geoaware.errors import InvalidTileError
 from geoaware.geo.distance import WGS84_A_M
-from geoaware.geo.types import ArrayLike, Bounds, FloatArray, LatLon
+from geoaware.geo.types import Bounds, LatLon
+from geoaware.typing import ArrayLike, Float64Array
 
 __all__ = [
     "MAX_ZOOM",
@@ -127,7 +128,7 @@ def tile_center(tile: mercantile.Tile | str) -> LatLon:
     return LatLon(float(lat), float(lon))
 
 
-def tile_centers(z: ArrayLike, x: ArrayLike, y: ArrayLike) -> tuple[FloatArray, FloatArray]:
+def tile_centers(z: ArrayLike, x: ArrayLike, y: ArrayLike) -> tuple[Float64Array, Float64Array]:
     """Vectorised tile centres: arrays of zoom, x and y to arrays of (lat, lon) in degrees.
 
     No validation is done here; use :func:`parse_tile` on untrusted strings.
@@ -146,7 +147,7 @@ def tile_centers(z: ArrayLike, x: ArrayLike, y: ArrayLike) -> tuple[FloatArray, 
     return lat, lon
 
 
-def ground_sample_distance_m(lat: ArrayLike, zoom: ArrayLike, tile_size: int = 256) -> FloatArray:
+def ground_sample_distance_m(lat: ArrayLike, zoom: ArrayLike, tile_size: int = 256) -> Float64Array:
     """Ground size of one pixel in metres at latitude ``lat`` for tiles of ``tile_size`` px.
 
     ``2 * pi * 6378137 * cos(lat) / (tile_size * 2**zoom)``: the web-mercator scale, which

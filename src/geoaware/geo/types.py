@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-import numpy.typing as npt
+# ArrayLike and FloatArray only for report/plots.py, which imports them from here: new code
+# imports array aliases from geoaware.typing.
+from geoaware.typing import ArrayLike
+from geoaware.typing import Float64Array as FloatArray
 
 __all__ = ["ArrayLike", "Bounds", "FloatArray", "LatLon"]
-
-FloatArray = npt.NDArray[np.float64]
-ArrayLike = npt.ArrayLike
 
 
 class LatLon(NamedTuple):

@@ -40,6 +40,7 @@ from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import check_coordinates
 from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz, read_torch_state
 from geoaware.geolocate.cells import CellPartition, build_cells, parents
+from geoaware.typing import Float32Array, Float64Array, IntArray, PathLike
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +54,7 @@ They suit a training set of millions of images; for ``n`` images, thresholds sca
 ``n / 4.7M`` give as many cells, and fewer cells (larger thresholds) train better when a
 cell would hold only a handful of images.
 """
-PartitionSpec = tuple[int, int] | CellPartition | str | os.PathLike[str]
+PartitionSpec = tuple[int, int] | CellPartition | PathLike
 FORMAT_VERSION = 1
 _BATCH = 8192
 _SCORES = 1 << 24  # scores held per prediction batch (rows x finest cells)
@@ -124,8 +125,8 @@ class CellConfig:
 
 
 def hierarchical_scores(
-    log_probs: Sequence[npt.NDArray[np.floating[Any]]], links: Sequence[npt.NDArray[np.int64]]
-) -> npt.NDArray[np.float64]:
+    log_probs: Sequence[npt.NDArray[np.floating[Any]]], links: Sequence[IntArray]
+) -> Float64Array:
     """Combine per-partition log-probabilities into one log-score per finest cell.
 
     ``log_probs[-1]`` is the finest partition, shape ``(n, C)``; ``links[l]`` (shape
@@ -176,7 +177,7 @@ def _logits(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return [head(h) for head in heads]
 
 
-def _vectors(vectors: npt.ArrayLike) -> npt.NDArray[np.float32]:
+def _vectors(vectors: npt.ArrayLike) -> Float32Array:
     x = np.asarray(vectors, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {x.shape}")
@@ -188,8 +189,8 @@ def _vectors(vectors: npt.ArrayLike) -> npt.NDArray[np.float32]:
 
 def _partition(
     spec: PartitionSpec,
-    lat: npt.NDArray[np.float64],
-    lon: npt.NDArray[np.float64],
+    lat: Float64Array,
+    lon: Float64Array,
     config: CellConfig,
 ) -> tuple[CellPartition, str]:
     if isinstance(spec, CellPartition):
@@ -431,7 +432,7 @@ class CellGeolocator(Geolocator):
         finally:
             self.net.to("cpu")
 
-    def log_probabilities(self, vectors: npt.ArrayLike) -> list[npt.NDArray[np.float32]]:
+    def log_probabilities(self, vectors: npt.ArrayLike) -> list[Float32Array]:
         """Return each partition's log-probabilities, shapes ``(n, cells)``.
 
         Examples

@@ -11,7 +11,8 @@ or fewer is dropped. The MP-16 partitions they published are ``cells_<tau_min>_<
 :func:`build_cells` does the same on integer S2 cell ids: each point's leaf cell id is computed
 once, vectorised (the cube face, the quadratic projection and the Hilbert curve in numpy,
 equal to ``s2sphere.CellId.from_lat_lng``), and each level only groups ids by their parent
-(a bit operation on sorted ids), so a million points take about a second.
+(a bit operation on sorted ids), so a million points take about a second; the S2 id
+arithmetic lives in :mod:`geoaware.geo.cells`.
 :class:`CellPartition` holds the cells (tokens, image counts, mean locations), assigns points
 to them and reads and writes the published CSV layout; :func:`parents` links the cells of a
 fine partition to those of a coarser one (the hierarchy of the paper).
@@ -19,156 +20,30 @@ fine partition to those of a coarser one (the hierarchy of the paper).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 
 from geoaware.errors import InputFileError, InvalidCoordinateError, UsageError
 from geoaware.fileio import atomic_write_bytes
-from geoaware.geo.distance import check_coordinates
+from geoaware.geo.cells import (
+    S2_MAX_LEVEL,
+    s2_id_levels,
+    s2_id_ranges,
+    s2_id_token,
+    s2_leaf_ids,
+    s2_parent_ids,
+    s2_token_id,
+)
 from geoaware.geo.encode import unit_vector
-from geoaware.geo.types import ArrayLike
+from geoaware.typing import ArrayLike, Float64Array, IntArray, PathLike, StrArray, UInt64Array
 
-__all__ = ["CellPartition", "build_cells", "leaf_cell_ids", "parents"]
+__all__ = ["CellPartition", "build_cells", "parents"]
 
-MAX_LEVEL = 30
-"""The level of S2 leaf cells (about 1 cm across)."""
 START_LEVEL = 2
 """The level the reference implementation starts splitting from (its ``--lvl_min``)."""
-
-_U64 = np.uint64
-_IDS = npt.NDArray[np.uint64]
-_INTS = npt.NDArray[np.int64]
-_FLOATS = npt.NDArray[np.float64]
-
-
-def _lookup_pos() -> npt.NDArray[np.int64]:
-    """Build the Hilbert-curve table of S2 (4 bits of i and j plus orientation -> 8 position bits).
-
-    Built as ``s2sphere`` (and the C++ library) build theirs: walk each 4-level sub-curve in
-    Hilbert order from each of the four start orientations.
-    """
-    pos_to_ij = ((0, 1, 3, 2), (0, 2, 3, 1), (3, 2, 0, 1), (3, 1, 0, 2))
-    pos_to_orientation = (1, 0, 0, 3)
-    table = np.zeros(1 << 10, np.int64)
-
-    def walk(level: int, i: int, j: int, orig: int, pos: int, orientation: int) -> None:
-        if level == 4:
-            table[(((i << 4) + j) << 2) + orig] = (pos << 2) + orientation
-            return
-        r = pos_to_ij[orientation]
-        for index in range(4):
-            walk(
-                level + 1,
-                (i << 1) + (r[index] >> 1),
-                (j << 1) + (r[index] & 1),
-                orig,
-                (pos << 2) + index,
-                orientation ^ pos_to_orientation[index],
-            )
-
-    for orientation in range(4):
-        walk(0, 0, 0, orientation, 0, orientation)
-    return table
-
-
-_LOOKUP_POS = _lookup_pos()
-
-
-def _st_to_ij(u: _FLOATS) -> _INTS:
-    """Apply the quadratic projection (S2's default); return the integer position on the face."""
-    r = np.sqrt(1.0 + 3.0 * np.abs(u))
-    s = np.where(u >= 0, 0.5 * r, 1.0 - 0.5 * r)
-    ij = np.floor(s * float(1 << MAX_LEVEL))
-    return np.clip(ij, 0, (1 << MAX_LEVEL) - 1).astype(np.int64)
-
-
-def _leaf_ids_xyz(x: _FLOATS, y: _FLOATS, z: _FLOATS) -> _IDS:
-    ax, ay, az = np.abs(x), np.abs(y), np.abs(z)
-    axis = np.where(ax > ay, np.where(ax > az, 0, 2), np.where(ay > az, 1, 2))
-    along = np.choose(axis, (x, y, z))
-    face = axis + 3 * (along < 0)
-    u = np.empty_like(x)
-    v = np.empty_like(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for f, (un, vn, d) in enumerate(
-            ((y, z, x), (-x, z, y), (-x, -y, z), (z, y, x), (z, -x, y), (-y, -x, z))
-        ):
-            m = face == f
-            u[m] = un[m] / d[m]
-            v[m] = vn[m] / d[m]
-    i, j = _st_to_ij(u), _st_to_ij(v)
-    n = face.astype(_U64) << _U64(60)
-    bits = (face & 1).astype(np.int64)
-    for k in range(7, -1, -1):
-        bits = bits + (((i >> (4 * k)) & 15) << 6) + (((j >> (4 * k)) & 15) << 2)
-        bits = _LOOKUP_POS[bits]
-        n |= (bits >> 2).astype(_U64) << _U64(8 * k)
-        bits &= 3
-    ids: _IDS = n * _U64(2) + _U64(1)
-    return ids
-
-
-def _coordinates(lat: ArrayLike, lon: ArrayLike) -> tuple[_FLOATS, _FLOATS]:
-    la = np.atleast_1d(np.asarray(lat, dtype=np.float64)).reshape(-1)
-    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64)).reshape(-1)
-    if la.shape != lo.shape:
-        raise ValueError(f"lat and lon differ in length: {la.size} and {lo.size}")
-    check_coordinates(la, lo)
-    return la, lo
-
-
-def leaf_cell_ids(lat: ArrayLike, lon: ArrayLike) -> _IDS:
-    """Return the S2 leaf (level-30) cell id of each point as uint64; 0 for NaN points.
-
-    Equal to ``s2sphere.CellId.from_lat_lng(LatLng.from_degrees(lat, lon)).id()``, without a
-    Python loop.
-
-    Examples
-    --------
-    >>> hex(int(leaf_cell_ids([48.8566], [2.3522])[0]))[:8]
-    '0x47e66e'
-    """
-    la, lo = _coordinates(lat, lon)
-    ok = ~(np.isnan(la) | np.isnan(lo))
-    out = np.zeros(la.size, _U64)
-    out[ok] = _leaf_ids_xyz(*unit_vector(la[ok], lo[ok]).T)
-    return out
-
-
-def _lsb(level: npt.NDArray[np.integer[Any]] | int) -> Any:
-    return _U64(1) << (_U64(2) * (_U64(MAX_LEVEL) - np.asarray(level).astype(_U64)))
-
-
-def _parent(ids: _IDS, level: int) -> _IDS:
-    """Return the ancestors at ``level`` of finer cells: ``(id & -lsb) | lsb``."""
-    lsb = _U64(1 << (2 * (MAX_LEVEL - level)))
-    return (ids & ~(lsb - _U64(1))) | lsb  # type: ignore[no-any-return]
-
-
-def _levels(ids: _IDS) -> npt.NDArray[np.int64]:
-    low = ids & (~ids + _U64(1))  # the lowest set bit
-    zeros = np.log2(low.astype(np.float64)).astype(np.int64)  # exact for powers of two
-    return MAX_LEVEL - zeros // 2  # type: ignore[no-any-return]
-
-
-def _token(cell_id: int) -> str:
-    return format(cell_id, "016x").rstrip("0")
-
-
-def _id_of(token: str) -> int:
-    if not 1 <= len(token) <= 16 or token.strip("0123456789abcdefABCDEF"):
-        raise ValueError(f"S2 token {token!r} is not 1 to 16 hexadecimal digits")
-    value = int(token.ljust(16, "0"), 16)
-    low = value & -value
-    if value == 0 or (value >> 61) > 5 or (low.bit_length() - 1) % 2:
-        raise ValueError(f"S2 token {token!r} is not a valid cell id")
-    return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,16 +79,16 @@ class CellPartition:
     (2, [2, 2], [0, -1])
     """
 
-    tokens: npt.NDArray[np.str_]
-    counts: _INTS
-    lat: _FLOATS
-    lon: _FLOATS
+    tokens: StrArray
+    counts: IntArray
+    lat: Float64Array
+    lon: Float64Array
     num_images: int
     min_concept_probability: str = "---"
-    ids: _IDS = field(init=False, repr=False)
-    _order: _INTS = field(init=False, repr=False)
-    _low: _IDS = field(init=False, repr=False)
-    _high: _IDS = field(init=False, repr=False)
+    ids: UInt64Array = field(init=False, repr=False)
+    _order: IntArray = field(init=False, repr=False)
+    _low: UInt64Array = field(init=False, repr=False)
+    _high: UInt64Array = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         tokens = np.asarray(self.tokens, dtype=str).reshape(-1)
@@ -222,10 +97,9 @@ class CellPartition:
         for name, values in columns.items():
             if np.asarray(values).reshape(-1).size != n:
                 raise ValueError(f"{name} has {np.asarray(values).size} values for {n} tokens")
-        ids = np.array([_id_of(t) for t in tokens.tolist()], dtype=_U64).reshape(-1)
+        ids = np.array([s2_token_id(t) for t in tokens.tolist()], dtype=np.uint64).reshape(-1)
         order = np.argsort(ids, kind="stable")
-        half = _lsb(_levels(ids)) - _U64(1)
-        low, high = ids - half, ids + half
+        low, high = s2_id_ranges(ids)
         overlap = np.flatnonzero(low[order][1:] <= high[order][:-1])
         if overlap.size:
             a, b = order[overlap[0]], order[overlap[0] + 1]
@@ -245,18 +119,18 @@ class CellPartition:
         return int(self.tokens.size)
 
     @property
-    def levels(self) -> npt.NDArray[np.int64]:
+    def levels(self) -> IntArray:
         """The S2 level of each cell (0 to 30)."""
-        return _levels(self.ids)
+        return s2_id_levels(self.ids)
 
-    def _find(self, low: _IDS, high: _IDS) -> _INTS:
+    def _find(self, low: UInt64Array, high: UInt64Array) -> IntArray:
         """Return the class whose id range holds ``[low, high]``, or -1."""
         pos = np.searchsorted(self._low, low, side="right").astype(np.int64) - 1
         safe = np.maximum(pos, 0)
         inside = (pos >= 0) & (high <= self._high[safe]) if len(self) else pos >= 0
         return np.where(inside, self._order[safe] if len(self) else -1, -1)
 
-    def assign(self, lat: ArrayLike, lon: ArrayLike) -> _INTS:
+    def assign(self, lat: ArrayLike, lon: ArrayLike) -> IntArray:
         """Return the class index of the cell holding each point; -1 outside every cell.
 
         NaN points get -1.
@@ -268,7 +142,7 @@ class CellPartition:
         >>> cells.assign([48.86, -33.9], [2.35, 18.4]).tolist()
         [0, -1]
         """
-        leaf = leaf_cell_ids(lat, lon)
+        leaf = s2_leaf_ids(lat, lon)
         found = self._find(leaf, leaf)
         return np.where(leaf == 0, -1, found)
 
@@ -322,7 +196,7 @@ class CellPartition:
         lines += [f"{c},{t},{n},{a!r},{b!r}" for c, (t, n, a, b) in enumerate(rows)]
         return ("\r\n".join(lines) + "\r\n").encode()
 
-    def write(self, path: str | os.PathLike[str]) -> Path:
+    def write(self, path: PathLike) -> Path:
         """Write the cells as a CSV in the published layout (atomically); return the path.
 
         Examples
@@ -337,9 +211,7 @@ class CellPartition:
         return atomic_write_bytes(path, self.to_csv())
 
     @classmethod
-    def from_file(
-        cls, source: bytes | str | os.PathLike[str], *, where: str | None = None
-    ) -> CellPartition:
+    def from_file(cls, source: bytes | PathLike, *, where: str | None = None) -> CellPartition:
         r"""Read a partition file in the published layout (``cells_50_5000.csv``, ...).
 
         Read through :func:`geoaware.sources.im2gps.read_s2_cells`; rows are put in
@@ -395,7 +267,7 @@ def build_cells(
     tau_max: int,
     *,
     min_level: int = START_LEVEL,
-    max_level: int = MAX_LEVEL,
+    max_level: int = S2_MAX_LEVEL,
     weights: ArrayLike | None = None,
 ) -> CellPartition:
     """Build adaptive S2 cells from training locations (Müller-Budack et al. 2018).
@@ -442,9 +314,11 @@ def build_cells(
     """
     if not 0 <= tau_min < tau_max:
         raise UsageError(f"need 0 <= tau_min < tau_max, got tau_min={tau_min}, tau_max={tau_max}")
-    if not 0 <= min_level <= max_level <= MAX_LEVEL:
+    if not 0 <= min_level <= max_level <= S2_MAX_LEVEL:
         raise UsageError(f"need 0 <= min_level <= max_level <= 30, got {min_level} and {max_level}")
-    la, lo = _coordinates(lat, lon)
+    la = np.atleast_1d(np.asarray(lat, dtype=np.float64)).reshape(-1)
+    lo = np.atleast_1d(np.asarray(lon, dtype=np.float64)).reshape(-1)
+    leaf_ids = s2_leaf_ids(la, lo)  # checks the lengths and ranges
     missing = np.isnan(la) | np.isnan(lo)
     if missing.any():
         raise InvalidCoordinateError(
@@ -458,19 +332,19 @@ def build_cells(
         if w.size != la.size or (w < 0).any():
             raise ValueError(f"weights must be {la.size} non-negative integers")
     x, y, z = unit_vector(la, lo).T
-    leaf, inverse = np.unique(_leaf_ids_xyz(x, y, z), return_inverse=True)
+    leaf, inverse = np.unique(leaf_ids, return_inverse=True)
     inverse = inverse.reshape(-1)
     count = np.bincount(inverse, weights=w, minlength=leaf.size).astype(np.int64)
     xyz = np.stack([np.bincount(inverse, weights=w * c, minlength=leaf.size) for c in (x, y, z)])
 
-    done_ids: list[_IDS] = []
-    done_counts: list[_INTS] = []
-    done_xyz: list[_FLOATS] = []
+    done_ids: list[UInt64Array] = []
+    done_counts: list[IntArray] = []
+    done_xyz: list[Float64Array] = []
     active = np.arange(leaf.size)
     for level in range(min_level, max_level + 1):
         if active.size == 0:
             break
-        cell = _parent(leaf[active], level)  # sorted, as leaf is
+        cell = s2_parent_ids(leaf[active], level)  # sorted, as leaf is
         starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
         n = np.add.reduceat(count[active], starts)
         split = n > tau_max if level < max_level else np.zeros(n.size, bool)
@@ -479,7 +353,7 @@ def build_cells(
         done_counts.append(n[stay])
         done_xyz.append(np.add.reduceat(xyz[:, active], starts, axis=1)[:, stay])
         active = active[np.repeat(split, np.diff(np.r_[starts, active.size]))]
-    ids = np.concatenate(done_ids) if done_ids else np.zeros(0, _U64)
+    ids = np.concatenate(done_ids) if done_ids else np.zeros(0, np.uint64)
     counts = np.concatenate(done_counts) if done_counts else np.zeros(0, np.int64)
     sums = np.concatenate(done_xyz, axis=1) if done_xyz else np.zeros((3, 0))
     keep = counts > tau_min
@@ -487,11 +361,11 @@ def build_cells(
     ids, counts, sums = ids[keep][order], counts[keep][order], sums[:, keep][:, order]
     mean_lat = np.degrees(np.arctan2(sums[2], np.hypot(sums[0], sums[1])))
     mean_lon = np.degrees(np.arctan2(sums[1], sums[0]))
-    tokens = np.asarray([_token(int(i)) for i in ids.tolist()], dtype=str)
+    tokens = np.asarray([s2_id_token(int(i)) for i in ids.tolist()], dtype=str)
     return CellPartition(tokens, counts, mean_lat, mean_lon, int(w.sum()))
 
 
-def parents(fine: CellPartition, coarse: CellPartition) -> _INTS:
+def parents(fine: CellPartition, coarse: CellPartition) -> IntArray:
     """Return, for each cell of ``fine``, the index of the ``coarse`` cell holding it, or -1.
 
     A fine cell larger than every coarse cell around it, or outside all of them, gets -1.
@@ -505,5 +379,4 @@ def parents(fine: CellPartition, coarse: CellPartition) -> _INTS:
     >>> parents(fine, coarse).tolist()
     [1, 1, -1]
     """
-    half = _lsb(fine.levels) - _U64(1)
-    return coarse._find(fine.ids - half, fine.ids + half)
+    return coarse._find(*s2_id_ranges(fine.ids))

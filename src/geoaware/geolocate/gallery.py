@@ -43,10 +43,10 @@ from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
 from geoaware.geo.encode import unit_vector
 from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz, read_torch_state
+from geoaware.typing import Float64Array
 
 __all__ = ["GalleryConfig", "GalleryGeolocator", "LocationEncoder"]
 
-FloatArray = npt.NDArray[np.float64]
 _CHUNK = 1024
 
 
@@ -269,10 +269,10 @@ class GalleryGeolocator(Geolocator):
         config: GalleryConfig,
         *,
         dim: int,
-        gallery_lat: FloatArray,
-        gallery_lon: FloatArray,
-        train_lat: FloatArray,
-        train_lon: FloatArray,
+        gallery_lat: Float64Array,
+        gallery_lon: Float64Array,
+        train_lat: Float64Array,
+        train_lon: Float64Array,
         training: dict[str, Any] | None = None,
     ) -> None:
         self.net = net.eval()

@@ -41,10 +41,10 @@ from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
 from geoaware.geo.encode import unit_vector
 from geoaware.geolocate.base import Geolocator, PlacePredictions, read_npz
+from geoaware.typing import BoolArray, Float32Array, Float64Array, IntArray
 
 __all__ = ["KnnConfig", "KnnGeolocator", "kernel_mode"]
 
-FloatArray = npt.NDArray[np.float64]
 _CHUNK = 8192
 
 
@@ -162,7 +162,7 @@ def _faiss() -> Any:
     return faiss
 
 
-def _normalized(vectors: npt.ArrayLike) -> npt.NDArray[np.float32]:
+def _normalized(vectors: npt.ArrayLike) -> Float32Array:
     x = np.array(vectors, dtype=np.float32, order="C", copy=True)
     if x.ndim != 2:
         raise UsageError(f"vectors must be a 2-D array (n, dim), got shape {x.shape}")
@@ -176,7 +176,7 @@ def kernel_mode(
     lon: npt.ArrayLike,
     weights: npt.ArrayLike,
     bandwidth_km: float,
-) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+) -> tuple[Float64Array, IntArray]:
     """Kernel density of each row's points, evaluated at those points; and the densest one.
 
     ``lat``, ``lon``, ``weights`` have shape ``(n, k)``; a zero weight is a missing point.
@@ -206,8 +206,8 @@ def kernel_mode(
 
 
 def _rank_candidates(
-    lat: FloatArray, lon: FloatArray, score: FloatArray, merge_km: float, k: int
-) -> npt.NDArray[np.int64]:
+    lat: Float64Array, lon: Float64Array, score: Float64Array, merge_km: float, k: int
+) -> IntArray:
     """Column order per row: best score first, near-duplicates of better places moved last."""
     n, kk = score.shape
     order = np.argsort(-score, axis=1, kind="stable")
@@ -246,13 +246,13 @@ class KnnGeolocator(Geolocator):
     def __init__(
         self,
         index: Any,
-        lat: FloatArray,
-        lon: FloatArray,
+        lat: Float64Array,
+        lon: Float64Array,
         ids: npt.NDArray[Any],
         config: KnnConfig,
         *,
         dim: int,
-        excluded: npt.NDArray[np.int64] | None = None,
+        excluded: IntArray | None = None,
     ) -> None:
         self.index = index
         self.lat = np.asarray(lat, dtype=np.float64)
@@ -334,7 +334,7 @@ class KnnGeolocator(Geolocator):
             return params
         return ivf
 
-    def search(self, vectors: npt.ArrayLike, k: int) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    def search(self, vectors: npt.ArrayLike, k: int) -> tuple[Float64Array, IntArray]:
         """Return cosine similarities and gallery rows of the ``k`` nearest neighbours.
 
         Missing neighbours (a gallery smaller than ``k``, or empty probed lists) have row -1
@@ -421,7 +421,7 @@ class KnnGeolocator(Geolocator):
         keep = self._kept()
         return {"training": (self.lat[keep], self.lon[keep])}
 
-    def _kept(self) -> npt.NDArray[np.bool_]:
+    def _kept(self) -> BoolArray:
         keep = np.ones(len(self.lat), dtype=bool)
         keep[self.excluded] = False
         return keep
@@ -509,7 +509,7 @@ def _pq_m(dim: int, wanted: int | None) -> int:
     return 1
 
 
-def _build_index(x: npt.NDArray[np.float32], config: KnnConfig) -> Any:
+def _build_index(x: Float32Array, config: KnnConfig) -> Any:
     faiss = _faiss()
 
     n, dim = x.shape

@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from geoaware.fileio import atomic_dir, atomic_write_text
 from geoaware.geolocate.base import Geolocator
 from geoaware.geolocate.overlap import exclude_within, overlap_report, write_overlap
 from geoaware.predictions.places import write_predictions
+from geoaware.typing import Float32Array, Float64Array, PathLike
 
 __all__ = [
     "METHODS",
@@ -46,7 +46,6 @@ __all__ = [
     "write_predictions",
 ]
 
-PathLike = str | os.PathLike[str]
 METHODS = ("knn", "gallery", "cells")
 ENCODER_FILE = "embeddings.json"
 PRETRAINED_GEOCLIP = "geoclip"
@@ -213,9 +212,9 @@ class Located:
     """Embeddings joined to a catalog's rows (the rows that have both a vector and a place)."""
 
     ids: npt.NDArray[Any]
-    vectors: npt.NDArray[np.float32]
-    lat: npt.NDArray[np.float64]
-    lon: npt.NDArray[np.float64]
+    vectors: Float32Array
+    lat: Float64Array
+    lon: Float64Array
     info: Any
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -242,7 +241,7 @@ def _catalog_rows(catalog: PathLike, split: str | None) -> tuple[pa.Table, int]:
     return table, total
 
 
-def _coords(table: pa.Table) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _coords(table: pa.Table) -> tuple[Float64Array, Float64Array]:
     lat = table.column("lat").to_numpy(zero_copy_only=False)
     lon = table.column("lon").to_numpy(zero_copy_only=False)
     return np.asarray(lat, np.float64), np.asarray(lon, np.float64)
@@ -307,9 +306,7 @@ def join_embeddings(
     )
 
 
-def _near_points(
-    exclude_near: str, catalog: PathLike
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], str]:
+def _near_points(exclude_near: str, catalog: PathLike) -> tuple[Float64Array, Float64Array, str]:
     """Locations to stay away from: a catalog path (all located rows) or a split of ``catalog``."""
     path = Path(exclude_near)
     if path.exists():

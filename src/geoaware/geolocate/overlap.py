@@ -15,7 +15,6 @@ in chord length is exact, poles and the antimeridian included.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from geoaware.errors import InputFileError, UsageError
 from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import check_coordinates, km_of_chord
 from geoaware.geo.encode import unit_vector
+from geoaware.typing import ArrayLike, BoolArray, Float64Array, IntArray, PathLike
 
 __all__ = [
     "OverlapReport",
@@ -39,12 +39,8 @@ __all__ = [
     "write_overlap",
 ]
 
-ArrayLike = npt.ArrayLike
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
-
-def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> FloatArray:
+def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> Float64Array:
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     if la.shape != lo.shape or la.ndim != 1:
@@ -56,7 +52,9 @@ def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> FloatArray:
     return unit_vector(la, lo)
 
 
-def _nearest_km(points: FloatArray, reference: FloatArray) -> tuple[FloatArray, npt.NDArray[Any]]:
+def _nearest_km(
+    points: Float64Array, reference: Float64Array
+) -> tuple[Float64Array, npt.NDArray[Any]]:
     """Distance (km) and index of each point's nearest reference point (inf, -1 if none)."""
     if len(reference) == 0 or len(points) == 0:
         return np.full(len(points), np.inf), np.full(len(points), -1, dtype=np.int64)
@@ -91,8 +89,8 @@ class OverlapReport:
     n_reference: int
     within: int
     fraction: float
-    nearest_km: FloatArray
-    nearest: npt.NDArray[np.int64]
+    nearest_km: Float64Array
+    nearest: IntArray
 
     @property
     def mask(self) -> BoolArray:
@@ -195,7 +193,7 @@ def exclude_within(
 OVERLAP_SUFFIX = ".overlap.json"
 
 
-def overlap_file(predictions: str | os.PathLike[str]) -> Path:
+def overlap_file(predictions: PathLike) -> Path:
     """Return the overlap file that goes with a predictions file: ``pred.csv.overlap.json``.
 
     Examples
@@ -207,7 +205,7 @@ def overlap_file(predictions: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + OVERLAP_SUFFIX)
 
 
-def write_overlap(predictions: str | os.PathLike[str], record: dict[str, Any]) -> Path:
+def write_overlap(predictions: PathLike, record: dict[str, Any]) -> Path:
     r"""Write ``record`` (the overlap reports of a predict run) beside ``predictions``.
 
     The predictions file's SHA-256 goes with it, so that a later ``eval geo`` uses the record
@@ -225,7 +223,7 @@ def write_overlap(predictions: str | os.PathLike[str], record: dict[str, Any]) -
     return atomic_write_bytes(overlap_file(predictions), orjson.dumps(doc, option=_JSON) + b"\n")
 
 
-def read_overlap(predictions: str | os.PathLike[str]) -> dict[str, Any] | None:
+def read_overlap(predictions: PathLike) -> dict[str, Any] | None:
     r"""Return the overlap record written beside ``predictions``, or None.
 
     None when there is no such file or it describes another version of the predictions
@@ -296,7 +294,7 @@ def overlap_warnings(record: dict[str, Any] | None) -> list[str]:
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
 
 
-def _sha256(path: str | os.PathLike[str]) -> str:
+def _sha256(path: PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +36,10 @@ import pyarrow.parquet as pq
 
 from geoaware.errors import EvaluationError, InputFileError
 from geoaware.predictions.geo_footer import Footer, split_footer
+from geoaware.typing import BoolArray, Float64Array, PathLike
 
 __all__ = ["GeoPredictions", "SkippedRow", "detect_columns", "read_geo_predictions"]
 
-FloatArray = npt.NDArray[np.float64]
 
 TRUE_LAT = ("true_lat", "gt_lat", "lat", "latitude", "true_latitude", "gt_latitude", "lat_true")
 TRUE_LON = (
@@ -108,10 +107,10 @@ class GeoPredictions:
     """
 
     source: str
-    true_lat: FloatArray
-    true_lon: FloatArray
-    pred_lat: FloatArray
-    pred_lon: FloatArray
+    true_lat: Float64Array
+    true_lon: Float64Array
+    pred_lat: Float64Array
+    pred_lon: Float64Array
     image_id: npt.NDArray[Any] | None
     columns: tuple[str, str, str, str]
     extra: pd.DataFrame
@@ -212,7 +211,7 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _to_float(column: pa.ChunkedArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+def _to_float(column: pa.ChunkedArray) -> tuple[Float64Array, BoolArray]:
     """Parse a column to float64; return values and a mask of cells that did not parse."""
     if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
         values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -229,7 +228,7 @@ def _to_float(column: pa.ChunkedArray) -> tuple[FloatArray, npt.NDArray[np.bool_
 
 
 def read_geo_predictions(
-    path: str | os.PathLike[str],
+    path: PathLike,
     columns: tuple[str, str, str, str] | None = None,
     *,
     truth: pa.Table | None = None,
@@ -274,8 +273,8 @@ def read_geo_predictions(
     else:
         t_lat, t_lon, p_lat, p_lon = detect_columns(names, str(src))
     id_col = _find(names, ID_COLUMNS)
-    values: dict[str, FloatArray] = {}
-    bad: dict[str, npt.NDArray[np.bool_]] = {}
+    values: dict[str, Float64Array] = {}
+    bad: dict[str, BoolArray] = {}
     for name in (c for c in (t_lat, t_lon, p_lat, p_lon) if c is not None):
         values[name], bad[name] = _to_float(table.column(name))
     n_rows = table.num_rows
@@ -366,13 +365,13 @@ def _refuse_empty(src: Path, rows: int, skipped: list[SkippedRow]) -> None:
 def _drop_duplicates(
     src: Path,
     ids: npt.NDArray[Any],
-    keep: npt.NDArray[np.bool_],
+    keep: BoolArray,
     skipped: list[SkippedRow],
     unit: str,
     line_of: Any,
     strict: bool,
     id_col: str,
-) -> npt.NDArray[np.bool_]:
+) -> BoolArray:
     """Score each id once (its first kept row); list the later rows, or refuse them."""
     rows = np.flatnonzero(keep)
     kept_ids = pd.Index(ids[rows])
@@ -418,7 +417,7 @@ def _add_catalog_columns(extra: pd.DataFrame, truth: pa.Table, rows: npt.NDArray
             extra[name] = truth.column(name).take(taken).to_numpy(zero_copy_only=False)
 
 
-def _footer_length(table: pa.Table, bad: npt.NDArray[np.bool_]) -> int:
+def _footer_length(table: pa.Table, bad: BoolArray) -> int:
     """Count trailing unparseable rows whose first cell is empty or a summary word."""
     first = table.column(0)
     n = 0
@@ -437,13 +436,13 @@ def _truth_from_catalog(
     src: Path,
     ids: npt.NDArray[Any] | None,
     truth: pa.Table | None,
-    keep: npt.NDArray[np.bool_],
+    keep: BoolArray,
     skipped: list[SkippedRow],
     unit: str,
     line_of: Any,
     strict: bool = False,
     own_truth: bool = False,
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.intp]]:
+) -> tuple[Float64Array, Float64Array, BoolArray, npt.NDArray[np.intp]]:
     if truth is None:
         raise InputFileError(src, "the file has no true coordinates: pass --truth CATALOG")
     if ids is None:

@@ -6,7 +6,6 @@ catalog (:mod:`geoaware.evaluate.classify`, :mod:`geoaware.predictions.submissio
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.errors import EvaluationError, InputFileError
+from geoaware.typing import IntArray
 
 __all__ = [
     "PAD",
@@ -30,10 +30,6 @@ __all__ = [
     "string_ids",
 ]
 
-PathLike = str | os.PathLike[str]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 PAD = -1
 """Label id of an empty slot in :attr:`~geoaware.predictions.labels.TopK.labels`."""
 

@@ -8,26 +8,20 @@ and errors name the right line.
 from __future__ import annotations
 
 import gzip
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from geoaware.errors import InputFileError
 from geoaware.predictions.ids import PAD, np_int
+from geoaware.typing import BoolArray, IntArray
 
 __all__ = ["KaggleRows", "clean_cells", "file_bytes", "int_tokens", "read_kaggle", "split_labels"]
-
-PathLike = str | os.PathLike[str]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass

@@ -28,7 +28,6 @@ Class ids are non-negative; :data:`PAD` (``-1``) marks an empty slot.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +55,7 @@ from geoaware.predictions.kaggle import (
     read_kaggle,
     split_labels,
 )
+from geoaware.typing import Float64Array, IntArray, PathLike
 
 __all__ = [
     "CLASS_IDS_KEY",
@@ -69,10 +69,6 @@ __all__ = [
     "write_top_k",
 ]
 
-PathLike = str | os.PathLike[str]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 DEFAULT_K = 5
 """Labels kept per image from dense scores, and the most a Kaggle submission may hold."""
@@ -108,7 +104,7 @@ class TopK:
 
     image_ids: Any
     labels: IntArray
-    scores: FloatArray | None = None
+    scores: Float64Array | None = None
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
@@ -189,7 +185,7 @@ class TopK:
 
 def top_k_from_scores(
     scores: npt.ArrayLike, k: int = DEFAULT_K, class_ids: npt.ArrayLike | None = None
-) -> tuple[IntArray, FloatArray]:
+) -> tuple[IntArray, Float64Array]:
     """Return the ``k`` best class ids of each row of an (n, C) score matrix, and their scores.
 
     Vectorised: ``np.partition`` finds each row's k-th best score, then the chosen columns are
@@ -247,7 +243,7 @@ def top_k_from_scores(
     return labels, top
 
 
-def _top_k_block(block: npt.NDArray[Any], k: int) -> tuple[IntArray, FloatArray]:
+def _top_k_block(block: npt.NDArray[Any], k: int) -> tuple[IntArray, Float64Array]:
     s = np.asarray(block, dtype=np.float64)
     s = np.where(np.isnan(s), -np.inf, s)
     n, c = s.shape
@@ -552,7 +548,7 @@ def _read_dense_parquet(path: Path, schema: Any, id_col: str, k: int) -> TopK:
     return TopK(ids, np.concatenate(label_parts), np.concatenate(score_parts), str(path))
 
 
-def _dense_block(path: Path, col: Any, row0: int) -> FloatArray:
+def _dense_block(path: Path, col: Any, row0: int) -> Float64Array:
     if not _is_list(col.type):
         raise InputFileError(path, f"must be a list of scores, not {col.type}", field="scores")
     if col.null_count:

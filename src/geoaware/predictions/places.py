@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from geoaware.fileio import atomic_path
+from geoaware.typing import PathLike
 
 __all__ = ["PlacePredictions", "write_predictions"]
-
-PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,11 @@ counts once and wastes a slot), not an error. The header must be exactly ``id,pr
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -30,11 +28,10 @@ from geoaware.fileio import atomic_path
 from geoaware.predictions.ids import IdIndex, IntMap, factorize, load_table, np_int, pad
 from geoaware.predictions.kaggle import KaggleRows, file_bytes, int_tokens, read_kaggle
 from geoaware.predictions.labels import DEFAULT_K, PAD, EvaluationError, TopK, read_predictions
+from geoaware.typing import BoolArray, IntArray, PathLike
 
 __all__ = ["HEADER", "Problem", "check_submission", "write_submission"]
 
-PathLike = str | os.PathLike[str]
-IntArray = npt.NDArray[np.int64]
 HEADER = "id,predicted"
 """The one header a submission may have."""
 _PAIRWISE_WIDTH = 8  # labels per row compared pairwise for repeats; longer rows one by one
@@ -173,9 +170,7 @@ def _truth_sets(truth_table: Any, split: str) -> tuple[Any, IntArray]:
     return ids, known
 
 
-def _id_problems(
-    rows: KaggleRows, test_ids: Any, split: str, seen: npt.NDArray[np.bool_]
-) -> list[Problem]:
+def _id_problems(rows: KaggleRows, test_ids: Any, split: str, seen: BoolArray) -> list[Problem]:
     problems: list[Problem] = []
     ids = rows.ids
     empty = np.asarray(pc.equal(ids, "").to_numpy(zero_copy_only=False), dtype=bool)

@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 
 from geoaware.geo.distance import EARTH_RADIUS_KM
 from geoaware.geo.encode import unit_vector
+from geoaware.typing import Float32Array, Float64Array, IntArray
 
 __all__ = [
     "BASELINES",
@@ -36,8 +37,6 @@ __all__ = [
     "fit_baselines",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-F32 = npt.NDArray[np.float32]
 _TIE = 1e-6
 
 
@@ -46,14 +45,14 @@ class Scorer(Protocol):
 
     def predict_proba(
         self, lat: npt.ArrayLike, lon: npt.ArrayLike, date_fraction: npt.ArrayLike | None = None
-    ) -> F32:
+    ) -> Float32Array:
         """Return scores of shape ``(n, C)``; higher is more likely."""
         ...
 
 
-def _frequency(labels: npt.ArrayLike, n_classes: int) -> FloatArray:
+def _frequency(labels: npt.ArrayLike, n_classes: int) -> Float64Array:
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)
-    out: FloatArray = counts / max(counts.sum(), 1)
+    out: Float64Array = counts / max(counts.sum(), 1)
     return out
 
 
@@ -71,7 +70,7 @@ class ClassFrequency:
 
     def predict_proba(
         self, lat: npt.ArrayLike, lon: npt.ArrayLike, date_fraction: npt.ArrayLike | None = None
-    ) -> F32:
+    ) -> Float32Array:
         """Return the frequencies, one row per point."""
         n = np.atleast_1d(np.asarray(lat)).size
         return np.broadcast_to(self.freq, (n, self.freq.size)).copy()
@@ -104,7 +103,7 @@ class NearestNeighbours:
 
     def predict_proba(
         self, lat: npt.ArrayLike, lon: npt.ArrayLike, date_fraction: npt.ArrayLike | None = None
-    ) -> F32:
+    ) -> Float32Array:
         """Return neighbour shares ``(n, C)`` (plus a frequency tie-break)."""
         q = unit_vector(lat, lon)
         _, idx = self.tree.query(q, k=self.k, workers=-1)
@@ -146,17 +145,17 @@ class GridHistogram:
         )
         self.prior = (alpha * _frequency(y, n_classes)).astype(np.float32)
 
-    def _cells(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    def _cells(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> IntArray:
         la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
         lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
         r = np.clip(((la + 90) // self.cell_deg).astype(np.int64), 0, self.n_lat - 1)
         c = np.clip(((lo + 180) // self.cell_deg).astype(np.int64), 0, self.n_lon - 1)
-        out: npt.NDArray[np.int64] = r * self.n_lon + c
+        out: IntArray = r * self.n_lon + c
         return out
 
     def predict_proba(
         self, lat: npt.ArrayLike, lon: npt.ArrayLike, date_fraction: npt.ArrayLike | None = None
-    ) -> F32:
+    ) -> Float32Array:
         """Return ``(count + alpha p(c)) / (total + alpha)`` per point and class."""
         rows = self.counts[self._cells(lat, lon)]
         dense = np.asarray(rows.toarray(), dtype=np.float32) + self.prior
@@ -195,7 +194,7 @@ class KernelDensity:
 
     def predict_proba(
         self, lat: npt.ArrayLike, lon: npt.ArrayLike, date_fraction: npt.ArrayLike | None = None
-    ) -> F32:
+    ) -> Float32Array:
         """Return normalised kernel sums ``(n, C)``."""
         q = unit_vector(lat, lon).astype(np.float32)
         out = np.empty((q.shape[0], self.onehot_t.shape[0]), dtype=np.float32)

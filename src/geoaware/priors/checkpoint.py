@@ -14,7 +14,6 @@ Layout of a checkpoint folder:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.priors.config import PriorConfig
 from geoaware.priors.features import encode_inputs
 from geoaware.priors.model import PriorNet
+from geoaware.typing import Float32Array, PathLike
 
 __all__ = ["FORMAT", "LocationPrior", "load_prior", "save_prior"]
 
-PathLike = str | os.PathLike[str]
 FORMAT = "geoaware.prior"
 VERSION = 1
 _BATCH = 16_384
@@ -85,7 +84,7 @@ class LocationPrior:
         date_fraction: npt.ArrayLike | None = None,
         *,
         batch_size: int = _BATCH,
-    ) -> Iterator[tuple[slice, npt.NDArray[np.float32]]]:
+    ) -> Iterator[tuple[slice, Float32Array]]:
         """Yield ``(rows, probabilities)`` batch by batch; memory stays ``batch_size x C``."""
         la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
         lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
@@ -103,7 +102,7 @@ class LocationPrior:
         lat: npt.ArrayLike,
         lon: npt.ArrayLike,
         date_fraction: npt.ArrayLike | None = None,
-    ) -> npt.NDArray[np.float32]:
+    ) -> Float32Array:
         """Return ``p(class | location, date)``, shape ``(n, C)`` (one sigmoid per class)."""
         la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
         out = np.empty((la.size, self.n_classes), dtype=np.float32)
@@ -111,9 +110,7 @@ class LocationPrior:
             out[sl] = p
         return out
 
-    def class_proba(
-        self, lat: npt.ArrayLike, lon: npt.ArrayLike, class_index: int
-    ) -> npt.NDArray[np.float32]:
+    def class_proba(self, lat: npt.ArrayLike, lon: npt.ArrayLike, class_index: int) -> Float32Array:
         """Return ``p(class | location)`` of one class at many points (cheap: one head row)."""
         la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
         lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))

@@ -6,7 +6,6 @@ Rows without a location (or without a class) are not silently dropped: they are 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +18,10 @@ import pyarrow.parquet as pq
 from geoaware.catalog.io import catalog_files, read_catalog
 from geoaware.geo.encode import year_fraction
 from geoaware.priors.errors import PriorError, PriorInputError
+from geoaware.typing import Float64Array, IntArray, PathLike
 
 __all__ = ["Observations", "load_table", "observations_from_table"]
 
-PathLike = str | os.PathLike[str]
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 _WANTED = ("image_id", "split", "lat", "lon", "taken_at", "user_id", "label", "supercategory")
 
 
@@ -49,9 +46,9 @@ class Observations:
     """
 
     image_ids: list[str]
-    lat: FloatArray
-    lon: FloatArray
-    date_fraction: FloatArray
+    lat: Float64Array
+    lon: Float64Array
+    date_fraction: Float64Array
     labels: IntArray
     users: IntArray
     vocabulary: list[str]
@@ -209,7 +206,7 @@ def observations_from_table(
     return Observations(ids, lat[keep], lon[keep], dates, labels, users, vocab, dropped)
 
 
-def _floats(table: pa.Table, name: str) -> FloatArray:
+def _floats(table: pa.Table, name: str) -> Float64Array:
     if name not in table.column_names:
         return np.full(table.num_rows, np.nan)
     col: Any = table.column(name)

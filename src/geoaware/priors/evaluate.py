@@ -10,7 +10,6 @@ first, as :func:`geoaware.predictions.labels.top_k_from_scores` does. Points are
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,11 +20,9 @@ import pyarrow as pa
 from geoaware.priors.baselines import BASELINES, Scorer, fit_baselines
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.data import Observations, load_table, observations_from_table
+from geoaware.typing import BoolArray, IntArray, PathLike
 
 __all__ = ["evaluate_prior", "location_ranks", "rank_metrics", "same_class_twins"]
-
-PathLike = str | os.PathLike[str]
-IntArray = npt.NDArray[np.int64]
 
 
 def location_ranks(
@@ -71,7 +68,7 @@ def same_class_twins(
     labels: npt.ArrayLike,
     *,
     radius_km: float = 1.0,
-) -> npt.NDArray[np.bool_]:
+) -> BoolArray:
     """Flag the points that have a training point of the same class within ``radius_km``.
 
     Such "twins" (often the very same coordinates: one photographer, one site, several

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from geoaware.errors import DependencyNotFoundError
 from geoaware.geo.encode import unit_vector, wrap_encode
 from geoaware.priors.config import PriorConfig
+from geoaware.typing import Float32Array, Float64Array
 
 if TYPE_CHECKING:
     import torch
@@ -30,14 +31,13 @@ __all__ = [
     "parse_date",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 _GEOCLIP_BATCH = 8192
 #: Random directions per level of the ``"fourier"`` encoding.
 FOURIER_PER_LEVEL = 8
 _FOURIER_SEED = 20240612
 
 
-def date_features(fraction: npt.ArrayLike) -> FloatArray:
+def date_features(fraction: npt.ArrayLike) -> Float64Array:
     """Encode fractions of the year as ``[sin 2 pi f, cos 2 pi f]``; NaN (no date) gives (0, 0).
 
     Examples
@@ -51,7 +51,7 @@ def date_features(fraction: npt.ArrayLike) -> FloatArray:
     return out
 
 
-def multiscale_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> FloatArray:
+def multiscale_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> Float64Array:
     """Encode points at ``levels`` dyadic frequencies; shape ``(n, 4 levels)``.
 
     For ``k = 0 .. levels - 1``, the four columns ``4k .. 4k + 3`` are ``sin``/``cos`` of
@@ -73,14 +73,14 @@ def multiscale_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> Fl
     f = 2.0 ** np.arange(levels)
     a = (np.pi * lo / 180.0)[:, None] * f
     b = (np.pi * la / 90.0)[:, None] * f
-    out: FloatArray = np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], axis=-1).reshape(
+    out: Float64Array = np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], axis=-1).reshape(
         la.size, 4 * levels
     )
     return out
 
 
 @functools.cache
-def fourier_frequencies(levels: int) -> FloatArray:
+def fourier_frequencies(levels: int) -> Float64Array:
     """Return the fixed frequency vectors of the ``"fourier"`` encoding, shape ``(3, 8 levels)``.
 
     Level ``k`` holds :data:`FOURIER_PER_LEVEL` vectors in random directions (uniform on the
@@ -99,11 +99,11 @@ def fourier_frequencies(levels: int) -> FloatArray:
     d = rng.normal(size=(3, FOURIER_PER_LEVEL * levels))
     d /= np.linalg.norm(d, axis=0, keepdims=True)
     scale = np.repeat(2.0 ** (np.arange(levels) + 1), FOURIER_PER_LEVEL)
-    out: FloatArray = d * scale
+    out: Float64Array = d * scale
     return out
 
 
-def fourier_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> FloatArray:
+def fourier_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> Float64Array:
     """Encode points as random Fourier features of their 3-D unit vector, ``(n, 16 levels)``.
 
     ``[sin(u W), cos(u W)]`` with ``W`` = :func:`fourier_frequencies`. Unlike the multiscale
@@ -124,7 +124,7 @@ def fourier_encode(lat: npt.ArrayLike, lon: npt.ArrayLike, levels: int) -> Float
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     wrap_encode(la, lo)  # checks the range
     z = unit_vector(la, lo) @ fourier_frequencies(levels)
-    out: FloatArray = np.concatenate([np.sin(z), np.cos(z)], axis=1)
+    out: Float64Array = np.concatenate([np.sin(z), np.cos(z)], axis=1)
     return out
 
 
@@ -162,7 +162,7 @@ def encode_inputs(
     lon: npt.ArrayLike,
     config: PriorConfig,
     date_fraction: npt.ArrayLike | None = None,
-) -> npt.NDArray[np.float32]:
+) -> Float32Array:
     """Return the network input for points (and dates), shape ``(n, config.input_dim)``.
 
     Parameters
@@ -223,7 +223,7 @@ def geoclip_encoder() -> torch.nn.Module:
     return model  # type: ignore[no-any-return]
 
 
-def geoclip_features(lat: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:
+def geoclip_features(lat: npt.ArrayLike, lon: npt.ArrayLike) -> Float64Array:
     """Encode points with GeoCLIP's frozen location encoder, in batches; shape ``(n, 512)``."""
     import torch
 

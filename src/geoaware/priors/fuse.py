@@ -20,7 +20,6 @@ a finite probability in [0, 1].
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,18 +37,14 @@ from geoaware.predictions.submission import write_submission
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.data import load_table
 from geoaware.priors.errors import PriorInputError
+from geoaware.typing import BoolArray, Float64Array, IntArray, PathLike
 
 __all__ = ["FuseResult", "fuse_predictions", "fuse_scores", "rerank"]
-
-PathLike = str | os.PathLike[str]
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 def fuse_scores(
     image_scores: npt.ArrayLike, prior_scores: npt.ArrayLike, located: npt.ArrayLike
-) -> FloatArray:
+) -> Float64Array:
     """Multiply image scores by prior scores on located rows; other rows keep their scores.
 
     Examples
@@ -60,11 +55,11 @@ def fuse_scores(
     s = np.asarray(image_scores, dtype=np.float64)
     p = np.asarray(prior_scores, dtype=np.float64)
     m = np.asarray(located, dtype=bool)
-    out: FloatArray = np.where(m[:, None], s * p, s)
+    out: Float64Array = np.where(m[:, None], s * p, s)
     return out
 
 
-def rerank(labels: npt.ArrayLike, scores: npt.ArrayLike, k: int) -> tuple[IntArray, FloatArray]:
+def rerank(labels: npt.ArrayLike, scores: npt.ArrayLike, k: int) -> tuple[IntArray, Float64Array]:
     """Order each row's labels by score (ties: lower class id first; PAD last); keep ``k``.
 
     Wide rows (dense scores) are first cut to their ``k`` best slots with ``np.argpartition``
@@ -372,14 +367,14 @@ def _check_coverage(
         )
 
 
-def _col(table: pa.Table, name: str) -> FloatArray:
+def _col(table: pa.Table, name: str) -> Float64Array:
     if name not in table.column_names:
         return np.full(table.num_rows, np.nan)
     return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _metrics(
-    truth: FloatArray,
+    truth: Float64Array,
     image_labels: IntArray,
     fused_labels: IntArray,
     located: BoolArray,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,9 @@ from geoaware.fileio import atomic_path
 from geoaware.geo.maps import land_grid
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.errors import PriorError
+from geoaware.typing import PathLike
 
 __all__ = ["WORLD", "Bounds", "parse_bounds", "range_map", "range_raster"]
-
-PathLike = str | os.PathLike[str]
 
 
 Bounds = tuple[float, float, float, float]

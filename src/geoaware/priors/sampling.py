@@ -10,13 +10,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from geoaware.typing import Float64Array, IntArray
+
 __all__ = ["balanced_indices", "uniform_sphere"]
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
-
-def uniform_sphere(n: int, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
+def uniform_sphere(n: int, rng: np.random.Generator) -> tuple[Float64Array, Float64Array]:
     """Draw ``n`` points uniformly on the sphere; return ``(lat, lon)`` in degrees.
 
     Examples

@@ -36,6 +36,7 @@ from geoaware.priors.losses import (
 from geoaware.priors.model import PriorNet
 from geoaware.priors.recipes import RecipeChoice, choose_recipe, recipe_config
 from geoaware.priors.sampling import balanced_indices, uniform_sphere
+from geoaware.typing import PathLike
 
 __all__ = [
     "TrainResult",
@@ -45,8 +46,6 @@ __all__ = [
     "set_threads",
     "train_prior",
 ]
-
-PathLike = str | os.PathLike[str]
 
 
 def set_threads(n: int | None = None) -> int:

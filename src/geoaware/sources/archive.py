@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from geoaware.errors import InputFileError, UnsafeArchiveError
+from geoaware.typing import PathLike
 
 __all__ = ["extract", "safe_member_path"]
 
@@ -87,9 +88,7 @@ def _extract_tar(src: Path, staging: Path) -> None:
         raise InputFileError(src, f"not a readable zip or tar archive ({exc})") from exc
 
 
-def extract(
-    archive: str | os.PathLike[str], dest: str | os.PathLike[str], *, skip: Iterable[str] = ()
-) -> list[Path]:
+def extract(archive: PathLike, dest: PathLike, *, skip: Iterable[str] = ()) -> list[Path]:
     """Extract a ``.zip``, ``.tar``, ``.tar.gz``/``.tgz`` or ``.tar.bz2``/``.tar.xz`` safely.
 
     Parameters

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from geoaware.errors import ChecksumError, DatasetNotFoundError, UsageError
 from geoaware.paths import mirror_dir
 from geoaware.sources.archive import extract
 from geoaware.sources.download import RemoteFile, Timeouts, fetch, verify_once
+from geoaware.typing import PathLike
 
 __all__ = ["Source", "empty_catalog"]
 
@@ -66,7 +66,7 @@ class Source(ABC):
     """Check each release file's published checksum before reading it (set False to read a
     hand-made file of the release's layout, as tests do)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: PathLike) -> None:
         self.root = Path(root)
         self.counts: dict[str, int] = {}
         """What the last read found worth reporting, e.g. ``{"images_without_location": 12}``."""

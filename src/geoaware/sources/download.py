@@ -23,6 +23,7 @@ from typing import Any
 from geoaware.errors import ChecksumError, DownloadError, UsageError
 from geoaware.fileio import atomic_write_text
 from geoaware.paths import cache_dir, mirror_dir
+from geoaware.typing import PathLike
 
 __all__ = ["RemoteFile", "Timeouts", "fetch", "file_digest", "verify", "verify_once"]
 
@@ -118,7 +119,7 @@ class _Clock:
         return min(self.timeouts.connect, left), min(self.timeouts.read, left)
 
 
-def file_digest(path: str | os.PathLike[str], algorithm: str) -> str:
+def file_digest(path: PathLike, algorithm: str) -> str:
     """Return the hex digest of a file, read in 1 MiB chunks.
 
     Examples
@@ -136,7 +137,7 @@ def file_digest(path: str | os.PathLike[str], algorithm: str) -> str:
     return h.hexdigest()
 
 
-def verify(remote: RemoteFile, path: str | os.PathLike[str]) -> None:
+def verify(remote: RemoteFile, path: PathLike) -> None:
     """Raise :class:`ChecksumError` unless ``path`` matches the remote file's checksums.
 
     Examples
@@ -171,7 +172,7 @@ def _record(remote: RemoteFile, path: Path) -> tuple[Path, str]:
     return cache_dir("verified") / name, key
 
 
-def verify_once(remote: RemoteFile, path: str | os.PathLike[str]) -> None:
+def verify_once(remote: RemoteFile, path: PathLike) -> None:
     """Verify ``path`` against ``remote``'s checksums unless it was verified as it is now.
 
     A successful check is recorded (keyed by the resolved path, size, modification time and
@@ -207,7 +208,7 @@ def _remember(remote: RemoteFile, path: Path) -> None:
 
 def fetch(
     remote: RemoteFile,
-    dest: str | os.PathLike[str],
+    dest: PathLike,
     *,
     retries: int = 3,
     timeouts: Timeouts | None = None,

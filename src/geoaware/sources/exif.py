@@ -67,6 +67,7 @@ import pyarrow as pa
 from PIL import Image, JpegImagePlugin
 
 from geoaware.errors import InputFileError
+from geoaware.typing import PathLike
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -302,7 +303,7 @@ def parse_exif_time(
 
 
 def read_photo(
-    path: str | os.PathLike[str], *, check_pixels: bool = True, prefer_gps_time: bool = False
+    path: PathLike, *, check_pixels: bool = True, prefer_gps_time: bool = False
 ) -> PhotoInfo:
     """Read one photo's location, time, size and orientation.
 
@@ -373,7 +374,7 @@ def read_photo(
 
 
 def scan_images(
-    folder: str | os.PathLike[str],
+    folder: PathLike,
     *,
     recursive: bool = True,
     workers: int | None = None,

@@ -18,7 +18,6 @@ mostly no longer resolve; the Flickr URL and the YFCC line number go to ``extra`
 
 from __future__ import annotations
 
-import os
 import zipfile
 from typing import ClassVar
 
@@ -32,6 +31,7 @@ from geoaware.errors import DatasetNotFoundError, InputFileError
 from geoaware.sources.base import Source
 from geoaware.sources.csvio import read_csv_columns
 from geoaware.sources.download import RemoteFile
+from geoaware.typing import PathLike
 
 __all__ = ["FgGeoYfcc", "parse_csv", "read_fg_geo_zip"]
 
@@ -74,9 +74,7 @@ class FgGeoYfcc(Source):
     }
     member: ClassVar[str] = "yfcc100m_geolocated_inat2017species.csv"
 
-    def __init__(
-        self, root: str | os.PathLike[str], inat2017: str | os.PathLike[str] | None = None
-    ) -> None:
+    def __init__(self, root: PathLike, inat2017: PathLike | None = None) -> None:
         super().__init__(root)
         self.inat2017 = inat2017
         """iNat2017 categories (a root, a COCO JSON or its zip) to map names to label ids."""
@@ -111,7 +109,7 @@ class FgGeoYfcc(Source):
         return read_fg_geo_zip(self.local("csv"), self.member)
 
 
-def read_fg_geo_zip(path: str | os.PathLike[str], member: str | None = None) -> pa.Table:
+def read_fg_geo_zip(path: PathLike, member: str | None = None) -> pa.Table:
     r"""Read the fg_geo CSV inside a zip (``member``, or else the one CSV it holds).
 
     The ``__MACOSX/`` entries beside the CSV are ignored.

@@ -14,7 +14,6 @@ pairs are distinct. Quirks handled here:
 
 from __future__ import annotations
 
-import os
 from typing import ClassVar
 
 import numpy as np
@@ -23,6 +22,7 @@ import pyarrow as pa
 from geoaware.sources.base import Source
 from geoaware.sources.csvio import read_csv_columns
 from geoaware.sources.download import RemoteFile
+from geoaware.typing import PathLike
 
 __all__ = ["GALLERY_HEADER", "GpsGallery", "read_gps_gallery"]
 
@@ -35,9 +35,7 @@ _GEOCLIP = (
 )
 
 
-def read_gps_gallery(
-    source: bytes | str | os.PathLike[str], *, where: str | None = None
-) -> pa.Table:
+def read_gps_gallery(source: bytes | PathLike, *, where: str | None = None) -> pa.Table:
     r"""Read a ``LAT,LON`` gallery CSV into ``lat`` and ``lon`` (float64) columns.
 
     Parameters

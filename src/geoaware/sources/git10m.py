@@ -46,7 +46,6 @@ Catalog columns written: ``source`` ("git10m"), ``image_id`` and ``file_name`` (
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -62,6 +61,7 @@ from geoaware.errors import DatasetNotFoundError, InputFileError, InvalidTileErr
 from geoaware.geo.tiles import MAX_ZOOM, ground_sample_distance_m, parse_tile, tile_centers
 from geoaware.sources.base import Source, empty_catalog
 from geoaware.sources.download import RemoteFile, Timeouts
+from geoaware.typing import BoolArray, Float64Array, IntArray, PathLike
 
 __all__ = ["HOMEPAGE", "Git10M", "TileColumns", "parse_locations", "tile_edges"]
 
@@ -96,10 +96,6 @@ NOMINAL_ZOOM = 17
 
 _LOCATION_RE = r"^\s*(?P<z>\d{1,2})[_/](?P<x>\d{1,10})[_/](?P<y>\d{1,10})\s*$"
 _MIN_TILE_PX, _MAX_TILE_PX = 64, 4096
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 class TileColumns(NamedTuple):
@@ -176,7 +172,7 @@ def parse_locations(values: pa.Array | pa.ChunkedArray) -> TileColumns:
 
 def tile_edges(
     z: npt.ArrayLike, x: npt.ArrayLike, y: npt.ArrayLike
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+) -> tuple[Float64Array, Float64Array, Float64Array, Float64Array]:
     """Vectorised tile edges: arrays of zoom, x and y to (west, south, east, north) in degrees.
 
     The same values as :func:`geoaware.geo.tiles.tile_bounds`, for whole columns.
@@ -191,7 +187,7 @@ def tile_edges(
     xf = np.asarray(x, dtype=np.float64)
     yf = np.asarray(y, dtype=np.float64)
 
-    def lat(row: FloatArray) -> FloatArray:
+    def lat(row: Float64Array) -> Float64Array:
         return np.asarray(np.degrees(np.arctan(np.sinh(np.pi * (1.0 - 2.0 * row / count)))))
 
     west = xf / count * 360.0 - 180.0
@@ -238,7 +234,7 @@ class Git10M(Source):
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: PathLike,
         *,
         strict: bool = True,
         batch_size: int = 65_536,
@@ -468,7 +464,7 @@ class Git10M(Source):
             schema=CATALOG_SCHEMA,
         )
 
-    def _tile_pixels(self, z: IntArray, resolution: FloatArray, ok: BoolArray) -> FloatArray:
+    def _tile_pixels(self, z: IntArray, resolution: Float64Array, ok: BoolArray) -> Float64Array:
         """Pixels per tile side: ``tile_size`` scaled by nominal / published resolution."""
         nominal = np.exp2(NOMINAL_ZOOM - z.astype(np.float64))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -510,7 +506,7 @@ def _why(value: object) -> str:
     return f"tile {value!r} is not usable"  # pragma: no cover - parse_locations agrees
 
 
-def _floats(batch: pa.RecordBatch, name: str, n: int) -> FloatArray:
+def _floats(batch: pa.RecordBatch, name: str, n: int) -> Float64Array:
     """Read a numeric (or numeric string, ``"0.5m"``) column as float64, NaN where unusable."""
     if name not in batch.schema.names:
         return np.full(n, np.nan)

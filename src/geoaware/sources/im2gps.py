@@ -35,7 +35,6 @@ Rows are never dropped: rows without a location or a user are kept and counted.
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -49,6 +48,7 @@ from geoaware.geo import s2_cell_center, s2_level
 from geoaware.sources.base import Source
 from geoaware.sources.csvio import json_objects, read_csv_columns
 from geoaware.sources.download import RemoteFile
+from geoaware.typing import IntArray, PathLike
 
 __all__ = [
     "CELL_HEADER",
@@ -128,7 +128,7 @@ S2_CELL_FILES: dict[str, RemoteFile] = {
 
 
 def read_places365(
-    source: bytes | str | os.PathLike[str],
+    source: bytes | PathLike,
     *,
     name: str,
     split: str,
@@ -397,7 +397,7 @@ class Mp16(Places365Source):
         return read_s2_cells(self.local(f"cells_{partition}"))
 
 
-def read_s2_cells(source: bytes | str | os.PathLike[str], *, where: str | None = None) -> pa.Table:
+def read_s2_cells(source: bytes | PathLike, *, where: str | None = None) -> pa.Table:
     r"""Read an S2 cell partition file (``cells_50_{5000,2000,1000}.csv``).
 
     Parameters
@@ -485,7 +485,7 @@ def read_s2_cells(source: bytes | str | os.PathLike[str], *, where: str | None =
 
 
 def read_cell_mapping(
-    source: bytes | str | os.PathLike[str],
+    source: bytes | PathLike,
     *,
     partition_sizes: tuple[int, int, int] | None = None,
     where: str | None = None,
@@ -535,7 +535,7 @@ def read_cell_mapping(
     except msgspec.DecodeError as exc:
         raise InputFileError(where, f"not valid JSON ({exc})") from None
     names = list(mapping)
-    labels: npt.NDArray[np.int64] = np.array(list(mapping.values()), np.int64).reshape(-1, 3)
+    labels: IntArray = np.array(list(mapping.values()), np.int64).reshape(-1, 3)
     limits = np.array(partition_sizes if partition_sizes else (np.iinfo(np.int32).max,) * 3)
     bad = (labels < 0) | (labels >= limits)
     if bad.any():

@@ -32,7 +32,6 @@ files are in the ``gastruc/osv5m`` repository. Quirks handled here:
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +41,7 @@ import pyarrow.compute as pc
 from geoaware.sources.base import Source
 from geoaware.sources.csvio import json_objects, read_csv_columns
 from geoaware.sources.download import RemoteFile
+from geoaware.typing import PathLike
 
 __all__ = [
     "QUADTREE_HEADER",
@@ -140,7 +140,7 @@ _LAT, _LON = (-90.0, 90.0), (-180.0, 180.0)
 
 
 def read_osv5m_test(
-    source: bytes | str | os.PathLike[str],
+    source: bytes | PathLike,
     *,
     name: str = "osv5m",
     split: str = "test",
@@ -222,9 +222,7 @@ def read_osv5m_test(
     return pa.table(columns), {key: value for key, value in counts.items() if value}
 
 
-def read_osv5m_select(
-    source: bytes | str | os.PathLike[str], *, where: str | None = None
-) -> pa.Table:
+def read_osv5m_select(source: bytes | PathLike, *, where: str | None = None) -> pa.Table:
     r"""Read OSV-5M's ``select.csv``: 50 test images, the truth, two models' predictions.
 
     Parameters
@@ -270,9 +268,7 @@ def read_osv5m_select(
     return _drop_pandas_index(read.table)
 
 
-def read_quadtree_cells(
-    source: bytes | str | os.PathLike[str], *, where: str | None = None
-) -> pa.Table:
+def read_quadtree_cells(source: bytes | PathLike, *, where: str | None = None) -> pa.Table:
     r"""Read an OSV-5M quadtree cell file (``quadtree_10_1000.csv``).
 
     Parameters

@@ -10,7 +10,6 @@ whole; a line with another number of fields stops the read with an error naming 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from geoaware.errors import InputFileError
+from geoaware.typing import PathLike
 
 __all__ = ["YFCC_COLUMNS", "iter_yfcc"]
 
@@ -29,9 +29,7 @@ YFCC_COLUMNS = (
 )  # fmt: skip
 
 
-def iter_yfcc(
-    path: str | os.PathLike[str], *, block_size: int = 1 << 24
-) -> Iterator[pa.RecordBatch]:
+def iter_yfcc(path: PathLike, *, block_size: int = 1 << 24) -> Iterator[pa.RecordBatch]:
     r"""Yield the YFCC100M metadata as record batches of string columns (plus typed numbers).
 
     ``longitude``, ``latitude`` are float64 (null where empty), ``marker`` int8; every other

@@ -20,7 +20,6 @@ Quirks handled:
 from __future__ import annotations
 
 import io
-import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from geoaware.typing import PathLike
 from geoaware.vision.encoders.base import Preprocessing
 
 __all__ = [
@@ -103,7 +103,7 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def load_image(
-    path: str | os.PathLike[str] | bytes, min_side: int = 0, *, use_simplejpeg: bool = True
+    path: PathLike | bytes, min_side: int = 0, *, use_simplejpeg: bool = True
 ) -> np.ndarray:
     """Decode a photo to an upright RGB ``uint8`` array, downscaled on decode.
 
@@ -145,7 +145,7 @@ def load_image(
     return _load_pil(data, min_side)
 
 
-def _read(path: str | os.PathLike[str]) -> bytes:
+def _read(path: PathLike) -> bytes:
     with open(path, "rb") as f:
         return f.read()
 
@@ -187,7 +187,7 @@ def fit_image(array: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
 
 
 def decode_image(
-    path: str | os.PathLike[str] | bytes, preprocessing: Preprocessing, *, fast: bool = True
+    path: PathLike | bytes, preprocessing: Preprocessing, *, fast: bool = True
 ) -> np.ndarray:
     """Decode one photo straight to model input: ``(size, size, 3)`` uint8, upright.
 

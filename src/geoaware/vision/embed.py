@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from geoaware.catalog.io import read_catalog
 from geoaware.errors import GeoawareError, InputFileError
+from geoaware.typing import PathLike
 from geoaware.vision.decode import OUTSIDE_ROOT, decode_rows
 from geoaware.vision.embeddings import ID_COLUMN, EmbeddingInfo, read_info, shard_name
 from geoaware.vision.encoders.base import Encoder, Preprocessing
@@ -160,7 +161,7 @@ def default_batch(device: str) -> int:
 
 
 def _image_rows(
-    catalog: str | os.PathLike[str] | pa.Table, images_root: str | os.PathLike[str]
+    catalog: PathLike | pa.Table, images_root: PathLike
 ) -> tuple[list[str], list[str | None]]:
     if isinstance(catalog, pa.Table):
         table, where = catalog, "<table>"
@@ -194,7 +195,7 @@ def _under(root: Path, name: str | None) -> str | None:
 def plan_shards(
     ids: list[str],
     paths: list[str | None],
-    out: str | os.PathLike[str],
+    out: PathLike,
     info: EmbeddingInfo,
     *,
     shard_size: int,
@@ -295,9 +296,9 @@ def _resolve_encoder(encoder: str | Encoder, device: str | None) -> Encoder:
 
 
 def embed_catalog(
-    catalog: str | os.PathLike[str] | pa.Table,
-    images_root: str | os.PathLike[str],
-    out: str | os.PathLike[str],
+    catalog: PathLike | pa.Table,
+    images_root: PathLike,
+    out: PathLike,
     encoder: str | Encoder = "efficientnet-lite0",
     *,
     batch: int | None = None,

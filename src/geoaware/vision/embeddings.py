@@ -10,7 +10,6 @@ preprocessing, so a later stage can refuse to compare vectors from different enc
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 
 from geoaware.errors import InputFileError
 from geoaware.fileio import atomic_path
+from geoaware.typing import PathLike
 
 __all__ = [
     "EMBEDDING_COLUMN",
@@ -127,7 +127,7 @@ def _table(ids: Sequence[str] | np.ndarray, vectors: np.ndarray, info: Embedding
 
 
 def write_embeddings(
-    path: str | os.PathLike[str],
+    path: PathLike,
     ids: Sequence[str] | np.ndarray,
     vectors: np.ndarray,
     info: EmbeddingInfo,
@@ -149,7 +149,7 @@ def write_embeddings(
     return path
 
 
-def embedding_files(path: str | os.PathLike[str]) -> list[Path]:
+def embedding_files(path: PathLike) -> list[Path]:
     """List the Parquet files of an embeddings path (one file, or a folder's shards)."""
     path = Path(path)
     if path.is_dir():
@@ -162,7 +162,7 @@ def embedding_files(path: str | os.PathLike[str]) -> list[Path]:
     return [path]
 
 
-def read_info(path: str | os.PathLike[str]) -> EmbeddingInfo:
+def read_info(path: PathLike) -> EmbeddingInfo:
     """Return the :class:`EmbeddingInfo` of a path; every shard of a folder must agree."""
     infos = {i.to_json(): i for i in map(_file_info, embedding_files(path))}
     if len(infos) > 1:
@@ -196,9 +196,7 @@ def _file_info(file: Path) -> EmbeddingInfo:
     return EmbeddingInfo("unknown", dim=typ.list_size, dtype=dtype)
 
 
-def read_embeddings(
-    path: str | os.PathLike[str], ids: Sequence[str] | np.ndarray | None = None
-) -> Embeddings:
+def read_embeddings(path: PathLike, ids: Sequence[str] | np.ndarray | None = None) -> Embeddings:
     """Read an embeddings file or folder of shards into memory (float32 vectors).
 
     With ``ids``, return exactly those images in that order; an id without a vector is an

@@ -20,12 +20,11 @@ from geoaware.sources.csvio import json_objects
 from geoaware.sources.inat.dates import parse_timestamps
 from geoaware.sources.inat.records import ANNOTATION_SPEC, LICENSE_SPEC
 from geoaware.sources.inat.stream import Chunk, JsonFile, RecordSpec, decode_records
+from geoaware.typing import BoolArray, IntArray
 
 if TYPE_CHECKING:
     from geoaware.sources.inat.reader import InatSource, Split
 
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 # --------------------------------------------------------------------------------------------
 # Lookups: sorted ids, joined with searchsorted

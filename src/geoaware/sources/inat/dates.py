@@ -9,9 +9,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["num_at", "parse_timestamps"]
+from geoaware.typing import IntArray
 
-IntArray = npt.NDArray[np.int64]
+__all__ = ["num_at", "parse_timestamps"]
 
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
 _MAX_OFFSET_S = 18 * 3600

@@ -7,7 +7,6 @@ caller in a background thread; the releases (:mod:`.releases`) name their files 
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,7 @@ from geoaware.sources.inat.stream import (
     reload,
     scan_stretch,
 )
+from geoaware.typing import PathLike
 
 __all__ = ["InatSource", "Split"]
 
@@ -89,7 +89,7 @@ class InatSource(Source):
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: PathLike,
         *,
         splits: Sequence[str] | None = None,
         batch_rows: int = 200_000,

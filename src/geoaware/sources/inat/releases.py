@@ -6,7 +6,6 @@ images' location, date and user come from (:meth:`InatSource._locate`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,6 +25,7 @@ from geoaware.sources.inat.records import (
     words,
 )
 from geoaware.sources.inat.stream import JsonFile, JsonScanner, RecordSpec, decode_records
+from geoaware.typing import PathLike
 
 __all__ = ["Inat2017", "Inat2018", "Inat2021", "inat2017_category_ids"]
 
@@ -333,9 +333,7 @@ class Inat2021(InatSource):
 # The iNat2017 category vocabulary
 
 
-def inat2017_category_ids(
-    root_or_json: str | os.PathLike[str], member: str = "train2017.json"
-) -> dict[str, int]:
+def inat2017_category_ids(root_or_json: PathLike, member: str = "train2017.json") -> dict[str, int]:
     """Map each iNat2017 category's scientific name to its category id.
 
     Parameters

@@ -53,6 +53,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from geoaware.errors import InputFileError
+from geoaware.typing import BoolArray, IntArray
 
 __all__ = [
     "BLOCK_SIZE",
@@ -76,8 +77,6 @@ BLOCK_SIZE = 8 << 20
 CHUNK_BYTES = 24 << 20
 """Records are handed on in chunks of about this many bytes (one Arrow parse each)."""
 
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 _WS = b" \t\r\n"
 _KEY_RE = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:\s*$', re.DOTALL)
 _NAN_RE = re.compile(rb"([:,\[]\s*)-?(?:NaN|Infinity)(?=\s*[,}\]])")

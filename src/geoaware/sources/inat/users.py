@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import csv
-import os
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +17,7 @@ from geoaware.errors import InputFileError
 from geoaware.sources.csvio import json_objects
 from geoaware.sources.inat.dates import parse_timestamps
 from geoaware.sources.inat.records import words
+from geoaware.typing import PathLike
 
 __all__ = [
     "USER_COLUMNS",
@@ -70,7 +70,7 @@ def _index_column(name: str) -> bool:
     return name.strip() == "" or name.startswith("Unnamed:")
 
 
-def read_inat2021_user_images(path: str | os.PathLike[str]) -> pa.Table:
+def read_inat2021_user_images(path: PathLike) -> pa.Table:
     r"""Read ``training_image_info.csv`` (one iNat2021 training image a row, with its user).
 
     The header must hold the columns its README names (:data:`USER_IMAGE_COLUMNS`: ``user`` is
@@ -152,7 +152,7 @@ _USER_KEYWORDS = (
 )
 
 
-def read_inat2021_users(path: str | os.PathLike[str]) -> pa.Table:
+def read_inat2021_users(path: PathLike) -> pa.Table:
     r"""Read ``images_and_categories_per_users.csv`` (one iNat2021 user a row, with totals).
 
     The six columns are matched by name: the user (``user`` or ``rights_holder``, else an
@@ -209,7 +209,7 @@ def read_inat2021_users(path: str | os.PathLike[str]) -> pa.Table:
     return pa.table(columns)
 
 
-def _read_csv_strings(path: str | os.PathLike[str]) -> pa.Table:
+def _read_csv_strings(path: PathLike) -> pa.Table:
     """Read a CSV with every column as text (so ids and user names stay as written)."""
     header = _csv_header(path)
     names = [f"c{i}" for i in range(len(header))]
@@ -226,7 +226,7 @@ def _read_csv_strings(path: str | os.PathLike[str]) -> pa.Table:
     return table.rename_columns(header)
 
 
-def _csv_header(path: str | os.PathLike[str]) -> list[str]:
+def _csv_header(path: PathLike) -> list[str]:
     try:
         with open(path, encoding="utf-8", errors="replace", newline="") as fh:
             first = fh.readline()
