@@ -362,6 +362,23 @@ def test_cli_zeroshot_json(zs_files: dict[str, Path]) -> None:
     assert data["per_class"][0] == {"class": "beach", "n": 2, "top1_acc": 0.5, "top5_acc": 1.0}
     assert data["embeddings_without_truth"] == 1 and data["truth_without_embedding"] == 0
     assert any("'99'" in note for note in data["notes"])
+    # 3 classes: top-5 is a hit for every image, and the notes say so
+    assert data["notes"][-1] == (
+        "top-5: k is at least the number of classes (3), so every query counts as a hit"
+    )
+    assert not any(note.startswith("top-1:") for note in data["notes"])
+
+
+def test_retrieval_notes_when_k_reaches_the_candidates() -> None:
+    vecs = np.eye(12, dtype=np.float32)
+    few = retrieval_report(vecs[:3], vecs[:3], [0, 1, 2], ks=(1, 5))
+    assert few.notes == [
+        "image→text R@5: k is at least the number of candidate captions (3), so every query "
+        "counts as a hit",
+        "text→image R@5: k is at least the number of candidate images (3), so every query "
+        "counts as a hit",
+    ]
+    assert retrieval_report(vecs, vecs, list(range(12)), ks=(1, 5, 10)).notes == []
 
 
 def test_cli_zeroshot_prompt_keyed_text_and_mismatches(zs_files: dict[str, Path]) -> None:

@@ -606,3 +606,51 @@ def test_runs_sharing_a_name_headers_and_captions_are_readable(tmp_path):
     assert "Where the test images are, coloured by their error (emb (geo))" in text
     assert '<p class="warning"><strong>Warning:</strong> 5 of 5 test locations' in page
     assert "⚠ see warning" in text
+
+
+def _figcaptions(page: str) -> list[str]:
+    """The sentence of each figure caption (the file name under it left out)."""
+    return [
+        re.sub(r"<span class=\"file\">.*?</span>", "", c).strip()
+        for c in re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    ]
+
+
+def test_captions_describe_the_figures_not_their_file_names(tmp_path):
+    png = error_cdf({"x": np.array([1.0, 20.0])}, tmp_path / "map.png")
+    for name in ("leakage-random.png", "range-danaus-plexippus.png", "p.reference_im2gps.png",
+                 "leakage-cell.png"):  # fmt: skip
+        (tmp_path / name).write_bytes(png.read_bytes())
+    runs = {
+        "fg_geo.catalog.json": {"kind": "catalog", "figures": ["map.png"]},
+        "splits.split.json": {
+            "kind": "split",
+            "figures": ["leakage-random.png", "leakage-cell.png"],
+            "captions": {"leakage-cell.png": "Spatial split: the same check"},
+        },
+        "prior.prior.json": {"kind": "prior", "figures": ["range-danaus-plexippus.png"]},
+        "p.geo.json": {"kind": "geo", "figures": ["p.reference_im2gps.png"]},
+    }
+    for file, doc in runs.items():
+        body = {"name": file.split(".")[0], "source": "s", "summary": {"n": 1}, "tables": {},
+                **doc}  # fmt: skip
+        (tmp_path / file).write_bytes(orjson.dumps(body))
+    page = build_report(tmp_path, tmp_path / "r.html").read_text()
+    assert _figcaptions(page) == [
+        "Where the catalog&#x27;s located images are (fg_geo)",
+        "Where the random split leaks: images with a same-outing twin on another side (splits)",
+        "Spatial split: the same check",  # the run file's own caption wins
+        "Predicted range of Danaus plexippus with its training points (prior)",
+        "Accuracy by distance threshold on im2gps: this run beside the published methods (p)",
+    ]
+    # a caption for a figure the run does not list, or an empty one, names the key
+    bad = dict(runs["splits.split.json"], captions={"other.png": "x"})
+    (tmp_path / "splits.split.json").write_bytes(orjson.dumps(
+        {"name": "splits", "source": "s", "summary": {"n": 1}, "tables": {}, **bad}))  # fmt: skip
+    with pytest.raises(InputFileError, match="captions.*not among the figures"):
+        build_report(tmp_path, tmp_path / "r2.html")
+    bad["captions"] = {"leakage-cell.png": " "}
+    (tmp_path / "splits.split.json").write_bytes(orjson.dumps(
+        {"name": "splits", "source": "s", "summary": {"n": 1}, "tables": {}, **bad}))  # fmt: skip
+    with pytest.raises(InputFileError, match="figure path -> sentence"):
+        build_report(tmp_path, tmp_path / "r3.html")

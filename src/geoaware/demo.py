@@ -399,6 +399,7 @@ def _write_run_files(out: Path, done: dict[str, dict[str, Any]], *, quick: bool)
             ),
         },
         figures=["map.png"],
+        captions={"map.png": "Where the catalog's located images are (stats --map)"},
     )
     rows = []
     for key, label in (("random", "random (image id)"), ("cell", "spatial (H3 cells)")):
@@ -435,6 +436,12 @@ def _write_run_files(out: Path, done: dict[str, dict[str, Any]], *, quick: bool)
             )
         },
         figures=["leakage-random.png", "leakage-cell.png"],
+        captions={
+            "leakage-random.png": "Random split: test and train images taken within 100 m of "
+            "each other (same outing), drawn on top of the images without such a twin",
+            "leakage-cell.png": "Spatial split (whole H3 cells on one side): the same check; "
+            "pairs can only meet across a cell border",
+        },
     )
     evaluation = done["prior_eval"]["result"]
     train = done["prior_train"]["result"]
@@ -477,5 +484,10 @@ def _write_run_files(out: Path, done: dict[str, dict[str, Any]], *, quick: bool)
         },
         tables=tables,
         figures=[f"range-{_slug(s)}.png" for s in DEMO_SPECIES],
+        captions={
+            f"range-{_slug(s)}.png": f"Predicted range of {s}: p({s} | location) on a log "
+            "colour scale up to the map's largest p, with its training points"
+            for s in DEMO_SPECIES
+        },
         notes=["quick run: 2 epochs, the figures are not the demo's"] if quick else [],
     )

@@ -26,7 +26,13 @@ from geoaware.construct.partition import CatalogPartitioner, _sorted_codes, desc
 from geoaware.fileio import atomic_dir, atomic_path
 from geoaware.typing import IntArray, PathLike
 
-__all__ = ["partition_stats", "write_inat_user_tables", "write_partitions"]
+__all__ = [
+    "client_histogram",
+    "partition_stats",
+    "scheme_title",
+    "write_inat_user_tables",
+    "write_partitions",
+]
 
 PARTITION_FILE = "partitions.parquet"
 
@@ -112,16 +118,81 @@ def scheme_title(stats: dict[str, Any]) -> str:
     return f"{name}, labels at {level} level" if level else name
 
 
-def _plots(stats: dict[str, Any], folder: Path, per_client: dict[str, IntArray]) -> list[str]:
-    """Histograms of images and labels per client, whole clients on the y-axis.
+def client_histogram(ax: Any, values: npt.ArrayLike, *, what: str, title: str) -> bool:
+    """Draw a histogram of one size per client on ``ax``; return whether the scales are log.
 
-    Heavy-tailed sizes (largest over smallest at least 20) get log-spaced bins on a log axis.
+    Counts of clients are whole numbers on the y-axis. Sizes whose largest is at least 20
+    times their smallest (heavy-tailed: a few big clients, many small ones) get log-spaced
+    bins on a log x-axis and a log y-axis, so the long tail stays visible; a narrow range
+    gets one bin per integer size; the median is a labelled dashed line.
+
+    Parameters
+    ----------
+    ax
+        The matplotlib axes to draw on.
+    values
+        One size per client (images, labels, training rows), whole numbers.
+    what
+        What is counted, for the x label: ``"images"`` gives "images per client".
+    title
+        The axes' title; name the partition scheme in it.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> client_histogram(ax, [1, 2, 2, 3, 500], what="images", title="by user")
+    True
+    >>> ax.get_xscale(), ax.get_yscale(), ax.get_xlabel()
+    ('log', 'log', 'images per client (log scale)')
+    >>> plt.close(fig)
     """
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+    v = np.asarray(values, dtype=np.int64).ravel()
+    low, high = (int(v.min()), int(v.max())) if v.size else (0, 0)
+    heavy = low >= 1 and high / low >= 20
+    whole = FuncFormatter(lambda x, _pos: f"{x:,.0f}")
+    edges: npt.NDArray[Any]
+    if heavy:
+        edges = np.unique(np.geomspace(low, high + 1, 30).round())
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    elif high - low <= 20:  # one bar per size, centred on it
+        edges = np.arange(low, high + 2) - 0.5
+    else:
+        edges = np.linspace(low, high + 1, 21)
+    narrow = not heavy and high - low <= 20
+    ax.hist(
+        v, bins=edges.tolist(), color="#4a6fa5", edgecolor="white", linewidth=0.5,
+        rwidth=0.8 if narrow else None,
+    )  # fmt: skip
+    if not heavy:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=8))
+    ax.xaxis.set_major_formatter(whole)
+    ax.yaxis.set_major_formatter(whole)
+    ax.set_xlabel(f"{what} per client" + (" (log scale)" if heavy else ""))
+    ax.set_ylabel("clients" + (" (log scale)" if heavy else ""))
+    if v.size:
+        median = float(np.median(v))
+        ax.axvline(
+            median, color="#c0392b", linewidth=1, linestyle="--", label=f"median {median:,g}"
+        )
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return heavy
+
+
+def _plots(stats: dict[str, Any], folder: Path, per_client: dict[str, IntArray]) -> list[str]:
+    """Histograms of images and labels per client (see :func:`client_histogram`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     written = []
     scheme = scheme_title(stats)
@@ -130,23 +201,8 @@ def _plots(stats: dict[str, Any], folder: Path, per_client: dict[str, IntArray])
         if not len(values):
             continue
         fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-        low, high = int(values.min()), int(values.max())
-        heavy = low >= 1 and high / low >= 20
-        if heavy:
-            edges = np.unique(np.geomspace(low, high + 1, 30).round())
-            ax.set_xscale("log")
-        else:
-            edges = np.histogram_bin_edges(values, bins=min(20, max(high - low, 1)))
-        ax.hist(values, bins=edges.tolist(), color="#4a6fa5", edgecolor="white", linewidth=0.5)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(f"{what} per client" + (" (log scale)" if heavy else ""))
-        ax.set_ylabel("clients")
-        median = float(np.median(values))
-        ax.axvline(
-            median, color="#c0392b", linewidth=1, linestyle="--", label=f"median {median:,g}"
-        )
-        ax.legend(loc="upper right", fontsize=8)
-        ax.set_title(f"{what} per client: {scheme}, {stats['clients']:,} clients", fontsize=10)
+        title = f"{what} per client: {scheme}, {stats['clients']:,} clients"
+        client_histogram(ax, values, what=what, title=title)
         fig.tight_layout()
         name = f"{key}.png"
         with atomic_path(folder / name) as tmp:

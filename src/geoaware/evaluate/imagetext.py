@@ -422,7 +422,22 @@ def _zeroshot_from_ranks(
         for k in ks:
             row[f"top{k}_acc"] = float(per_k[k][i] / counts[i]) if counts[i] else None
         per_class.append(row)
-    return ZeroShotReport(summary, per_class, rank)
+    return ZeroShotReport(summary, per_class, rank, _k_notes(ks, c, "classes"))
+
+
+def _k_notes(ks: Sequence[int], n: int, what: str) -> list[str]:
+    """Say where a k is at least the number of candidates: every query is then a hit.
+
+    Examples
+    --------
+    >>> _k_notes((1, 5), 3, "classes")
+    ['top-5: k is at least the number of classes (3), so every query counts as a hit']
+    """
+    return [
+        f"top-{k}: k is at least the number of {what} ({n:,}), so every query counts as a hit"
+        for k in ks
+        if k >= n
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -614,4 +629,13 @@ def retrieval_report(
             recalls.append(summary[f"{direction}_r{k}"])
     summary["mean_recall"] = float(np.mean(recalls))
     summary["ties"] = ties
-    return RetrievalReport(summary, i2t, t2i)
+    n_images = int(np.asarray(image_vecs).shape[0])
+    notes = [
+        f"{direction} R@{k}: k is at least the number of candidate {what} ({n:,}), so every "
+        "query counts as a hit"
+        for direction, what, n in (("image→text", "captions", t2i.size),
+                                   ("text→image", "images", n_images))
+        for k in kk
+        if k >= n
+    ]  # fmt: skip
+    return RetrievalReport(summary, i2t, t2i, notes)

@@ -538,7 +538,7 @@ def evaluate_zeroshot(
     report.summary["unlabelled"] = int(unlabelled)
     if unlabelled:
         notes.append(f"{truth}: {unlabelled:,} rows have no {label_column}; left out")
-    report.notes = notes
+    report.notes = [*notes, *report.notes]  # the inputs' notes, then the figures'
     return report
 
 
@@ -677,5 +677,5 @@ def evaluate_retrieval(
     report.summary["images_without_embedding"] = int(lost_images.size)
     report.summary["embeddings_without_caption"] = int(no_caption.sum())
     report.summary["empty_captions"] = empty
-    report.notes = notes
+    report.notes = [*notes, *report.notes]  # the inputs' notes, then the figures'
     return report

@@ -64,8 +64,32 @@ def degree_label(value: float, axis: str) -> str:
     return f"{abs(value):g}°{hemi}"
 
 
-def degree_ticks(ax: Any, lon_step: int = 60, lat_step: int = 30) -> None:
+def _tick_step(span: float, most: int) -> float:
+    """Return the smallest of 0.1, 0.2, 0.5, 1, 2, 5, 10, ... 90 degrees giving <= ``most``."""
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90):
+        if span / step <= most:
+            return float(step)
+    return 90.0
+
+
+def degree_ticks(
+    ax: Any,
+    lon_step: float | None = None,
+    lat_step: float | None = None,
+    *,
+    bounds: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0),
+) -> None:
     """Put degree ticks with hemispheres (``60°W``, ``30°N``) on a plate carrée map's axes.
+
+    Parameters
+    ----------
+    ax
+        The matplotlib axes.
+    lon_step, lat_step
+        Degrees between ticks; by default chosen from ``bounds`` (60 and 30 for the world,
+        about six ticks across a region).
+    bounds
+        ``(west, south, east, north)`` of the map; only ticks inside it are placed.
 
     Examples
     --------
@@ -76,14 +100,24 @@ def degree_ticks(ax: Any, lon_step: int = 60, lat_step: int = 30) -> None:
     >>> degree_ticks(ax)
     >>> ax.xaxis.get_major_formatter()(-120, 0)
     '120°W'
+    >>> degree_ticks(ax, bounds=(-100.0, 20.0, -60.0, 50.0))
+    >>> [ax.xaxis.get_major_formatter()(v, 0) for v in ax.get_xticks()]
+    ['100°W', '90°W', '80°W', '70°W', '60°W']
     >>> plt.close(fig)
     """
     from matplotlib.ticker import FuncFormatter
 
-    ax.set_xticks(range(-180, 181, lon_step))
-    ax.set_yticks(range(-90, 91, lat_step))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: degree_label(v, "lon")))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: degree_label(v, "lat")))
+    west, south, east, north = bounds
+    lon_step = lon_step or _tick_step(east - west, 6)
+    lat_step = lat_step or _tick_step(north - south, 6)
+    for axis, low, high, step, name in (
+        (ax.xaxis, west, east, lon_step, "lon"),
+        (ax.yaxis, south, north, lat_step, "lat"),
+    ):
+        first = np.ceil(low / step - 1e-9) * step
+        ticks = np.arange(first, high + step * 1e-6, step)
+        axis.set_ticks(np.round(ticks, 6).tolist())
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos, n=name: degree_label(v, n)))
 
 
 #: Colours of the categories of :func:`world_map`, in drawing order.

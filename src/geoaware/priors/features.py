@@ -213,8 +213,8 @@ def geoclip_encoder() -> torch.nn.Module:
         from geoclip import LocationEncoder  # type: ignore[import-untyped]
     except ImportError as exc:
         raise DependencyNotFoundError(
-            "encoding 'geoclip' needs the geoclip package: pip install geoclip "
-            f"(with torch==2.13.0 already installed) ({exc})"
+            "encoding 'geoclip' needs the geoclip package: pip install --no-deps geoclip "
+            f"(a plain install would replace the pinned torch; see the README) ({exc})"
         ) from exc
     model: Any = LocationEncoder()
     model.eval()

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from geoaware.fileio import atomic_path
-from geoaware.geo.maps import land_grid
+from geoaware.geo.maps import degree_ticks, land_grid
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.errors import PriorError
 from geoaware.typing import PathLike
@@ -160,7 +160,9 @@ def range_map(
     vmax = top if scale in ("map", "log") and top > 0 else 1.0
     west, south, east, north = bounds
     aspect = (north - south) / (east - west)
-    fig, ax = plt.subplots(figsize=(12, max(3.0, min(12.0, 12 * aspect)) + 0.8), dpi=110)
+    map_w = 10.0  # inches of map; the colour bar, labels and title around it
+    map_h = float(np.clip(map_w * aspect, 2.5, 10.0))
+    fig, ax = plt.subplots(figsize=(map_w + 2.2, map_h + 1.3), dpi=110, layout="constrained")
     ax.imshow(np.isnan(raster), extent=extent, cmap="Greys", vmin=0, vmax=6, origin="upper")
     if scale == "log":
         from matplotlib.colors import LogNorm
@@ -169,19 +171,19 @@ def range_map(
         im = ax.imshow(raster, extent=extent, cmap="viridis", norm=norm, origin="upper")
     else:
         im = ax.imshow(raster, extent=extent, cmap="viridis", vmin=0, vmax=vmax, origin="upper")
-    what = f"p({label} | location)"
     bar_label = {
-        "map": f"{what}, scaled to this map's maximum {vmax:.3g}",
-        "absolute": f"{what}, 0-1",
-        "log": f"{what}, log scale up to this map's maximum {vmax:.3g}",
+        "map": f"p(location), 0 to this map's maximum {vmax:.3g}",
+        "absolute": "p(location), 0 to 1",
+        "log": f"p(location), log scale: {vmax * 1e-4:.2g} to this map's maximum {vmax:.3g}",
     }[scale]
-    fig.colorbar(im, ax=ax, shrink=0.7, label=bar_label)
-    n_points = 0
+    fig.colorbar(im, ax=ax, shrink=0.85, label=bar_label)
+    n_points = n_inside = 0
     if prior.points is not None:
         lat, lon, lab = (np.asarray(a) for a in prior.points)
         mine = lab == idx
         n_points = int(mine.sum())
         inside = mine & (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+        n_inside = int(inside.sum())
         ax.scatter(
             lon[inside],
             lat[inside],
@@ -195,12 +197,18 @@ def range_map(
             ax.legend(loc="lower left")
     ax.set_xlim(west, east)
     ax.set_ylim(south, north)
-    ax.xaxis.set_major_formatter("{x:g}°")
-    ax.yaxis.set_major_formatter("{x:g}°")
+    degree_ticks(ax, bounds=bounds)
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
-    ax.set_title(f"{label}: predicted range, {n_points:,} training points")
-    fig.tight_layout()
+    scaled = {
+        "map": f"colours scaled to this map's maximum p = {top:.3g}",
+        "absolute": f"colours on the absolute scale 0 to 1 (this map's maximum p = {top:.3g})",
+        "log": f"colours on a log scale, {vmax * 1e-4:.2g} to this map's maximum p = {top:.3g}",
+    }[scale]
+    shown = f"{n_points:,} training points"
+    if bounds != WORLD and n_points:
+        shown += f" ({n_inside:,} inside the map)"
+    ax.set_title(f"{label}: predicted range p({label} | location), {shown}\n{scaled}", fontsize=11)
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -8,6 +8,8 @@ An evaluation writes into a run folder one JSON file per evaluation, ``<name>.<k
      "tables": {title: {"columns": [str, ...], "rows": [[cell, ...], ...]}},
      "figures": [PNG paths relative to the folder]}
 
+optionally with ``"warnings": [str, ...]`` (shown above the run) and ``"captions": {figure
+path: sentence}`` (what each figure shows; without one a figure is described from its name),
 plus the PNG files it lists. Only ``n`` is required in a summary: the accuracy thresholds and
 the top-k are the evaluator's choice, and the report shows whatever keys are there (geo:
 ``n, acc_1km, acc_25km, acc_200km, acc_750km, acc_2500km, median_km, mean_km, geoscore,
@@ -242,6 +244,9 @@ class EvaluationRun:
     warnings : tuple of str
         From the file's optional ``warnings`` list: shown above the run's tables and marked
         in the summary (e.g. test photos that sit on training photos).
+    captions : tuple of (str, str)
+        From the file's optional ``captions`` object (figure path, as listed -> a sentence
+        describing it); figures without one get a description from their kind and name.
     """
 
     path: Path
@@ -252,6 +257,22 @@ class EvaluationRun:
     tables: tuple[ResultTable, ...]
     figures: tuple[Path, ...]
     warnings: tuple[str, ...] = ()
+    captions: tuple[tuple[str, str], ...] = ()
+
+    def caption(self, figure: Path) -> str:
+        """Return the sentence under ``figure``: the file's own caption, else a description.
+
+        Examples
+        --------
+        >>> run = EvaluationRun(Path("r/p.geo.json"), "geo", "p", "p.csv", {"n": 1}, (), ())
+        >>> run.caption(Path("r/p.error_cdf.png"))
+        'Share of images whose error is at most each distance (cumulative) (p)'
+        """
+        own = dict(self.captions)
+        for key in (figure.name, str(figure)):
+            if key in own:
+                return own[key]
+        return figure_caption(figure, self.name, self.kind)
 
 
 def _is_number(value: object) -> bool:
@@ -379,6 +400,22 @@ def _check_run(path: Path, doc: object) -> EvaluationRun:
             path, f"expected a list of strings, got {warnings!r}", field="warnings"
         )
 
+    captions = doc.get("captions", {})
+    if not isinstance(captions, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in captions.items()
+    ):
+        raise InputFileError(
+            path,
+            f"expected an object of figure path -> sentence, got {captions!r}",
+            field="captions",
+        )
+    listed = {f for f in figures_doc if isinstance(f, str)}
+    for key in captions:
+        if key not in listed:
+            raise InputFileError(
+                path, f"caption for {key!r}, which is not among the figures", field="captions"
+            )
+
     return EvaluationRun(
         path=path,
         kind=kind,
@@ -388,6 +425,7 @@ def _check_run(path: Path, doc: object) -> EvaluationRun:
         tables=tables,
         figures=figures,
         warnings=tuple(warnings),
+        captions=tuple((Path(k).name, v) for k, v in captions.items()),
     )
 
 
@@ -771,28 +809,63 @@ _CAPTIONS = {
     "by_country": "Accuracy at each distance, by country of the true location",
     "samples_per_client": "Images per client",
     "labels_per_client": "Labels per client",
+    "accuracy_by_round": "Held-out accuracy after each round, federated beside centralised",
+    "client_sizes": "Training rows per client",
+}
+#: Descriptions by the file name's pattern (``{}``: the part the pattern captured).
+_CAPTION_PATTERNS = (
+    (re.compile(r"reference_(\w+)"),
+     "Accuracy by distance threshold on {}: this run beside the published methods"),
+    (re.compile(r"range[-_](.+)"), "Predicted range of {} with its training points"),
+    (re.compile(r"leakage[-_](.+)"),
+     "Where the {} split leaks: images with a same-outing twin on another side"),
+)  # fmt: skip
+#: A description by the run's kind, for a figure whose name says nothing known.
+_KIND_CAPTIONS = {
+    "catalog": "Where the catalog's located images are",
+    "split": "Where the split leaks: images with a same-outing twin on another side",
+    "prior": "Predicted range with its training points",
 }
 
 
-def figure_caption(figure: Path, run_name: str) -> str:
-    """Return a sentence for a figure: known names get theirs, others their words.
+def figure_caption(figure: Path, run_name: str, kind: str | None = None) -> str:
+    """Return a sentence describing a figure from its name (and its run's kind).
+
+    Known endings (``error_map``, ``by_continent``, ...) and patterns (``range-<species>``,
+    ``leakage-<split>``, ``reference_<dataset>``) get their description; any other figure of
+    a catalog, split or prior run gets its kind's; the rest their file name's words.
 
     Examples
     --------
     >>> figure_caption(Path("pred.error_map.png"), "pred")
     'Where the test images are, coloured by their error (pred)'
+    >>> figure_caption(Path("range-danaus-plexippus.png"), "prior")
+    'Predicted range of Danaus plexippus with its training points (prior)'
+    >>> figure_caption(Path("map.png"), "fg_geo", "catalog")
+    "Where the catalog's located images are (fg_geo)"
     >>> figure_caption(Path("loss_curve.png"), "m")
     'Loss curve (m)'
     """
     stem = figure.stem  # "<run>.<what>" or "<what>"
-    kind = stem.rsplit(".", 1)[-1]
-    text = _CAPTIONS.get(kind) or kind.replace("_", " ").replace(".", " ").strip().capitalize()
+    what = stem.rsplit(".", 1)[-1]
+    text = _CAPTIONS.get(what)
+    for pattern, sentence in _CAPTION_PATTERNS:
+        match = None if text else pattern.fullmatch(what)
+        if match:
+            words = match.group(1).replace("-", " ").replace("_", " ").strip()
+            if pattern.pattern.startswith("range"):
+                words = words.capitalize()  # a binomial: "Danaus plexippus"
+            text = sentence.format(words)
+    if text is None and kind in _KIND_CAPTIONS:
+        text = _KIND_CAPTIONS[kind]
+    if text is None:
+        text = what.replace("_", " ").replace("-", " ").strip().capitalize()
     return f"{text} ({run_name})"
 
 
-def _figure_html(figure: Path, run_dir: Path, run_name: str) -> str:
+def _figure_html(figure: Path, run: EvaluationRun) -> str:
     data = base64.b64encode(figure.read_bytes()).decode("ascii")
-    caption = figure_caption(figure, run_name)
+    caption = run.caption(figure)
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(caption)}">'
         f'<figcaption>{_esc(caption)} <span class="file">{_esc(figure.name)}</span>'
@@ -800,7 +873,7 @@ def _figure_html(figure: Path, run_dir: Path, run_name: str) -> str:
     )
 
 
-def _run_section(anchor: str, run: EvaluationRun, run_dir: Path, max_table_rows: int | None) -> str:
+def _run_section(anchor: str, run: EvaluationRun, max_table_rows: int | None) -> str:
     parts = [
         f'<section class="run" id="{anchor}">',
         f'<h2>{_esc(run.name)}<span class="badge {run.kind}">{_esc(run.kind)}</span></h2>',
@@ -811,7 +884,7 @@ def _run_section(anchor: str, run: EvaluationRun, run_dir: Path, max_table_rows:
     parts.extend(_table_html(t, max_table_rows, run.path.name) for t in run.tables)
     if run.figures:
         parts.append('<div class="figures">')
-        parts.extend(_figure_html(f, run_dir, run.name) for f in run.figures)
+        parts.extend(_figure_html(f, run) for f in run.figures)
         parts.append("</div>")
     if not run.tables and not run.figures:
         parts.append('<p class="note">This run has no tables or figures.</p>')
@@ -954,7 +1027,7 @@ def build_report(
         f"<nav><h2>Runs</h2><ul>{toc}</ul></nav>",
     ]
     parts.extend(_summary_section(k, v) for k, v in by_kind.items() if v)
-    parts.extend(_run_section(a, r, run_dir, max_table_rows) for a, r in anchored)
+    parts.extend(_run_section(a, r, max_table_rows) for a, r in anchored)
     parts.append(_provenance_section(run_dir))
     skipped_note = (
         " Other JSON files, not evaluation results, were skipped: "

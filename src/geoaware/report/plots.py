@@ -2,8 +2,9 @@
 
 Every function draws with matplotlib's Agg backend (no display needed), writes its PNG
 atomically (:func:`geoaware.fileio.atomic_path`) and returns the path, so a report or a CLI
-command can list it. Errors are geodesic distances in kilometres; accuracies are fractions
-(0 to 1) and are drawn as percentages.
+command can list it. Errors are distances in kilometres (great circle on the 6371 km sphere
+unless a plot is told ``distance="geodesic"``); accuracies are fractions (0 to 1) and are drawn
+as percentages.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def _fmt_km(km: float) -> str:
     if km < 100:
         return f"{km:.1f} km"
     return f"{km:,.0f} km"
+
+
+def _distance_name(distance: str) -> str:
+    """Name the distance errors were measured with, for an axis: ``sphere`` or ``geodesic``."""
+    names = {"sphere": "great-circle error (6371 km sphere)", "geodesic": "WGS84 geodesic error"}
+    if distance not in names:
+        raise ValueError(f"distance {distance!r}: use sphere or geodesic")
+    return names[distance]
 
 
 def empirical_cdf(errors: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -211,10 +220,7 @@ def error_cdf(
     ax.set_ylim(0.0, 1.0)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,g}"))
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
-    what = (
-        "WGS84 geodesic error" if distance == "geodesic" else "great-circle error (6371 km sphere)"
-    )
-    ax.set_xlabel(f"{what} d (km, log scale)", fontsize=11)
+    ax.set_xlabel(f"{_distance_name(distance)} d (km, log scale)", fontsize=11)
     ax.set_ylabel("images located within d", fontsize=11)
     ax.grid(True, which="major", color="0.9", linewidth=0.8)
     ax.spines[["top", "right"]].set_visible(False)
@@ -243,6 +249,7 @@ def error_map(
     vmax: float = _MAX_ERROR_KM,
     max_points: int = 200_000,
     seed: int = 0,
+    distance: str = "sphere",
 ) -> Path:
     r"""Draw the true locations on a world map, coloured by their error on a log scale.
 
@@ -267,6 +274,9 @@ def error_map(
         Above this many points a seeded random sample is drawn (the title says so).
     seed
         Seed of that sample.
+    distance
+        How the errors were measured, for the colour bar: ``sphere`` (great circle on the
+        6371 km sphere, geoaware's default) or ``geodesic`` (WGS84).
 
     Returns
     -------
@@ -287,8 +297,9 @@ def error_map(
     from matplotlib.colors import ListedColormap, LogNorm
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    from geoaware.geo.maps import land_grid
+    from geoaware.geo.maps import degree_ticks, land_grid
 
+    _distance_name(distance)  # an unknown name fails before any drawing
     la = np.atleast_1d(np.asarray(true_lat, dtype=np.float64)).ravel()
     lo = np.atleast_1d(np.asarray(true_lon, dtype=np.float64)).ravel()
     err = np.atleast_1d(np.asarray(error_km, dtype=np.float64)).ravel()
@@ -334,13 +345,10 @@ def error_map(
     bar.ax.yaxis.set_major_locator(FixedLocator(ticks))
     bar.ax.yaxis.set_minor_locator(NullLocator())
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,g}"))
-    bar.set_label("geodesic error (km, log scale)", fontsize=11)
+    bar.set_label(f"{_distance_name(distance)} (km, log scale)", fontsize=11)
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
-    ax.set_xticks(range(-180, 181, 60))
-    ax.set_yticks(range(-90, 91, 30))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}°"))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}°"))
+    degree_ticks(ax)
     ax.set_xlabel("longitude", fontsize=11)
     ax.set_ylabel("latitude", fontsize=11)
     shown = f"{la.size:,} images" + (f" (sample of {n_total:,})" if n_total > la.size else "")
