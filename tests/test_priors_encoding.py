@@ -115,37 +115,3 @@ def test_same_class_twins_matches_brute_force() -> None:
     want = ((d <= 1.0) & (q_y[:, None] == tr_y[None, :])).any(axis=1)
     assert np.array_equal(got, want)
     assert got[:50].all() and 0 < got[50:].sum() < 150
-
-
-def test_fourier_input_draws_no_stripe_along_an_observed_parallel() -> None:
-    """The cause of the range maps' stripes along ~27°N: a separable input (multiscale).
-
-    Forty species live in small patches; species 0 only in Florida (27°N, 81°W). Far from
-    any observation (India to China, 60-120°E), a multiscale prior puts species 0 along 27°N
-    many times higher than 5-10° north or south of it: sin/cos of latitude and longitude
-    apart let it learn "latitude near 27" on its own. The fourier input (random directions
-    on the unit sphere) has no such axis; its band is within noise of its surroundings.
-    """
-    rng = np.random.default_rng(0)
-    centres = [(27.0, -81.0)] + [(rng.uniform(-40, 60), rng.uniform(-150, 150)) for _ in range(39)]
-    lat = np.concatenate([c[0] + rng.normal(0, 0.5, 8) for c in centres])
-    lon = np.concatenate([c[1] + rng.normal(0, 0.5, 8) for c in centres])
-    labels = np.repeat(np.arange(len(centres)), 8)
-    n = labels.size
-    obs = Observations([str(i) for i in range(n)], lat, lon, np.full(n, np.nan), labels,
-                       np.full(n, -1), [f"s{k}" for k in range(len(centres))])  # fmt: skip
-    far = np.linspace(60, 120, 61)
-    band = {}
-    for enc in ("multiscale", "fourier"):
-        cfg = PriorConfig(encoding=enc, levels=10, width=32, blocks=1, dropout=0.0,
-                          epochs=40, batch_size=64, lr=5e-3)  # fmt: skip
-        net, _ = fit_prior(obs, cfg)
-        prior = LocationPrior(cfg, obs.vocabulary, net)
-        assert prior.class_proba(np.array([27.0]), np.array([-81.0]), 0)[0] > 0.9  # learnt
-        on = prior.class_proba(np.full(far.size, 27.0), far, 0).mean()
-        off = np.mean([prior.class_proba(np.full(far.size, la), far, 0).mean()
-                       for la in (17.0, 22.0, 32.0, 37.0)])  # fmt: skip
-        band[enc] = on / off
-    print(band)
-    assert band["multiscale"] > 10  # the stripe, measured
-    assert band["fourier"] < 5
