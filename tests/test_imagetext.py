@@ -607,7 +607,7 @@ def test_library_calls_take_encoder_objects(zs_files: dict[str, Path]) -> None:
                           encoder=_FakeEncoder("other"))  # fmt: skip
 
 
-@pytest.mark.parametrize("command", ["eval", "zeroshot", "retrieval"])
+@pytest.mark.parametrize("command", ["zeroshot", "retrieval"])
 def test_help_has_example_and_json_keys(command: str) -> None:
     r = runner.invoke(_app(), ["eval", command, "--help"])
     assert r.exit_code == 0
