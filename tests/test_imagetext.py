@@ -637,3 +637,29 @@ def test_cli_runs_go_into_the_html_report(
     page = build_report(run, tmp_path / "report.html").read_text()
     assert "Zero-shot classification runs" in page and "Image-text retrieval runs" in page
     assert "80.0%" in page  # t2i R@1 and zero-shot top-1, as percentages
+
+
+def test_cli_out_follows_the_run_folder_rules(zs_files: dict[str, Path], tmp_path: Path) -> None:
+    """--out is a run folder: a folder of someone else's is refused before any work; ours is
+    added to and carries a manifest that `geoaware info` reads."""
+    from geoaware.outputs import read_manifest
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine\n")
+    args = _zs_args(zs_files, "--text-embeddings", str(zs_files["text"]), "--out", str(theirs))
+    r = runner.invoke(_app(), args)  # the stage's app alone: the error is not yet one line
+    assert isinstance(r.exception, GeoawareError) and "was not written by geoaware" in str(
+        r.exception
+    )
+    assert sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
+    run = tmp_path / "run"
+    for name in ("a", "b"):
+        args = _zs_args(zs_files, "--text-embeddings", str(zs_files["text"]), "--out", str(run),
+                        "--name", name)  # fmt: skip
+        assert runner.invoke(_app(), args).exit_code == 0
+    assert sorted(p.name for p in run.glob("*.json")) == ["_manifest.json", "a.zeroshot.json",
+                                                          "b.zeroshot.json"]  # fmt: skip
+    manifest = read_manifest(run)
+    assert manifest is not None and manifest["kind"] == "run"
+    assert str(zs_files["img"]) in [i["path"] for i in manifest["inputs"]]
