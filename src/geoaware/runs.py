@@ -171,9 +171,10 @@ class EvaluationRun:
     ----------
     path : Path
         The JSON file.
-    kind : {"geo", "classify", "zeroshot", "retrieval", "federated"}
-        What was evaluated: predicted coordinates, predicted labels, zero-shot labels,
-        image-text retrieval, or a federated training run.
+    kind : str
+        One of :data:`KINDS`: a catalog, a split, a prior, predicted coordinates (geo),
+        predicted labels (classify), zero-shot labels, image-text retrieval, or a federated
+        training run.
     name : str
         The run's name (the model or prediction file).
     source : str
@@ -420,9 +421,9 @@ def read_runs(run_dir: str | os.PathLike[str]) -> list[EvaluationRun]:
     """Read every evaluation file of a run folder, sorted by file name.
 
     A ``*.json`` file is an evaluation file when its name ends in ``.<kind>.json`` or its
-    top-level ``kind`` is one of ``geo``, ``classify``, ``zeroshot``, ``retrieval``; other JSON
-    files (configurations, caches) are skipped. Evaluation files are checked with
-    :func:`read_run`, and a bad one stops the reading with its error.
+    top-level ``kind`` is one of :data:`KINDS`; other JSON files (configurations, caches) are
+    skipped. Evaluation files are checked with :func:`read_run`, and a bad one stops the
+    reading with its error.
 
     Parameters
     ----------
