@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,15 @@ def _isolated_cache(
     monkeypatch.setenv("GEOAWARE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
-def command_app(register: Callable[[typer.Typer], None]) -> typer.Typer:
-    """A typer app holding one stage's commands (``register(app)``), called by name."""
+def command_app(stage_app: typer.Typer) -> typer.Typer:
+    """A typer app holding one stage's commands (its ``commands.app``), called by name."""
     app = typer.Typer()
 
     @app.callback()
     def _root() -> None:
         """Test root."""
 
-    register(app)
+    app.add_typer(stage_app)
     return app
 
 

@@ -46,6 +46,43 @@ def test_help_lists_every_command_and_each_has_an_example():
         assert f"Example: geoaware {cmd}" in sub.output
 
 
+#: The top-level commands, in the help's order: plain commands, then groups.
+TOP_LEVEL = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest", "scan-images",
+             "report", "info", "split", "leakage", "partition", "embed",
+             "eval", "submission", "build", "check", "fl", "prior", "geolocate"]  # fmt: skip
+
+
+def test_stage_apps_merge_into_the_top_level_and_every_command_has_an_example():
+    """cli.py adds each stage's commands app; every command keeps its name and its example."""
+    import click
+    import typer
+
+    root = typer.main.get_command(app)
+    assert isinstance(root, click.Group)
+    ctx = click.Context(root)
+    assert root.list_commands(ctx) == TOP_LEVEL
+    evals = root.get_command(ctx, "eval")
+    assert isinstance(evals, click.Group)
+    assert evals.list_commands(ctx) == ["geo", "classify", "zeroshot", "retrieval"]
+    leaves = []
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, [*path, name])
+        else:
+            leaves.append(" ".join(path))
+
+    walk(root, [])
+    assert len(leaves) == 30, leaves
+    for cmd in leaves:
+        sub = runner.invoke(app, [*cmd.split(), "--help"], terminal_width=200)
+        assert sub.exit_code == 0, sub.output
+        assert f"Example: geoaware {cmd}" in sub.output, cmd
+
+
 def _bad_catalog(tmp_path: Path) -> Path:
     return write_catalog(
         pa.table(
@@ -293,11 +330,12 @@ def test_eval_classify_and_submissions(tmp_path):
 
 
 def test_help_imports_no_heavy_library():
-    """`geoaware --help` stays fast: the CLI module loads no numpy, pandas, pyarrow or torch."""
+    """`geoaware --help` stays fast: importing the CLI (every stage's commands module) loads
+    no numpy, pandas, pyarrow, torch, DuckDB or matplotlib."""
     code = (
         "import sys, geoaware.cli; "
-        "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'torch', 'duckdb') "
-        "if m in sys.modules))"
+        "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'torch', 'duckdb', "
+        "'matplotlib') if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"

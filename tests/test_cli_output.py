@@ -133,8 +133,8 @@ def test_version_and_group_examples() -> None:
 def test_fetch_all_plans_metadata_first_and_warns_before_image_archives(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from geoaware.cli import _warn_large_parts
     from geoaware.sources import SOURCES
+    from geoaware.sources.commands import _warn_large_parts
 
     src = SOURCES["inat2017"]("unused")
     order = src.plan(["all"])

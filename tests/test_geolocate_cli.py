@@ -17,7 +17,7 @@ from typer.testing import CliRunner  # noqa: E402
 from geoaware.catalog import write_catalog  # noqa: E402
 from geoaware.evaluate.geo import evaluate_geo  # noqa: E402
 from geoaware.geolocate.base import PlacePredictions  # noqa: E402
-from geoaware.geolocate.commands import register  # noqa: E402
+from geoaware.geolocate.commands import app as stage_app  # noqa: E402
 from geoaware.geolocate.model import load_geolocator, write_predictions  # noqa: E402
 from geoaware.predictions.geo import read_geo_predictions  # noqa: E402
 from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings  # noqa: E402
@@ -30,7 +30,7 @@ GEOAWARE = Path(sys.executable).with_name("geoaware")
 
 
 def _app() -> typer.Typer:
-    return command_app(register)
+    return command_app(stage_app)
 
 
 def _json(result) -> dict:

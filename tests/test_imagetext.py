@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from geoaware.catalog import write_catalog
 from geoaware.errors import EvaluationError, GeoawareError, InputFileError, SchemaError
-from geoaware.evaluate.commands import register
+from geoaware.evaluate.commands import app as stage_app
 from geoaware.evaluate.imagetext import (
     DEFAULT_TEMPLATES,
     average_template_vectors,
@@ -312,7 +312,7 @@ def test_caption_ids_and_read_captions(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------
 # End to end: files and the CLI
 def _app() -> typer.Typer:
-    return command_app(register)
+    return command_app(stage_app)
 
 
 CLASSES = ["beach", "forest", "port"]
@@ -344,7 +344,7 @@ def zs_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def _zs_args(f: dict[str, Path], *extra: str) -> list[str]:
-    return ["zeroshot", str(f["img"]), "--texts", str(f["classes"]), "--truth", str(f["truth"]),
+    return ["eval", "zeroshot", str(f["img"]), "--texts", str(f["classes"]), "--truth", str(f["truth"]),
             *extra]  # fmt: skip
 
 
@@ -402,7 +402,7 @@ def test_cli_zeroshot_errors(zs_files: dict[str, Path], tmp_path: Path) -> None:
         pa.table({"source": ["s"], "image_id": ["1"], "label_name": ["glacier"]}),
         tmp_path / "odd.parquet",
     )
-    args = ["zeroshot", str(zs_files["img"]), "--texts", str(zs_files["classes"]), "--truth",
+    args = ["eval", "zeroshot", str(zs_files["img"]), "--texts", str(zs_files["classes"]), "--truth",
             str(tmp_path / "odd.parquet"), "--text-embeddings", str(zs_files["text"])]  # fmt: skip
     r = runner.invoke(app, args)
     assert isinstance(r.exception, InputFileError)
@@ -425,7 +425,7 @@ def test_cli_zeroshot_errors(zs_files: dict[str, Path], tmp_path: Path) -> None:
     assert isinstance(r.exception, InputFileError) and "record port" in str(r.exception)
     # empty class file
     (tmp_path / "empty.txt").write_text("")
-    args = ["zeroshot", str(zs_files["img"]), "--texts", str(tmp_path / "empty.txt"), "--truth",
+    args = ["eval", "zeroshot", str(zs_files["img"]), "--texts", str(tmp_path / "empty.txt"), "--truth",
             str(zs_files["truth"]), "--text-embeddings", str(zs_files["text"])]  # fmt: skip
     r = runner.invoke(app, args)
     assert isinstance(r.exception, InputFileError) and "empty.txt: empty" in str(r.exception)
@@ -437,7 +437,7 @@ def test_cli_zeroshot_errors(zs_files: dict[str, Path], tmp_path: Path) -> None:
     write_embeddings(
         tmp_path / "i2.parquet", ["x", "y"], np.eye(2, 3), EmbeddingInfo("fake:clip", 3)
     )
-    args = ["zeroshot", str(tmp_path / "i2.parquet"), "--texts", str(zs_files["classes"]),
+    args = ["eval", "zeroshot", str(tmp_path / "i2.parquet"), "--texts", str(zs_files["classes"]),
             "--truth", str(zs_files["truth"]), "--text-embeddings", str(zs_files["text"])]  # fmt: skip
     r = runner.invoke(app, args)
     assert isinstance(r.exception, EvaluationError) and "no image of" in str(r.exception)
@@ -510,7 +510,7 @@ def test_cli_zeroshot_with_encoder(
     write_embeddings(
         tmp_path / "other.parquet", ["1"], np.eye(1, 3), EmbeddingInfo("open_clip:RN50", 3)
     )
-    args = ["zeroshot", str(tmp_path / "other.parquet"), "--texts", str(zs_files["classes"]),
+    args = ["eval", "zeroshot", str(tmp_path / "other.parquet"), "--texts", str(zs_files["classes"]),
             "--truth", str(zs_files["truth"]), "--encoder", "fake:clip"]  # fmt: skip
     r = runner.invoke(_app(), args)
     assert isinstance(r.exception, InputFileError)
@@ -547,7 +547,7 @@ def rt_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_cli_retrieval_json(rt_files: dict[str, Path]) -> None:
-    args = ["retrieval", str(rt_files["img"]), "--captions", str(rt_files["caps"]),
+    args = ["eval", "retrieval", str(rt_files["img"]), "--captions", str(rt_files["caps"]),
             "--text-embeddings", str(rt_files["text"]), "--json"]  # fmt: skip
     r = runner.invoke(_app(), args)
     assert r.exit_code == 0, r.output
@@ -567,7 +567,7 @@ def test_cli_retrieval_json(rt_files: dict[str, Path]) -> None:
 
 
 def test_cli_retrieval_catalog_and_table(rt_files: dict[str, Path]) -> None:
-    args = ["retrieval", str(rt_files["img"]), "--captions", str(rt_files["catalog"]),
+    args = ["eval", "retrieval", str(rt_files["img"]), "--captions", str(rt_files["catalog"]),
             "--text-embeddings", str(rt_files["text"])]  # fmt: skip
     r = runner.invoke(_app(), args)
     assert r.exit_code == 0, r.output
@@ -575,7 +575,7 @@ def test_cli_retrieval_catalog_and_table(rt_files: dict[str, Path]) -> None:
 
 
 def test_cli_retrieval_with_encoder(rt_files: dict[str, Path], fake_encoders: list) -> None:
-    args = ["retrieval", str(rt_files["img"]), "--captions", str(rt_files["caps"]),
+    args = ["eval", "retrieval", str(rt_files["img"]), "--captions", str(rt_files["caps"]),
             "--encoder", "fake:clip", "--json", "--k", "1"]  # fmt: skip
     r = runner.invoke(_app(), args)
     assert r.exit_code == 0, r.output
@@ -587,7 +587,7 @@ def test_cli_retrieval_with_encoder(rt_files: dict[str, Path], fake_encoders: li
 
 def test_cli_retrieval_errors(rt_files: dict[str, Path], tmp_path: Path) -> None:
     app = _app()
-    base = ["retrieval", str(rt_files["img"]), "--captions", str(rt_files["caps"])]
+    base = ["eval", "retrieval", str(rt_files["img"]), "--captions", str(rt_files["caps"])]
     write_embeddings(tmp_path / "t2.parquet", ["a#0"], np.eye(1, 3), EmbeddingInfo("fake:clip", 3))
     r = runner.invoke(app, [*base, "--text-embeddings", str(tmp_path / "t2.parquet")])
     assert isinstance(r.exception, InputFileError)
@@ -598,7 +598,7 @@ def test_cli_retrieval_errors(rt_files: dict[str, Path], tmp_path: Path) -> None
     assert isinstance(r.exception, InputFileError)
     assert "2 dimensions but the image vectors" in str(r.exception)
     (tmp_path / "none.csv").write_text("image_id,caption\nq,x\n")
-    args = ["retrieval", str(rt_files["img"]), "--captions", str(tmp_path / "none.csv"),
+    args = ["eval", "retrieval", str(rt_files["img"]), "--captions", str(tmp_path / "none.csv"),
             "--text-embeddings", str(rt_files["text"])]  # fmt: skip
     r = runner.invoke(app, args)
     assert isinstance(r.exception, EvaluationError) and "no image of" in str(r.exception)
@@ -626,9 +626,9 @@ def test_library_calls_take_encoder_objects(zs_files: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("command", ["zeroshot", "retrieval"])
 def test_help_has_example_and_json_keys(command: str) -> None:
-    r = runner.invoke(_app(), [command, "--help"])
+    r = runner.invoke(_app(), ["eval", command, "--help"])
     assert r.exit_code == 0
-    assert "Example: geoaware " + command in r.output and "JSON keys" in r.output
+    assert "Example: geoaware eval " + command in r.output and "JSON keys" in r.output
 
 
 def test_cli_runs_go_into_the_html_report(
@@ -642,7 +642,7 @@ def test_cli_runs_go_into_the_html_report(
                                        "--split", "test", "--out", str(run), "--json"))  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["run_file"] == str(run / "img.zeroshot.json")
-    r = runner.invoke(_app(), ["retrieval", str(rt_files["img"]), "--captions",
+    r = runner.invoke(_app(), ["eval", "retrieval", str(rt_files["img"]), "--captions",
                                str(rt_files["caps"]), "--text-embeddings", str(rt_files["text"]),
                                "--out", str(run), "--name", "clip-rs"])  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -654,3 +654,29 @@ def test_cli_runs_go_into_the_html_report(
     page = build_report(run, tmp_path / "report.html").read_text()
     assert "Zero-shot classification runs" in page and "Image-text retrieval runs" in page
     assert "80.0%" in page  # t2i R@1 and zero-shot top-1, as percentages
+
+
+def test_cli_out_follows_the_run_folder_rules(zs_files: dict[str, Path], tmp_path: Path) -> None:
+    """--out is a run folder: a folder of someone else's is refused before any work; ours is
+    added to and carries a manifest that `geoaware info` reads."""
+    from geoaware.outputs import read_manifest
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine\n")
+    args = _zs_args(zs_files, "--text-embeddings", str(zs_files["text"]), "--out", str(theirs))
+    r = runner.invoke(_app(), args)  # the stage's app alone: the error is not yet one line
+    assert isinstance(r.exception, GeoawareError) and "was not written by geoaware" in str(
+        r.exception
+    )
+    assert sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
+    run = tmp_path / "run"
+    for name in ("a", "b"):
+        args = _zs_args(zs_files, "--text-embeddings", str(zs_files["text"]), "--out", str(run),
+                        "--name", name)  # fmt: skip
+        assert runner.invoke(_app(), args).exit_code == 0
+    assert sorted(p.name for p in run.glob("*.json")) == ["_manifest.json", "a.zeroshot.json",
+                                                          "b.zeroshot.json"]  # fmt: skip
+    manifest = read_manifest(run)
+    assert manifest is not None and manifest["kind"] == "run"
+    assert str(zs_files["img"]) in [i["path"] for i in manifest["inputs"]]

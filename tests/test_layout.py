@@ -32,7 +32,7 @@ FLOORS: dict[str, int] = {
     "report": 7,
 }  # fmt: skip
 # The command line: above every stage.
-CLI_MODULES = {"cli", "__main__", "demo"}
+CLI_MODULES = {"cli", "__main__", "demo", "demo_commands"}
 
 
 def _stage(path: Path) -> str:

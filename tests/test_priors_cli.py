@@ -13,7 +13,7 @@ typer = pytest.importorskip("typer")
 from typer.testing import CliRunner  # noqa: E402
 
 from geoaware.catalog import write_catalog  # noqa: E402
-from geoaware.priors.commands import register  # noqa: E402
+from geoaware.priors.commands import app as stage_app  # noqa: E402
 from geoaware.sources.fg_geo_yfcc import FgGeoYfcc  # noqa: E402
 from tests.conftest import SHARED_DATA, command_app  # noqa: E402
 
@@ -21,7 +21,7 @@ runner = CliRunner()
 
 
 def _app() -> typer.Typer:
-    return command_app(register)
+    return command_app(stage_app)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ typer = pytest.importorskip("typer")
 from typer.testing import CliRunner  # noqa: E402
 
 from geoaware.catalog import write_catalog  # noqa: E402
-from geoaware.priors.commands import register  # noqa: E402
+from geoaware.priors.commands import app as stage_app  # noqa: E402
 from tests.conftest import command_app  # noqa: E402
 
 from .priors_helpers import synthetic_world  # noqa: E402
@@ -26,7 +26,7 @@ TINY = ["--width", "16", "--blocks", "1", "--epochs", "2"]
 
 
 def _app() -> typer.Typer:
-    return command_app(register)
+    return command_app(stage_app)
 
 
 def _run(*args: str) -> object:

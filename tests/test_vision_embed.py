@@ -208,14 +208,15 @@ def test_changed_encoder_or_rows_is_an_error(job: Any, tmp_path: Path) -> None:
 def test_cli_embed_json(shared_data: Path, tmp_path: Path) -> None:
     from geoaware.catalog.io import write_catalog
     from geoaware.sources.exif import scan_images
-    from geoaware.vision.commands import JSON_KEYS, register
+    from geoaware.vision.commands import JSON_KEYS
+    from geoaware.vision.commands import app as vision_app
 
     folder = shared_data / "exif_gps_samples"
     table, _ = scan_images(folder, progress=False, workers=1)
     write_catalog(table.slice(0, 3), tmp_path / "catalog.parquet")
     app = typer.Typer()
     app.callback()(lambda: None)  # a group, so the command is called by name
-    register(app)
+    app.add_typer(vision_app)
     args = ["embed", str(tmp_path / "catalog.parquet"), "--images", str(folder)]
     args += ["--out", str(tmp_path / "emb"), "--workers", "1", "--batch", "4", "--json"]
     result = CliRunner().invoke(app, args)

@@ -266,6 +266,7 @@ def test_cli_embed_and_zeroshot_with_hf(
     r = runner.invoke(
         app,
         [
+            "eval",
             "zeroshot",
             str(tmp_path / "emb"),
             "--texts",

@@ -1,8 +1,9 @@
 """What every command module shares: consoles, the --json option, tables and number formats.
 
 The ``geoaware`` command line is :mod:`geoaware.cli` plus one small ``commands`` module per
-stage that registers its commands on the app (``register(app)``); all of them print through
-these helpers so output looks alike and ``--json`` always prints exactly one object.
+stage, each with a module-level ``app`` of its commands that ``cli.py`` adds to the top-level
+app; all of them print through these helpers so output looks alike and ``--json`` always
+prints exactly one object.
 """
 
 from __future__ import annotations
@@ -159,8 +160,14 @@ class GeoawareGroup(typer.core.TyperGroup):
     """The root command group: a user's bad input ends as one red line and exit status 2.
 
     Every command, including those the stages register, runs inside :meth:`invoke`, so this is
-    the one place where errors become messages (see :func:`one_line`).
+    the one place where errors become messages (see :func:`one_line`). Help lists the plain
+    commands before the command groups, each in the order they were added.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Names of the commands: plain commands first, then groups, in the order added."""
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: isinstance(self.commands[n], click.Group))
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; turn an error from the user's input into one line and exit 2."""

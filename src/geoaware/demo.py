@@ -33,9 +33,10 @@ from typing import Any
 import orjson
 
 from geoaware.errors import GeoawareError
-from geoaware.fileio import atomic_write_bytes, atomic_write_text
+from geoaware.fileio import atomic_write_text
 from geoaware.outputs import OutputError, claim_output, record_output
 from geoaware.paths import cache_dir
+from geoaware.runs import RunKind, run_document, run_path, write_run
 from geoaware.typing import PathLike
 
 __all__ = ["DEMO_SPECIES", "Step", "demo_steps", "run_demo"]
@@ -355,16 +356,26 @@ def run_demo(
 
 
 # ----------------------------------------------------------------------------------------------
-# Run files for the report: one per stage, in the run-folder contract of geoaware.report.html
+# Run files for the report: one per stage, in the run-folder format of geoaware.runs
 
 
 def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     return {"columns": list(columns), "rows": [list(r) for r in rows]}
 
 
-def _write_run(out: Path, name: str, kind: str, source: str, **doc: Any) -> None:
-    body = {"kind": kind, "name": name, "source": source, **doc}
-    atomic_write_bytes(out / f"{name}.{kind}.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))
+def _write_run(
+    out: Path,
+    name: str,
+    kind: RunKind,
+    source: str,
+    *,
+    summary: dict[str, Any],
+    tables: dict[str, Any],
+    figures: list[str],
+    **extra: Any,
+) -> None:
+    doc = run_document(kind, name, source, summary, tables, figures, **extra)
+    write_run(run_path(out, name, kind), doc)
 
 
 def _write_run_files(out: Path, done: dict[str, dict[str, Any]], *, quick: bool) -> None:

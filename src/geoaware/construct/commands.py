@@ -1,4 +1,8 @@
-"""CLI commands of the dataset-construction stage: ``register(app)`` adds them."""
+"""The dataset-construction commands: build/check fg-geo, split, leakage, partition.
+
+``cli.py`` adds this module's ``app`` to the top-level app. The ``fl`` group is still added
+by :func:`register` until it moves to ``geoaware/federated/commands.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,15 @@ import typer
 
 from geoaware.clikit import CatalogArg, JsonOpt, OverwriteOpt, emit_json, floats_option, out, table
 
-__all__ = ["register"]
+__all__ = [
+    "app",
+    "build_app",
+    "check_app",
+    "leakage",
+    "partition",
+    "register",
+    "split",
+]
 
 
 def _examples(items: list[Any], n: int = 3) -> str:
@@ -151,185 +163,195 @@ def _show_partition(r: dict[str, Any], out_dir: Path) -> None:
     out.print(f"wrote {out_dir} ({', '.join(r['files'])})", highlight=False)
 
 
+#: The stage's commands, added to the top-level app by ``cli.py``.
+app = typer.Typer()
+
+build_app = typer.Typer(
+    help="Build datasets from raw metadata.",
+    epilog="Example: geoaware build fg-geo --yfcc yfcc100m_dataset --labels names.txt "
+    "--out fg_geo.parquet",
+    no_args_is_help=True,
+)
+check_app = typer.Typer(
+    help="Check built datasets against their recipe.",
+    epilog="Example: geoaware check fg-geo yfcc100m_geolocated_inat2017species.csv.zip",
+    no_args_is_help=True,
+)
+app.add_typer(build_app, name="build")
+app.add_typer(check_app, name="check")
+
+
+@build_app.command(
+    "fg-geo",
+    epilog="Example: geoaware build fg-geo --yfcc yfcc100m_dataset --labels names.txt "
+    "--out fg_geo.parquet.  JSON keys: yfcc, labels, ambiguous_names, rows_read, removed "
+    "(video, not_geotagged, no_label, several_labels, over_per_label), kept, out.",
+)
+def build_fg_geo_cmd(
+    yfcc: Annotated[Path, typer.Option(help="YFCC100M metadata table (tab-separated).")],
+    labels: Annotated[Path, typer.Option(help="Catalog, JSON or text file of names.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Catalog to write.")],
+    per_label: Annotated[int, typer.Option(help="At most this many images per label.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the per-label choice.")] = 0,
+    overwrite: OverwriteOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Keep geotagged photos whose tags name exactly one label, at most N per label."""
+    from geoaware.construct.fg_geo import build_fg_geo
+    from geoaware.outputs import claim_catalog, record_output
+
+    kind = claim_catalog(out_file, overwrite=overwrite)
+    report = build_fg_geo(yfcc, labels, out_file, per_label=per_label, seed=seed)
+    record_output(out_file, kind, inputs=[yfcc, labels], seed=seed)
+    emit_json(report) if json else _show_fg_geo_build(report)
+
+
+@check_app.command(
+    "fg-geo",
+    epilog="Example: geoaware check fg-geo yfcc100m_geolocated_inat2017species.csv.zip.  "
+    "Exits 1 if a rule is broken.  JSON keys: path, rows, images, labels, duplicate_ids, "
+    "rules (each: violations, examples), ok, label_count_histogram.",
+)
+def check_fg_geo_cmd(
+    file: Annotated[Path, typer.Argument(help="Released zip/CSV or a catalog.")],
+    per_label: Annotated[int, typer.Option(help="Largest allowed images per label.")] = 10,
+    json: JsonOpt = False,
+) -> None:
+    """Check geotagged, one label per image, at most N per label; label-count histogram."""
+    from geoaware.construct.fg_geo import check_fg_geo
+
+    report = check_fg_geo(file, per_label=per_label)
+    emit_json(report) if json else _show_fg_geo_check(report)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command(
+    epilog="Example: geoaware split catalog.parquet --by user --out split.parquet.  "
+    "JSON keys: by, seed, ratios, rows, rows_without_key, keys, rows_per_split, "
+    "labels_missing_a_side, out.",
+)
+def split(
+    catalog: CatalogArg,
+    out_file: Annotated[Path, typer.Option("--out", help="Catalog to write.")],
+    by: Annotated[str, typer.Option(help="random, user, cell or time.")] = "random",
+    cell: Annotated[str, typer.Option(help="h3:RES or s2:LEVEL for --by cell.")] = "h3:3",
+    ratios: Annotated[str, typer.Option(help="train,val[,test] shares.")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the key hash.")] = 0,
+    stratify: Annotated[
+        str | None, typer.Option(help="Keep every value of this column on every side.")
+    ] = None,
+    overwrite: OverwriteOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Assign train/val/test by a seeded hash of the image, user, cell (or by time)."""
+    from geoaware.catalog import read_catalog, write_catalog
+    from geoaware.construct.split import assign_split
+    from geoaware.outputs import claim_catalog, record_output
+
+    kind = claim_catalog(out_file, overwrite=overwrite)
+    r = floats_option(ratios, "--ratios")
+    result = assign_split(
+        read_catalog(catalog), by,  # type: ignore[arg-type]
+        cell=cell, ratios=r, seed=seed, stratify=stratify, where=str(catalog),
+    )  # fmt: skip
+    write_catalog(result.table, out_file)
+    record_output(out_file, kind, inputs=[catalog], seed=seed)
+    result.summary["out"] = str(out_file)
+    emit_json(result.summary) if json else _show_split(result.summary)
+
+
+@app.command(
+    epilog="Example: geoaware leakage split.parquet --map leaks.png.  JSON keys: path, "
+    "split_column, rows, sides, shared_users, duplicate_ids, duplicate_urls, same_outing, "
+    "labels, leaks, map.",
+)
+def leakage(
+    catalog: CatalogArg,
+    split_column: Annotated[str, typer.Option(help="Column naming the side.")] = "split",
+    radius_m: Annotated[float, typer.Option(help="Same-outing distance (m).")] = 100.0,
+    window_s: Annotated[float, typer.Option(help="Same-outing time window (s).")] = 86400.0,
+    map_png: Annotated[Path | None, typer.Option("--map", help="PNG map of leaks.")] = None,
+    overwrite: OverwriteOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Users on both sides, same-outing images, duplicate ids/URLs, label gaps."""
+    from geoaware.catalog import read_catalog
+    from geoaware.construct.leakage import leakage_report
+    from geoaware.outputs import claim_output, record_output
+
+    if map_png is not None:
+        claim_output(map_png, overwrite=overwrite, suffixes=(".png",), what="--map")
+    report = leakage_report(
+        read_catalog(catalog), split_column, radius_m=radius_m, window_s=window_s,
+        map_png=map_png, where=str(catalog),
+    )  # fmt: skip
+    if map_png is not None:
+        record_output(map_png, inputs=[catalog])
+    emit_json(report) if json else _show_leakage(report)
+
+
+@app.command(
+    epilog="Example: geoaware partition catalog.parquet --by dirichlet --num-partitions 100 "
+    "--alpha 0.1 --out parts/.  JSON keys: clients, rows_assigned, rows_left_out, "
+    "empty_clients, labels, samples_per_client, labels_per_client, label_entropy_bits, "
+    "scheme, settings, left_out, level, files, out.",
+)
+def partition(
+    catalog: CatalogArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write.")],
+    by: Annotated[str, typer.Option(help="user, cell, dirichlet or iid.")] = "user",
+    level: Annotated[
+        str | None, typer.Option(help="species, genus, family, order, class or phylum.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Dirichlet concentration.")] = 0.1,
+    num_partitions: Annotated[int | None, typer.Option(help="Dirichlet/iid clients.")] = None,
+    min_size: Annotated[
+        int | None, typer.Option(help="Smallest client (Dirichlet default 10; else 1).")
+    ] = None,
+    cell: Annotated[str, typer.Option(help="h3:RES or s2:LEVEL for --by cell.")] = "h3:3",
+    max_cell_size: Annotated[
+        int | None, typer.Option(help="Adaptive cells of at most this many images.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    inat_tables: Annotated[
+        bool, typer.Option(help="Also write the iNat2021 per-user CSV tables.")
+    ] = False,
+    overwrite: OverwriteOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Federated partitions (by user, cell, Dirichlet or IID) with LEAF-style stats."""
+    from geoaware.catalog import read_catalog
+    from geoaware.construct.partition import make_partitioner
+    from geoaware.construct.stats import write_inat_user_tables, write_partitions
+    from geoaware.outputs import claim_output, record_output
+
+    claim_output(out_dir, "folder", overwrite=overwrite)
+    table = read_catalog(catalog)
+    p = make_partitioner(
+        by, level=level, alpha=alpha, num_partitions=num_partitions, min_size=min_size,
+        cell=cell, max_cell_size=max_cell_size, seed=seed,
+    )  # fmt: skip
+    p.where = str(catalog)
+    p.catalog = table
+    stats = write_partitions(p, out_dir, level=level)
+    if inat_tables:
+        stats["inat_tables"] = [str(x) for x in write_inat_user_tables(table, out_dir)]
+    record_output(out_dir, "folder", inputs=[catalog], seed=seed)
+    if json:
+        emit_json(stats)
+        return
+    _show_partition(stats, out_dir)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``build fg-geo``, ``check fg-geo``, ``split``, ``leakage``, ``partition``, ``fl``."""
-    build_app = typer.Typer(
-        help="Build datasets from raw metadata.",
-        epilog="Example: geoaware build fg-geo --yfcc yfcc100m_dataset --labels names.txt "
-        "--out fg_geo.parquet",
-        no_args_is_help=True,
-    )
-    check_app = typer.Typer(
-        help="Check built datasets against their recipe.",
-        epilog="Example: geoaware check fg-geo yfcc100m_geolocated_inat2017species.csv.zip",
-        no_args_is_help=True,
-    )
+    """Add the ``fl`` group to ``app`` (until it moves to geoaware/federated/commands.py)."""
     fl_app = typer.Typer(
         help="Federated learning on partition folders.",
         epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3",
         no_args_is_help=True,
     )
-    app.add_typer(build_app, name="build")
-    app.add_typer(check_app, name="check")
     app.add_typer(fl_app, name="fl")
-
-    @build_app.command(
-        "fg-geo",
-        epilog="Example: geoaware build fg-geo --yfcc yfcc100m_dataset --labels names.txt "
-        "--out fg_geo.parquet.  JSON keys: yfcc, labels, ambiguous_names, rows_read, removed "
-        "(video, not_geotagged, no_label, several_labels, over_per_label), kept, out.",
-    )
-    def build_fg_geo_cmd(
-        yfcc: Annotated[Path, typer.Option(help="YFCC100M metadata table (tab-separated).")],
-        labels: Annotated[Path, typer.Option(help="Catalog, JSON or text file of names.")],
-        out_file: Annotated[Path, typer.Option("--out", help="Catalog to write.")],
-        per_label: Annotated[int, typer.Option(help="At most this many images per label.")] = 10,
-        seed: Annotated[int, typer.Option(help="Seed of the per-label choice.")] = 0,
-        overwrite: OverwriteOpt = False,
-        json: JsonOpt = False,
-    ) -> None:
-        """Keep geotagged photos whose tags name exactly one label, at most N per label."""
-        from geoaware.construct.fg_geo import build_fg_geo
-        from geoaware.outputs import claim_catalog, record_output
-
-        kind = claim_catalog(out_file, overwrite=overwrite)
-        report = build_fg_geo(yfcc, labels, out_file, per_label=per_label, seed=seed)
-        record_output(out_file, kind, inputs=[yfcc, labels], seed=seed)
-        emit_json(report) if json else _show_fg_geo_build(report)
-
-    @check_app.command(
-        "fg-geo",
-        epilog="Example: geoaware check fg-geo yfcc100m_geolocated_inat2017species.csv.zip.  "
-        "Exits 1 if a rule is broken.  JSON keys: path, rows, images, labels, duplicate_ids, "
-        "rules (each: violations, examples), ok, label_count_histogram.",
-    )
-    def check_fg_geo_cmd(
-        file: Annotated[Path, typer.Argument(help="Released zip/CSV or a catalog.")],
-        per_label: Annotated[int, typer.Option(help="Largest allowed images per label.")] = 10,
-        json: JsonOpt = False,
-    ) -> None:
-        """Check geotagged, one label per image, at most N per label; label-count histogram."""
-        from geoaware.construct.fg_geo import check_fg_geo
-
-        report = check_fg_geo(file, per_label=per_label)
-        emit_json(report) if json else _show_fg_geo_check(report)
-        if not report["ok"]:
-            raise typer.Exit(1)
-
-    @app.command(
-        epilog="Example: geoaware split catalog.parquet --by user --out split.parquet.  "
-        "JSON keys: by, seed, ratios, rows, rows_without_key, keys, rows_per_split, "
-        "labels_missing_a_side, out.",
-    )
-    def split(
-        catalog: CatalogArg,
-        out_file: Annotated[Path, typer.Option("--out", help="Catalog to write.")],
-        by: Annotated[str, typer.Option(help="random, user, cell or time.")] = "random",
-        cell: Annotated[str, typer.Option(help="h3:RES or s2:LEVEL for --by cell.")] = "h3:3",
-        ratios: Annotated[str, typer.Option(help="train,val[,test] shares.")] = "0.8,0.1,0.1",
-        seed: Annotated[int, typer.Option(help="Seed of the key hash.")] = 0,
-        stratify: Annotated[
-            str | None, typer.Option(help="Keep every value of this column on every side.")
-        ] = None,
-        overwrite: OverwriteOpt = False,
-        json: JsonOpt = False,
-    ) -> None:
-        """Assign train/val/test by a seeded hash of the image, user, cell (or by time)."""
-        from geoaware.catalog import read_catalog, write_catalog
-        from geoaware.construct.split import assign_split
-        from geoaware.outputs import claim_catalog, record_output
-
-        kind = claim_catalog(out_file, overwrite=overwrite)
-        r = floats_option(ratios, "--ratios")
-        result = assign_split(
-            read_catalog(catalog), by,  # type: ignore[arg-type]
-            cell=cell, ratios=r, seed=seed, stratify=stratify, where=str(catalog),
-        )  # fmt: skip
-        write_catalog(result.table, out_file)
-        record_output(out_file, kind, inputs=[catalog], seed=seed)
-        result.summary["out"] = str(out_file)
-        emit_json(result.summary) if json else _show_split(result.summary)
-
-    @app.command(
-        epilog="Example: geoaware leakage split.parquet --map leaks.png.  JSON keys: path, "
-        "split_column, rows, sides, shared_users, duplicate_ids, duplicate_urls, same_outing, "
-        "labels, leaks, map.",
-    )
-    def leakage(
-        catalog: CatalogArg,
-        split_column: Annotated[str, typer.Option(help="Column naming the side.")] = "split",
-        radius_m: Annotated[float, typer.Option(help="Same-outing distance (m).")] = 100.0,
-        window_s: Annotated[float, typer.Option(help="Same-outing time window (s).")] = 86400.0,
-        map_png: Annotated[Path | None, typer.Option("--map", help="PNG map of leaks.")] = None,
-        overwrite: OverwriteOpt = False,
-        json: JsonOpt = False,
-    ) -> None:
-        """Users on both sides, same-outing images, duplicate ids/URLs, label gaps."""
-        from geoaware.catalog import read_catalog
-        from geoaware.construct.leakage import leakage_report
-        from geoaware.outputs import claim_output, record_output
-
-        if map_png is not None:
-            claim_output(map_png, overwrite=overwrite, suffixes=(".png",), what="--map")
-        report = leakage_report(
-            read_catalog(catalog), split_column, radius_m=radius_m, window_s=window_s,
-            map_png=map_png, where=str(catalog),
-        )  # fmt: skip
-        if map_png is not None:
-            record_output(map_png, inputs=[catalog])
-        emit_json(report) if json else _show_leakage(report)
-
-    @app.command(
-        epilog="Example: geoaware partition catalog.parquet --by dirichlet --num-partitions 100 "
-        "--alpha 0.1 --out parts/.  JSON keys: clients, rows_assigned, rows_left_out, "
-        "empty_clients, labels, samples_per_client, labels_per_client, label_entropy_bits, "
-        "scheme, settings, left_out, level, files, out.",
-    )
-    def partition(
-        catalog: CatalogArg,
-        out_dir: Annotated[Path, typer.Option("--out", help="Folder to write.")],
-        by: Annotated[str, typer.Option(help="user, cell, dirichlet or iid.")] = "user",
-        level: Annotated[
-            str | None, typer.Option(help="species, genus, family, order, class or phylum.")
-        ] = None,
-        alpha: Annotated[float, typer.Option(help="Dirichlet concentration.")] = 0.1,
-        num_partitions: Annotated[int | None, typer.Option(help="Dirichlet/iid clients.")] = None,
-        min_size: Annotated[
-            int | None, typer.Option(help="Smallest client (Dirichlet default 10; else 1).")
-        ] = None,
-        cell: Annotated[str, typer.Option(help="h3:RES or s2:LEVEL for --by cell.")] = "h3:3",
-        max_cell_size: Annotated[
-            int | None, typer.Option(help="Adaptive cells of at most this many images.")
-        ] = None,
-        seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-        inat_tables: Annotated[
-            bool, typer.Option(help="Also write the iNat2021 per-user CSV tables.")
-        ] = False,
-        overwrite: OverwriteOpt = False,
-        json: JsonOpt = False,
-    ) -> None:
-        """Federated partitions (by user, cell, Dirichlet or IID) with LEAF-style stats."""
-        from geoaware.catalog import read_catalog
-        from geoaware.construct.partition import make_partitioner
-        from geoaware.construct.stats import write_inat_user_tables, write_partitions
-        from geoaware.outputs import claim_output, record_output
-
-        claim_output(out_dir, "folder", overwrite=overwrite)
-        table = read_catalog(catalog)
-        p = make_partitioner(
-            by, level=level, alpha=alpha, num_partitions=num_partitions, min_size=min_size,
-            cell=cell, max_cell_size=max_cell_size, seed=seed,
-        )  # fmt: skip
-        p.where = str(catalog)
-        p.catalog = table
-        stats = write_partitions(p, out_dir, level=level)
-        if inat_tables:
-            stats["inat_tables"] = [str(x) for x in write_inat_user_tables(table, out_dir)]
-        record_output(out_dir, "folder", inputs=[catalog], seed=seed)
-        if json:
-            emit_json(stats)
-            return
-        _show_partition(stats, out_dir)
 
     @fl_app.command(
         "simulate",
@@ -432,3 +454,6 @@ def register(app: typer.Typer) -> None:
             out.print(table("baselines (held-out rows)", ["baseline", "top-1", "top-5"], base))
         if out_dir is not None:
             out.print(f"[bold]run folder[/] {out_dir}: {report['run_file']}, Flower's log {log}")
+
+
+register(app)

@@ -32,12 +32,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.catalog.schema import TAXONOMY_COLUMNS
-from geoaware.fileio import atomic_write_bytes
 from geoaware.predictions.ids import IdIndex, IntMap, factorize, load_table, np_int
 from geoaware.predictions.labels import (
     PAD,
@@ -46,6 +44,7 @@ from geoaware.predictions.labels import (
     first_match_rank,
     read_predictions,
 )
+from geoaware.runs import run_document, write_run
 from geoaware.typing import IntArray, PathLike
 
 __all__ = [
@@ -178,19 +177,18 @@ class ClassificationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"kind": "classify", "name", "source", "summary", "tables", "figures"}``."""
-        return {
-            "kind": "classify",
-            "name": self.name,
-            "source": self.source,
-            "summary": dict(self.summary),
-            "tables": {title: dict(t) for title, t in self.tables.items()},
-            "figures": list(self.figures),
-        }
+        return run_document(
+            "classify",
+            self.name,
+            self.source,
+            self.summary,
+            {title: dict(t) for title, t in self.tables.items()},
+            self.figures,
+        )
 
     def save(self, path: PathLike) -> Path:
-        """Write :meth:`to_dict` as JSON to ``path`` atomically; return the path."""
-        data = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
-        return atomic_write_bytes(path, data + b"\n")
+        """Write :meth:`to_dict` to ``path`` (a ``<name>.classify.json``; see geoaware.runs)."""
+        return write_run(path, self.to_dict())
 
 
 # ----------------------------------------------------------------------------------------------

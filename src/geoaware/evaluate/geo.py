@@ -14,14 +14,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pandas as pd
 
 from geoaware.blocks import BLOCK, map_blocks
 from geoaware.errors import EvaluationError
-from geoaware.fileio import atomic_write_bytes
 from geoaware.geo.distance import great_circle_km
 from geoaware.predictions.geo import GeoPredictions, SkippedRow
+from geoaware.runs import run_document, write_run
 from geoaware.typing import Float64Array, IntArray, PathLike
 
 __all__ = [
@@ -313,9 +312,8 @@ class GeoReport:
         return self.reference
 
     def save(self, path: PathLike) -> Path:
-        """Write :meth:`to_dict` as JSON to ``path`` atomically; return the path."""
-        data = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
-        return atomic_write_bytes(path, data + b"\n")
+        """Write :meth:`to_dict` to ``path`` (a ``<name>.geo.json``; see geoaware.runs)."""
+        return write_run(path, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """Return ``{"kind": "geo", "name", "source", "summary", "tables", "figures"}``.
@@ -343,15 +341,10 @@ class GeoReport:
                 "columns": ["record", "field", "value", "reason"],
                 "rows": [[s.record, s.field, s.value, s.reason] for s in self.skipped],
             }
-        doc: dict[str, Any] = {
-            "kind": "geo",
-            "name": self.name,
-            "source": self.source,
-            "summary": self.summary,
-            "tables": tables,
-            "figures": list(self.figures),
+        doc = run_document(
+            "geo", self.name, self.source, self.summary, tables, self.figures,
             **({"warnings": list(self.warnings)} if self.warnings else {}),
-        }
+        )  # fmt: skip
         if self.footer:
             doc["footer"] = self.footer
         if self.published:

@@ -37,12 +37,11 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.errors import EvaluationError
-from geoaware.fileio import atomic_write_bytes
+from geoaware.runs import RunKind, run_document, write_run
 from geoaware.typing import Float32Array, IntArray, PathLike
 
 __all__ = [
@@ -330,7 +329,7 @@ class ZeroShotReport:
 
     def save(self, path: PathLike, name: str, source: str) -> Path:
         """Write :meth:`run_document` as JSON to ``path`` atomically; return the path."""
-        return _save_json(path, self.run_document(name, source))
+        return write_run(path, self.run_document(name, source))
 
 
 def _class_indices(truth: npt.ArrayLike, class_names: Sequence[str]) -> IntArray:
@@ -550,11 +549,11 @@ class RetrievalReport:
 
     def save(self, path: PathLike, name: str, source: str) -> Path:
         """Write :meth:`run_document` as JSON to ``path`` atomically; return the path."""
-        return _save_json(path, self.run_document(name, source))
+        return write_run(path, self.run_document(name, source))
 
 
 def _run_document(
-    kind: str,
+    kind: RunKind,
     name: str,
     source: str,
     summary: dict[str, Any],
@@ -571,19 +570,7 @@ def _run_document(
     other += [["note", note] for note in notes]
     if other:
         tables = {**tables, "settings and notes": {"columns": ["item", "value"], "rows": other}}
-    return {
-        "kind": kind,
-        "name": name,
-        "source": source,
-        "summary": numbers,
-        "tables": tables,
-        "figures": [],
-    }
-
-
-def _save_json(path: PathLike, document: dict[str, Any]) -> Path:
-    data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
-    return atomic_write_bytes(path, data + b"\n")
+    return run_document(kind, name, source, numbers, tables)
 
 
 def retrieval_report(

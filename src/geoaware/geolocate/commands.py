@@ -1,9 +1,9 @@
 """The ``geoaware geolocate`` commands: fit, predict.
 
 Each command parses its options and calls one library function of
-:mod:`geoaware.geolocate.model`; ``register(app)`` adds them as the ``geolocate`` group.
-faiss and torch are imported inside the methods that need them, so ``geoaware --help`` stays
-fast.
+:mod:`geoaware.geolocate.model`; ``cli.py`` adds this module's ``app`` (the ``geolocate``
+group) to the top-level app. faiss and torch are imported inside the methods that need them,
+so ``geoaware --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 
 from geoaware.clikit import JsonOpt, OverwriteOpt, emit_json, err, fmt_metric, out, table
 
-__all__ = ["geolocate_app", "register"]
+__all__ = ["app", "geolocate_app"]
 
 geolocate_app = typer.Typer(
     name="geolocate",
@@ -27,20 +27,11 @@ geolocate_app = typer.Typer(
     add_completion=False,
 )
 
+#: The stage's commands, added to the top-level app by ``cli.py``: the ``geolocate`` group.
+app = typer.Typer()
+app.add_typer(geolocate_app, name="geolocate")
+
 EmbArg = Annotated[Path, typer.Argument(help="Embeddings: a .parquet file or a folder of shards.")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ``geolocate`` command group to ``app``.
-
-    Examples
-    --------
-    >>> app = typer.Typer()
-    >>> register(app)
-    >>> [g.name for g in app.registered_groups]
-    ['geolocate']
-    """
-    app.add_typer(geolocate_app, name="geolocate")
 
 
 def _parse_value(text: str) -> Any:

@@ -1,8 +1,8 @@
 """The ``geoaware prior`` commands: train, predict, eval, fuse, map.
 
-Each command parses its options and calls one library function; ``register(app)`` adds them
-as the ``prior`` sub-command group. torch is imported inside the commands, so
-``geoaware --help`` stays fast.
+Each command parses its options and calls one library function; ``cli.py`` adds this
+module's ``app`` (the ``prior`` group) to the top-level app. torch is imported inside the
+commands, so ``geoaware --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from geoaware.clikit import (
 )
 from geoaware.priors.config import SMALL_DATA_BELOW
 
-__all__ = ["prior_app", "register"]
+__all__ = ["app", "prior_app"]
 
 prior_app = typer.Typer(
     name="prior",
@@ -34,20 +34,11 @@ prior_app = typer.Typer(
     add_completion=False,
 )
 
+#: The stage's commands, added to the top-level app by ``cli.py``: the ``prior`` group.
+app = typer.Typer()
+app.add_typer(prior_app, name="prior")
+
 ModelArg = Annotated[Path, typer.Argument(help="Prior checkpoint folder (model.pt, config.json).")]
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ``prior`` command group to ``app``.
-
-    Examples
-    --------
-    >>> app = typer.Typer()
-    >>> register(app)
-    >>> [g.name for g in app.registered_groups]
-    ['prior']
-    """
-    app.add_typer(prior_app, name="prior")
 
 
 @prior_app.command(

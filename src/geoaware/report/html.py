@@ -1,17 +1,8 @@
 """One self-contained HTML report of a run folder: summary tables, per-run tables and figures.
 
-An evaluation writes into a run folder one JSON file per evaluation, ``<name>.<kind>.json``::
-
-    {"kind": "catalog" | "split" | "prior" | "geo" | "classify" | "zeroshot" | "retrieval"
-     | "federated", "name": str, "source": str,
-     "summary": {key: number or null},
-     "tables": {title: {"columns": [str, ...], "rows": [[cell, ...], ...]}},
-     "figures": [PNG paths relative to the folder]}
-
-optionally with ``"warnings": [str, ...]`` (shown above the run) and ``"captions": {figure
-path: sentence}`` (what each figure shows; without one a figure is described from its name),
-plus the PNG files it lists. Only ``n`` is required in a summary: the accuracy thresholds and
-the top-k are the evaluator's choice, and the report shows whatever keys are there (geo:
+A run folder holds one ``<name>.<kind>.json`` file per evaluation, in the format that
+:mod:`geoaware.runs` owns (its readers and the summary keys of each kind are re-exported
+here), plus the PNG files they list. The report shows whatever summary keys are there (geo:
 ``n, acc_1km, acc_25km, acc_200km, acc_750km, acc_2500km, median_km, mean_km, geoscore,
 skipped_rows`` by default; classify: ``n, top1_error, top5_error, top1_acc, top5_acc,
 mean_per_class_acc, ...``). :func:`read_runs` reads and checks the files; :func:`build_report`
@@ -27,9 +18,8 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 
@@ -37,6 +27,20 @@ from geoaware import package_version
 from geoaware.errors import InputFileError
 from geoaware.fileio import atomic_write_text
 from geoaware.outputs import MANIFEST_NAME, read_manifest
+from geoaware.runs import (
+    CLASSIFY_SUMMARY_KEYS,
+    CONTRACT_KEYS,
+    FEDERATED_SUMMARY_KEYS,
+    GEO_SUMMARY_KEYS,
+    KINDS,
+    REQUIRED_SUMMARY_KEYS,
+    SUMMARY_KEYS,
+    EvaluationRun,
+    ResultTable,
+    read_run,
+    read_runs,
+    scan_runs,
+)
 
 __all__ = [
     "CLASSIFY_SUMMARY_KEYS",
@@ -52,87 +56,6 @@ __all__ = [
     "read_runs",
 ]
 
-#: The top-level keys of every evaluation file.
-CONTRACT_KEYS: tuple[str, ...] = ("kind", "name", "source", "summary", "tables", "figures")
-#: The summary keys of a ``geo`` evaluation with the default thresholds, in the report's column
-#: order (accuracies are fractions 0 to 1). Other ``acc_<d>km`` keys (other thresholds) are
-#: placed among them by distance; any other key follows.
-GEO_SUMMARY_KEYS: tuple[str, ...] = (
-    "n",
-    "acc_1km",
-    "acc_25km",
-    "acc_200km",
-    "acc_750km",
-    "acc_2500km",
-    "median_km",
-    "mean_km",
-    "geoscore",
-    "skipped_rows",
-)
-#: The summary keys of a ``classify`` evaluation with ``ks=(1, 5)``, in column order; any other
-#: key follows.
-CLASSIFY_SUMMARY_KEYS: tuple[str, ...] = (
-    "n",
-    "top1_error",
-    "top5_error",
-    "top1_acc",
-    "top5_acc",
-    "mean_per_class_acc",
-)
-#: The summary keys of a ``zeroshot`` evaluation (image-text zero-shot classification).
-ZEROSHOT_SUMMARY_KEYS: tuple[str, ...] = (
-    "n",
-    "top1_acc",
-    "top5_acc",
-    "mean_per_class_acc",
-    "classes",
-    "templates",
-)
-#: The summary keys of a ``retrieval`` evaluation (``n``: image queries), in column order.
-RETRIEVAL_SUMMARY_KEYS: tuple[str, ...] = (
-    "n",
-    "captions",
-    "i2t_r1",
-    "i2t_r5",
-    "i2t_r10",
-    "t2i_r1",
-    "t2i_r5",
-    "t2i_r10",
-    "mean_recall",
-)
-#: The summary keys of a ``federated`` run (``geoaware fl simulate --out``; ``n``: held-out
-#: rows), in column order: final federated and centralised top-1/top-5 and the best baseline.
-FEDERATED_SUMMARY_KEYS: tuple[str, ...] = (
-    "n",
-    "fed_top1_acc",
-    "central_top1_acc",
-    "fed_top5_acc",
-    "central_top5_acc",
-    "best_baseline_top5_acc",
-    "clients",
-    "rounds",
-)
-#: The summary keys every evaluation file must have (thresholds and k are the evaluator's choice).
-REQUIRED_SUMMARY_KEYS: tuple[str, ...] = ("n",)
-#: The summary keys of the stages before evaluation, as ``geoaware demo`` writes them: a
-#: catalog (rows, labels, validation), splits (their leakage side by side) and a prior.
-CATALOG_SUMMARY_KEYS: tuple[str, ...] = ("n", "labels", "located", "errors", "warnings")
-SPLIT_SUMMARY_KEYS: tuple[str, ...] = ("n", "splits")
-PRIOR_SUMMARY_KEYS: tuple[str, ...] = ("n", "top1_acc", "top5_acc", "epochs")
-Kind = Literal["catalog", "split", "prior", "geo", "classify", "zeroshot", "retrieval", "federated"]
-_KINDS: tuple[Kind, ...] = (
-    "catalog", "split", "prior", "geo", "classify", "zeroshot", "retrieval", "federated",
-)  # fmt: skip
-_SUMMARY_ORDER = {
-    "catalog": CATALOG_SUMMARY_KEYS,
-    "split": SPLIT_SUMMARY_KEYS,
-    "prior": PRIOR_SUMMARY_KEYS,
-    "geo": GEO_SUMMARY_KEYS,
-    "classify": CLASSIFY_SUMMARY_KEYS,
-    "zeroshot": ZEROSHOT_SUMMARY_KEYS,
-    "retrieval": RETRIEVAL_SUMMARY_KEYS,
-    "federated": FEDERATED_SUMMARY_KEYS,
-}
 _RECALL = re.compile(r"(?:i2t|t2i)_r\d+|mean_recall")
 _ACC_KM = re.compile(r"acc_(\d+(?:\.\d+)?)km")
 _SCALES = {1.0: "street", 25.0: "city", 200.0: "region", 750.0: "country", 2500.0: "continent"}
@@ -197,82 +120,7 @@ _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "central_top5_acc": ("centralised", "top-5"),
     "best_baseline_top5_acc": ("best baseline", "top-5"),
 }
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LONG_TABLE_ROWS = 25
-
-
-@dataclass(frozen=True)
-class ResultTable:
-    """One table of an evaluation file.
-
-    Attributes
-    ----------
-    title : str
-        The table's title (its key in the file).
-    columns : tuple of str
-        Column names.
-    rows : tuple of tuple
-        The cells, one tuple per row, as long as ``columns``.
-    """
-
-    title: str
-    columns: tuple[str, ...]
-    rows: tuple[tuple[Any, ...], ...]
-
-
-@dataclass(frozen=True)
-class EvaluationRun:
-    """One checked evaluation file of a run folder.
-
-    Attributes
-    ----------
-    path : Path
-        The JSON file.
-    kind : {"geo", "classify", "zeroshot", "retrieval", "federated"}
-        What was evaluated: predicted coordinates, predicted labels, zero-shot labels,
-        image-text retrieval, or a federated training run.
-    name : str
-        The run's name (the model or prediction file).
-    source : str
-        What it was evaluated on (the prediction file or benchmark).
-    summary : dict
-        Key -> number, or None where undefined.
-    tables : tuple of ResultTable
-        In the file's order.
-    figures : tuple of Path
-        The PNG files, resolved against the run folder; each exists and is a PNG.
-    warnings : tuple of str
-        From the file's optional ``warnings`` list: shown above the run's tables and marked
-        in the summary (e.g. test photos that sit on training photos).
-    captions : tuple of (str, str)
-        From the file's optional ``captions`` object (figure path, as listed -> a sentence
-        describing it); figures without one get a description from their kind and name.
-    """
-
-    path: Path
-    kind: Kind
-    name: str
-    source: str
-    summary: dict[str, float | int | None]
-    tables: tuple[ResultTable, ...]
-    figures: tuple[Path, ...]
-    warnings: tuple[str, ...] = ()
-    captions: tuple[tuple[str, str], ...] = ()
-
-    def caption(self, figure: Path) -> str:
-        """Return the sentence under ``figure``: the file's own caption, else a description.
-
-        Examples
-        --------
-        >>> run = EvaluationRun(Path("r/p.geo.json"), "geo", "p", "p.csv", {"n": 1}, (), ())
-        >>> run.caption(Path("r/p.error_cdf.png"))
-        'Share of images whose error is at most each distance (cumulative) (p)'
-        """
-        own = dict(self.captions)
-        for key in (figure.name, str(figure)):
-            if key in own:
-                return own[key]
-        return figure_caption(figure, self.name, self.kind)
 
 
 def _is_number(value: object) -> bool:
@@ -284,253 +132,6 @@ def _as_float(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
-
-
-def _kind_from_name(path: Path) -> str | None:
-    for kind in _KINDS:
-        if path.name.endswith(f".{kind}.json"):
-            return kind
-    return None
-
-
-def read_run(path: str | os.PathLike[str]) -> EvaluationRun:
-    """Read and check one evaluation file against the run-folder contract.
-
-    Parameters
-    ----------
-    path
-        A ``<name>.<kind>.json`` file; its figure paths are resolved against its folder.
-
-    Returns
-    -------
-    EvaluationRun
-        The checked contents.
-
-    Raises
-    ------
-    InputFileError
-        The file is not valid JSON, lacks a key or has a value of the wrong type (the message
-        names the file and the key, e.g. ``summary.acc_1km`` or ``figures[0]``), or a figure
-        is missing, not a PNG, or outside the folder.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, orjson
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> doc = {"kind": "classify", "name": "m", "source": "val.csv", "tables": {},
-    ...        "figures": [], "summary": {"n": 10, "top1_error": 0.3, "top5_error": 0.1,
-    ...                                   "top1_acc": 0.7, "top5_acc": 0.9,
-    ...                                   "mean_per_class_acc": None}}
-    >>> _ = (folder / "m.classify.json").write_bytes(orjson.dumps(doc))
-    >>> run = read_run(folder / "m.classify.json")
-    >>> run.kind, run.name, run.summary["top1_acc"]
-    ('classify', 'm', 0.7)
-    >>> del doc["source"]
-    >>> _ = (folder / "m.classify.json").write_bytes(orjson.dumps(doc))
-    >>> read_run(folder / "m.classify.json")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    geoaware.errors.InputFileError: ...m.classify.json, field 'source': missing key ...
-    """
-    path = Path(path)
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read the file ({exc})") from exc
-    except orjson.JSONDecodeError as exc:
-        raise InputFileError(path, f"not valid JSON ({exc})") from exc
-    return _check_run(path, doc)
-
-
-def _check_run(path: Path, doc: object) -> EvaluationRun:
-    if not isinstance(doc, dict):
-        raise InputFileError(
-            path, f"expected a JSON object with keys {list(CONTRACT_KEYS)}, got {type(doc)}"
-        )
-    for key in CONTRACT_KEYS:
-        if key not in doc:
-            raise InputFileError(
-                path,
-                f"missing key (an evaluation file has the keys {', '.join(CONTRACT_KEYS)})",
-                field=key,
-            )
-    kind = doc["kind"]
-    if kind not in _KINDS:
-        raise InputFileError(
-            path, f"kind must be one of {list(_KINDS)}, got {kind!r}", field="kind"
-        )
-    named = _kind_from_name(path)
-    if named is not None and named != kind:
-        raise InputFileError(
-            path, f"the file name says {named!r} but the file says {kind!r}", field="kind"
-        )
-    for key in ("name", "source"):
-        if not isinstance(doc[key], str):
-            raise InputFileError(path, f"expected a string, got {doc[key]!r}", field=key)
-
-    summary = doc["summary"]
-    if not isinstance(summary, dict):
-        raise InputFileError(path, f"expected an object, got {type(summary)}", field="summary")
-    for key in REQUIRED_SUMMARY_KEYS:
-        if key not in summary:
-            raise InputFileError(
-                path,
-                f"missing key (every summary has {', '.join(REQUIRED_SUMMARY_KEYS)}; a {kind} "
-                f"summary usually has {', '.join(_SUMMARY_ORDER[kind])})",
-                field=f"summary.{key}",
-            )
-    for key, value in summary.items():
-        if value is not None and not _is_number(value):
-            raise InputFileError(
-                path, f"expected a number or null, got {value!r}", field=f"summary.{key}"
-            )
-
-    tables_doc = doc["tables"]
-    if not isinstance(tables_doc, dict):
-        raise InputFileError(path, f"expected an object, got {type(tables_doc)}", field="tables")
-    tables = tuple(_check_table(path, title, t) for title, t in tables_doc.items())
-
-    figures_doc = doc["figures"]
-    if not isinstance(figures_doc, list):
-        raise InputFileError(path, f"expected a list, got {type(figures_doc)}", field="figures")
-    figures = tuple(_check_figure(path, i, f) for i, f in enumerate(figures_doc))
-    warnings = doc.get("warnings", [])
-    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
-        raise InputFileError(
-            path, f"expected a list of strings, got {warnings!r}", field="warnings"
-        )
-
-    captions = doc.get("captions", {})
-    if not isinstance(captions, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in captions.items()
-    ):
-        raise InputFileError(
-            path,
-            f"expected an object of figure path -> sentence, got {captions!r}",
-            field="captions",
-        )
-    listed = {f for f in figures_doc if isinstance(f, str)}
-    for key in captions:
-        if key not in listed:
-            raise InputFileError(
-                path, f"caption for {key!r}, which is not among the figures", field="captions"
-            )
-
-    return EvaluationRun(
-        path=path,
-        kind=kind,
-        name=doc["name"],
-        source=doc["source"],
-        summary=dict(summary),
-        tables=tables,
-        figures=figures,
-        warnings=tuple(warnings),
-        captions=tuple((Path(k).name, v) for k, v in captions.items()),
-    )
-
-
-def _check_table(path: Path, title: str, table: object) -> ResultTable:
-    where = f"tables[{title!r}]"
-    if not isinstance(table, dict):
-        raise InputFileError(path, f"expected an object, got {type(table)}", field=where)
-    for key in ("columns", "rows"):
-        if key not in table:
-            raise InputFileError(
-                path, "missing key (a table has columns and rows)", field=f"{where}.{key}"
-            )
-    columns, rows = table["columns"], table["rows"]
-    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        raise InputFileError(path, "expected a list of strings", field=f"{where}.columns")
-    if not isinstance(rows, list):
-        raise InputFileError(path, "expected a list of rows", field=f"{where}.rows")
-    for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise InputFileError(
-                path,
-                f"expected a list of {len(columns)} cells (one per column), got {row!r}",
-                record=i,
-                field=f"{where}.rows",
-            )
-    return ResultTable(str(title), tuple(columns), tuple(tuple(r) for r in rows))
-
-
-def _check_figure(path: Path, index: int, figure: object) -> Path:
-    field = f"figures[{index}]"
-    if not isinstance(figure, str) or not figure:
-        raise InputFileError(path, f"expected a relative PNG path, got {figure!r}", field=field)
-    folder = path.parent.resolve()
-    target = (folder / figure).resolve()
-    if Path(figure).is_absolute() or not target.is_relative_to(folder):
-        raise InputFileError(
-            path, f"{figure!r} must be a path inside the run folder {folder}", field=field
-        )
-    try:
-        with target.open("rb") as fh:
-            head = fh.read(len(_PNG_SIGNATURE))
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read figure {figure!r} ({exc})", field=field) from exc
-    if head != _PNG_SIGNATURE:
-        raise InputFileError(path, f"figure {figure!r} is not a PNG file", field=field)
-    return target
-
-
-def _scan(run_dir: Path) -> tuple[list[EvaluationRun], list[Path]]:
-    """Read every evaluation file of ``run_dir``; also return the JSON files skipped."""
-    if not run_dir.is_dir():
-        raise InputFileError(run_dir, "not a folder (expected a run folder of evaluation files)")
-    runs: list[EvaluationRun] = []
-    skipped: list[Path] = []
-    for path in sorted(run_dir.glob("*.json")):
-        if not path.is_file() or path.name == MANIFEST_NAME:
-            continue
-        if _kind_from_name(path) is not None:
-            runs.append(read_run(path))
-            continue
-        # Any other JSON is an evaluation file only if it says so; the rest is left alone.
-        try:
-            doc = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            skipped.append(path)
-            continue
-        if isinstance(doc, dict) and doc.get("kind") in _KINDS:
-            runs.append(_check_run(path, doc))
-        else:
-            skipped.append(path)
-    return runs, skipped
-
-
-def read_runs(run_dir: str | os.PathLike[str]) -> list[EvaluationRun]:
-    """Read every evaluation file of a run folder, sorted by file name.
-
-    A ``*.json`` file is an evaluation file when its name ends in ``.<kind>.json`` or its
-    top-level ``kind`` is one of ``geo``, ``classify``, ``zeroshot``, ``retrieval``; other JSON
-    files (configurations, caches) are skipped. Evaluation files are checked with
-    :func:`read_run`, and a bad one stops the reading with its error.
-
-    Parameters
-    ----------
-    run_dir
-        The run folder (not searched recursively).
-
-    Returns
-    -------
-    list of EvaluationRun
-        Possibly empty.
-
-    Raises
-    ------
-    InputFileError
-        ``run_dir`` is not a folder, or an evaluation file breaks the contract.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "config.json").write_text('{"seed": 0}')
-    >>> read_runs(folder)
-    []
-    """
-    return _scan(Path(run_dir))[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -736,7 +337,7 @@ def _summary_columns(kind: str, summaries: Sequence[Mapping[str, object]]) -> li
     present: dict[str, None] = {}
     for summary in summaries:
         present.update(dict.fromkeys(summary))
-    order = _SUMMARY_ORDER[kind]
+    order = SUMMARY_KEYS[kind]
     acc_at = order.index("acc_1km") if "acc_1km" in order else len(order)
 
     def rank(item: tuple[int, str]) -> tuple[float, float, int]:
@@ -863,9 +464,26 @@ def figure_caption(figure: Path, run_name: str, kind: str | None = None) -> str:
     return f"{text} ({run_name})"
 
 
+def run_caption(run: EvaluationRun, figure: Path) -> str:
+    """Return the sentence under ``figure``: the run file's own caption, else a description.
+
+    Examples
+    --------
+    >>> from geoaware.runs import EvaluationRun
+    >>> run = EvaluationRun(Path("r/p.geo.json"), "geo", "p", "p.csv", {"n": 1}, (), ())
+    >>> run_caption(run, Path("r/p.error_cdf.png"))
+    'Share of images whose error is at most each distance (cumulative) (p)'
+    """
+    own = dict(run.captions)
+    for key in (figure.name, str(figure)):
+        if key in own:
+            return own[key]
+    return figure_caption(figure, run.name, run.kind)
+
+
 def _figure_html(figure: Path, run: EvaluationRun) -> str:
     data = base64.b64encode(figure.read_bytes()).decode("ascii")
-    caption = run.caption(figure)
+    caption = run_caption(run, figure)
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(caption)}">'
         f'<figcaption>{_esc(caption)} <span class="file">{_esc(figure.name)}</span>'
@@ -994,17 +612,17 @@ def build_report(
     if max_table_rows is not None and max_table_rows < 1:
         raise ValueError(f"max_table_rows must be None or at least 1, but given {max_table_rows}")
     run_dir = Path(run_dir)
-    runs, skipped = _scan(run_dir)
+    runs, skipped = scan_runs(run_dir)
     if not runs:
         raise InputFileError(
             run_dir,
             "no evaluation results here (expected <name>.<kind>.json files, kind one of "
-            f"{', '.join(_KINDS)})",
+            f"{', '.join(KINDS)})",
         )
     title = title if title is not None else f"Evaluation report: {run_dir.resolve().name}"
-    runs = _unique_names(sorted(runs, key=lambda r: _KINDS.index(r.kind)))  # stable sort
+    runs = _unique_names(sorted(runs, key=lambda r: KINDS.index(r.kind)))  # stable sort
     anchored = [(f"run-{i + 1}", run) for i, run in enumerate(runs)]
-    by_kind = {k: [(a, r) for a, r in anchored if r.kind == k] for k in _KINDS}
+    by_kind = {k: [(a, r) for a, r in anchored if r.kind == k] for k in KINDS}
     counts = ", ".join(
         f"{len(v)} {_KIND_TITLES[k].lower()} run{'s' if len(v) != 1 else ''}"
         for k, v in by_kind.items()

@@ -1,8 +1,8 @@
 """The ``geoaware embed`` command: a catalog's images into a folder of embeddings shards.
 
 The command parses its options and calls :func:`geoaware.vision.embed.embed_catalog`;
-``register(app)`` adds it to the app. torch, simplejpeg and ray are imported only when the
-command runs, so ``geoaware --help`` stays fast.
+``cli.py`` adds this module's ``app`` to the top-level app. torch, simplejpeg and ray are
+imported only when the command runs, so ``geoaware --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,35 +14,26 @@ import typer
 
 from geoaware.clikit import CatalogArg, JsonOpt, emit_json, out, table
 
-__all__ = ["embed", "register"]
+__all__ = ["JSON_KEYS", "app", "embed"]
 
 JSON_KEYS = (
     "out, encoder, encoder_version, engine, dim, dtype, images, shards, shards_written, "
     "skipped_shards, embedded, failed, failed_file, seconds, images_per_second"
 )
 
-
-def register(app: typer.Typer) -> None:
-    """Add the ``embed`` command to ``app``.
-
-    Examples
-    --------
-    >>> app = typer.Typer()
-    >>> register(app)
-    >>> [c.name for c in app.registered_commands]
-    ['embed']
-    """
-    app.command(
-        name="embed",
-        epilog="Example: geoaware embed catalog.parquet --images photos/ --out emb/ "
-        "--encoder efficientnet-lite0 --dtype float16.  Rerun the same command to resume: "
-        "finished shards are skipped.  Encoders: efficientnet-lite0 (offline default), "
-        "open_clip:<arch>/<pretrained>, bioclip, timm:<name>, hf:<model folder or cached org/repo> "
-        "(transformers: CLIP, SigLIP, ...; e.g. hf:openai/clip-vit-large-patch14 for GeoCLIP).  "
-        f"JSON keys: {JSON_KEYS}.",
-    )(embed)
+#: The stage's commands, added to the top-level app by ``cli.py``: ``embed``.
+app = typer.Typer()
 
 
+@app.command(
+    name="embed",
+    epilog="Example: geoaware embed catalog.parquet --images photos/ --out emb/ "
+    "--encoder efficientnet-lite0 --dtype float16.  Rerun the same command to resume: "
+    "finished shards are skipped.  Encoders: efficientnet-lite0 (offline default), "
+    "open_clip:<arch>/<pretrained>, bioclip, timm:<name>, hf:<model folder or cached org/repo> "
+    "(transformers: CLIP, SigLIP, ...; e.g. hf:openai/clip-vit-large-patch14 for GeoCLIP).  "
+    f"JSON keys: {JSON_KEYS}.",
+)
 def embed(
     catalog: CatalogArg,
     images: Annotated[
