@@ -505,7 +505,7 @@ class GalleryGeolocator(Geolocator):
         try:
             return cls(net, cfg, dim=dim, training=dict(config.get("training", {})), **arrays)
         except (UsageError, InvalidCoordinateError) as exc:  # the gallery's coordinates
-            raise InputFileError(folder / "gallery.npz", str(exc), field="gallery_lat") from exc
+            raise InputFileError(folder / "gallery.npz", str(exc)) from exc
 
 
 def _train(
