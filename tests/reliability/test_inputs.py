@@ -398,8 +398,10 @@ def tiny_clip(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("change", "expected"),
-    [  # encoders/base.py's Preprocessing check; hf.py's crop size check
+    [  # encoders/base.py's three Preprocessing checks; hf.py's crop size check
         ({"image_std": [0.0, 0.0, 0.0]}, "mean and std need 3 values, std > 0"),
+        ({"crop_size": {"height": 0, "width": 0}}, "size must be positive, got 0"),
+        ({"size": {"shortest_edge": -5}}, "crop_fraction must be in (0, 1], got -6.4"),
         ({"crop_size": {"longest_edge": 32}}, "unsupported crop_size setting"),
     ],
 )
@@ -423,5 +425,5 @@ def test_embed_names_the_processor_file_of_an_hf_model(
         run("embed", catalog, "--images", PHOTOS, "--out", out, "--encoder", f"hf:{model}",
             "--workers", "0")
     )  # fmt: skip
-    assert f"{config.resolve()}: " in line and expected in line
+    assert f"{config.resolve()}: CLIPImageProcessor" in line and expected in line
     assert not list(out.glob("*.parquet"))

@@ -167,14 +167,17 @@ def preprocessing_from_processor(processor: Any) -> Preprocessing:
         mean, std = [0.0] * 3, [1.0] * 3
     m = tuple(v / scale for v in mean)
     s = tuple(v / scale for v in std)
-    return Preprocessing(
-        side,
-        resize=resize,  # type: ignore[arg-type]
-        crop_fraction=fraction,
-        interpolation=interpolation,  # type: ignore[arg-type]
-        mean=(m[0], m[1], m[2]),
-        std=(s[0], s[1], s[2]),
-    )
+    try:
+        return Preprocessing(
+            side,
+            resize=resize,  # type: ignore[arg-type]
+            crop_fraction=fraction,
+            interpolation=interpolation,  # type: ignore[arg-type]
+            mean=(m[0], m[1], m[2]),
+            std=(s[0], s[1], s[2]),
+        )
+    except UsageError as exc:  # a size, crop or std setting out of range
+        raise UsageError(f"{name}: {exc}") from exc
 
 
 def _locate(spec: str) -> tuple[str, str]:
