@@ -100,6 +100,11 @@ def test_user_partition_and_outputs(tmp_path: Path) -> None:
     assert (tmp_path / "parts" / "samples_per_client.png").exists()
     with pytest.raises(ValueError, match="only once"):
         p.catalog = _catalog()
+    last = p.num_partitions - 1
+    with pytest.raises(KeyError) as info:  # still a KeyError, and one of the stage's errors
+        p.load_partition(last + 1)
+    assert isinstance(info.value, PartitionError)
+    assert str(info.value) == f"partition_id {last + 1} is not in 0..{last}"
 
 
 def test_cell_and_dirichlet_partitions() -> None:

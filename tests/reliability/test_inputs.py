@@ -284,3 +284,146 @@ def test_scan_images_reports_a_name_that_is_not_utf8(tmp_path):
     # Every name the catalog holds opens again under the scanned folder.
     for name in pq.read_table(tmp_path / "c.parquet").column("file_name").to_pylist():
         assert (folder / name).is_file()
+
+
+# --- model folders and encoder folders whose settings or arrays a library check refuses ---------
+# Each case reached a bare ValueError before (a traceback at the CLI); now one line names the file.
+@pytest.fixture(scope="module")
+def fitted(real_catalog, knn_model, tmp_path_factory):
+    """A gallery and a cells model fitted (one epoch) on the k-NN fixture's 400 vectors."""
+    pytest.importorskip("torch")
+    from geoaware.geolocate.model import fit_from_files
+
+    _, emb, _ = knn_model
+    folder = tmp_path_factory.mktemp("fitted")
+    gallery = dict(epochs=1, hidden=16, rff_dim=16, embed_dim=8, image_hidden=0, batch_size=64)
+    fit_from_files(emb, real_catalog, folder / "gallery", method="gallery", split=None, **gallery)
+    fit_from_files(
+        emb, real_catalog, folder / "cells", method="cells", split=None,
+        partitions=[(2, 40)], epochs=1,
+    )  # fmt: skip
+    return {"gallery": folder / "gallery", "cells": folder / "cells", "emb": emb}
+
+
+def _predict_error(model: Path, emb: Path, tmp_path: Path) -> str:
+    out = tmp_path / "pred.csv"
+    line = one_error_line(run("geolocate", "predict", model, emb, "--out", out))
+    assert not out.exists()
+    return line
+
+
+def _rewrite_npz(path: Path, **changes: np.ndarray) -> None:
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    with path.open("wb") as fh:
+        np.savez(fh, **{**arrays, **changes})
+
+
+def test_predict_refuses_a_geoclip_gallery_of_another_dimension(fitted, tmp_path):
+    """gallery.py: GeoCLIP's 768-d check, reached from the folder's config.json."""
+    copy = _model_copy(fitted["gallery"], tmp_path)
+    config = json.loads((copy / "config.json").read_text())
+    config["config"]["init"] = "geoclip"
+    (copy / "config.json").write_text(json.dumps(config))
+    line = _predict_error(copy, fitted["emb"], tmp_path)
+    assert f"{copy / 'config.json'}, field 'dim': GeoCLIP takes the 768-d image features" in line
+    assert "these vectors have 16" in line
+
+
+def test_predict_on_a_gallery_whose_coordinates_differ_in_length(fitted, tmp_path):
+    """gallery.py: the gallery's latitudes and longitudes must pair up."""
+    copy = _model_copy(fitted["gallery"], tmp_path)
+    with np.load(copy / "gallery.npz") as z:
+        lon = z["gallery_lon"]
+    _rewrite_npz(copy / "gallery.npz", gallery_lon=lon[:-1])
+    line = _predict_error(copy, fitted["emb"], tmp_path)
+    assert f"{copy / 'gallery.npz'}: gallery: {lon.size} latitudes but {lon.size - 1}" in line
+
+
+@pytest.mark.parametrize(
+    ("model", "file", "lat", "lon"),
+    [
+        ("gallery", "gallery.npz", "train_lat", "train_lon"),  # was overlap.py's bare raise
+        ("cells", "locations.npz", "lat", "lon"),
+        ("knn", "gallery.npz", "lat", "lon"),
+    ],
+)
+def test_predict_names_training_coordinates_that_differ_in_length(
+    fitted, knn_model, tmp_path, model, file, lat, lon
+):
+    folder = knn_model[0] if model == "knn" else fitted[model]
+    copy = _model_copy(folder, tmp_path)
+    with np.load(copy / file) as z:
+        n = z[lat].size
+        short = z[lon][:-1]
+    _rewrite_npz(copy / file, **{lon: short})
+    line = _predict_error(copy, fitted["emb"], tmp_path)
+    assert f"{copy / file}, field '{lon}': {n - 1} values but '{lat}' has {n}" in line
+
+
+def test_predict_on_a_cells_file_with_overlapping_cells(fitted, tmp_path):
+    """geolocate/cells.py: a cell file whose second cell lies inside its first."""
+    from geoaware.geo.cells import s2_id_token, s2_token_id
+
+    copy = _model_copy(fitted["cells"], tmp_path)
+    lines = (copy / "cells_0.csv").read_text().splitlines()
+    first, second = lines[3].split(","), lines[4].split(",")
+    cell = s2_token_id(first[1])
+    low = cell & -cell
+    child = s2_id_token(cell - low + (low >> 2))  # the first of its four children
+    lines[4] = ",".join([second[0], child, *second[2:]])
+    (copy / "cells_0.csv").write_text("\r\n".join(lines) + "\r\n")
+    line = _predict_error(copy, fitted["emb"], tmp_path)
+    assert f"{copy / 'cells_0.csv'}, field 'hex_id': cells" in line
+    assert f"'{first[1]}'" in line and f"'{child}'" in line and "overlap" in line
+
+
+def test_predict_on_a_cells_model_without_partition_files(fitted, tmp_path):
+    copy = _model_copy(fitted["cells"], tmp_path)
+    config = json.loads((copy / "config.json").read_text())
+    config["partition_files"] = []
+    (copy / "config.json").write_text(json.dumps(config))
+    line = _predict_error(copy, fitted["emb"], tmp_path)
+    assert f"{copy / 'config.json'}, field 'partition_files': names no partition file" in line
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    pytest.importorskip("transformers")
+    pytest.importorskip("tokenizers")
+    from tests.hf_models import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("hf") / "clip", "clip")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [  # encoders/base.py's three Preprocessing checks; hf.py's crop size check
+        ({"image_std": [0.0, 0.0, 0.0]}, "mean and std need 3 values, std > 0"),
+        ({"crop_size": {"height": 0, "width": 0}}, "size must be positive, got 0"),
+        ({"size": {"shortest_edge": -5}}, "crop_fraction must be in (0, 1], got -6.4"),
+        ({"crop_size": {"longest_edge": 32}}, "unsupported crop_size setting"),
+    ],
+)
+def test_embed_names_the_processor_file_of_an_hf_model(
+    tiny_clip, tmp_path, monkeypatch, change, expected
+):
+    if not PHOTOS.is_dir():
+        pytest.skip(f"{PHOTOS} not present")
+    from geoaware.catalog import write_catalog
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = tmp_path / "clip"
+    shutil.copytree(tiny_clip, model)
+    config = model / "preprocessor_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), **change}))
+    catalog = tmp_path / "cat.parquet"
+    table = pa.table({"source": ["s"], "image_id": ["a"], "file_name": ["DSCN0010.jpg"]})
+    write_catalog(table, catalog)
+    out = tmp_path / "emb"
+    line = one_error_line(
+        run("embed", catalog, "--images", PHOTOS, "--out", out, "--encoder", f"hf:{model}",
+            "--workers", "0")
+    )  # fmt: skip
+    assert f"{config.resolve()}: CLIPImageProcessor" in line and expected in line
+    assert not list(out.glob("*.parquet"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from geoaware.errors import GeoawareError
 
-__all__ = ["BuildError", "PartitionError", "SplitError"]
+__all__ = ["BuildError", "PartitionError", "SplitError", "UnknownPartitionError"]
 
 
 class BuildError(GeoawareError, ValueError):
@@ -23,3 +23,15 @@ class SplitError(BuildError):
 
 class PartitionError(BuildError):
     """A partition request is invalid or cannot be satisfied (e.g. Dirichlet ``min_size``)."""
+
+
+class UnknownPartitionError(PartitionError, KeyError):
+    """A partition id outside ``0 .. num_partitions - 1``; still a :class:`KeyError`.
+
+    Examples
+    --------
+    >>> str(UnknownPartitionError("partition_id 7 is not in 0..2"))
+    'partition_id 7 is not in 0..2'
+    """
+
+    __str__ = Exception.__str__  # KeyError's would quote the message

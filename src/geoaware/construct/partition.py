@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.construct.columns import cell_keys, label_values, parse_cell_spec, require_columns
-from geoaware.construct.errors import PartitionError
+from geoaware.construct.errors import PartitionError, UnknownPartitionError
 from geoaware.geo.cells import quadtree_keys, quadtree_levels, quadtree_names
 from geoaware.typing import Float64Array, IntArray, ObjectArray
 
@@ -158,7 +158,9 @@ class CatalogPartitioner(ABC):
         if self._indices is None:
             self._indices = partition_index(self.assignment, self.num_partitions)
         if not 0 <= partition_id < self.num_partitions:
-            raise KeyError(f"partition_id {partition_id} is not in 0..{self.num_partitions - 1}")
+            raise UnknownPartitionError(
+                f"partition_id {partition_id} is not in 0..{self.num_partitions - 1}"
+            )
         return self._indices[partition_id]
 
     def load_partition(self, partition_id: int) -> pa.Table:

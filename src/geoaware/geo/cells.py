@@ -206,7 +206,7 @@ def _coordinates(lat: ArrayLike, lon: ArrayLike) -> tuple[Float64Array, Float64A
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64)).reshape(-1)
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64)).reshape(-1)
     if la.shape != lo.shape:
-        raise ValueError(f"lat and lon differ in length: {la.size} and {lo.size}")
+        raise UsageError(f"lat and lon differ in length: {la.size} and {lo.size}")
     check_coordinates(la, lo)
     return la, lo
 
@@ -284,7 +284,7 @@ def s2_id_token(cell_id: int) -> str:
 
 
 def s2_token_id(token: str) -> int:
-    """Return the S2 cell id of a token; ValueError if it is not a valid cell.
+    """Return the S2 cell id of a token; :class:`~geoaware.errors.UsageError` if it is not a cell.
 
     Examples
     --------
@@ -293,14 +293,14 @@ def s2_token_id(token: str) -> int:
     >>> s2_token_id("48")
     Traceback (most recent call last):
     ...
-    ValueError: S2 token '48' is not a valid cell id
+    geoaware.errors.UsageError: S2 token '48' is not a valid cell id
     """
     if not 1 <= len(token) <= 16 or token.strip("0123456789abcdefABCDEF"):
-        raise ValueError(f"S2 token {token!r} is not 1 to 16 hexadecimal digits")
+        raise UsageError(f"S2 token {token!r} is not 1 to 16 hexadecimal digits")
     value = int(token.ljust(16, "0"), 16)
     low = value & -value
     if value == 0 or (value >> 61) > 5 or (low.bit_length() - 1) % 2:
-        raise ValueError(f"S2 token {token!r} is not a valid cell id")
+        raise UsageError(f"S2 token {token!r} is not a valid cell id")
     return value
 
 

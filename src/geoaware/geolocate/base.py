@@ -22,8 +22,12 @@ from geoaware.predictions.places import PlacePredictions
 __all__ = ["Geolocator", "PlacePredictions", "read_npz", "read_torch_state"]
 
 
-def read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+def read_npz(
+    path: Path, keys: Sequence[str], *, pairs: Sequence[Sequence[str]] = ()
+) -> dict[str, np.ndarray]:
     """Read ``keys`` from a model folder's ``.npz`` file; a damaged file names itself.
+
+    Each of ``pairs`` (e.g. ``("lat", "lon")``) names arrays that must have one shape.
 
     Examples
     --------
@@ -40,9 +44,14 @@ def read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
             missing = [k for k in keys if k not in z.files]
             if missing:
                 raise InputFileError(path, "array is missing", field=missing[0])
-            return {k: z[k] for k in keys}
+            arrays = {k: z[k] for k in keys}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputFileError(path, f"not a readable .npz file ({exc})") from exc
+    for first, second in pairs:
+        a, b = arrays[first], arrays[second]
+        if a.shape != b.shape:
+            raise InputFileError(path, f"{b.size} values but {first!r} has {a.size}", field=second)
+    return arrays
 
 
 def read_torch_state(path: Path) -> Any:

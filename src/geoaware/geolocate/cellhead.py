@@ -180,7 +180,7 @@ def _logits(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 def _vectors(vectors: npt.ArrayLike) -> Float32Array:
     x = np.asarray(vectors, dtype=np.float32)
     if x.ndim != 2:
-        raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {x.shape}")
+        raise UsageError(f"vectors must be a 2-D array (n, dim), got shape {x.shape}")
     if not np.isfinite(x).all():
         row = int(np.argmax(~np.isfinite(x).all(axis=1)))
         raise UsageError(f"vector {row} holds NaN or infinity")
@@ -246,7 +246,7 @@ class CellGeolocator(Geolocator):
         locations: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         if not partitions:
-            raise ValueError("a cell geolocator needs at least one partition")
+            raise UsageError("a cell geolocator needs at least one partition")
         self.partitions = list(partitions)
         self.net = net.eval()
         self.config = config
@@ -312,7 +312,7 @@ class CellGeolocator(Geolocator):
 
         Raises
         ------
-        ValueError
+        geoaware.errors.UsageError
             Mismatched lengths, NaN locations or vectors, bad options, or a partition that
             keeps no cell (thresholds too high for the data).
 
@@ -329,7 +329,7 @@ class CellGeolocator(Geolocator):
         la = np.asarray(lat, dtype=np.float64).reshape(-1)
         lo = np.asarray(lon, dtype=np.float64).reshape(-1)
         if not len(x) == len(la) == len(lo):
-            raise ValueError(f"{len(x)} vectors but {len(la)} latitudes and {len(lo)} longitudes")
+            raise UsageError(f"{len(x)} vectors but {len(la)} latitudes and {len(lo)} longitudes")
         check_coordinates(la, lo, name="training")
         if np.isnan(la).any() or np.isnan(lo).any():
             raise UsageError("training coordinates contain NaN; drop unlocated rows first")
@@ -546,6 +546,8 @@ class CellGeolocator(Geolocator):
             raise InputFileError(where, "missing", field=str(exc.args[0])) from None
         except (TypeError, ValueError) as exc:
             raise InputFileError(where, f"bad cell options ({exc})", field="config") from None
+        if not files:
+            raise InputFileError(where, "names no partition file", field="partition_files")
         for name in (*files, "model.pt"):
             if not (folder / name).is_file():
                 raise InputFileError(folder / name, "missing: not a cells model folder")
@@ -559,7 +561,7 @@ class CellGeolocator(Geolocator):
             ) from exc
         locations = None
         if (folder / "locations.npz").is_file():  # older folders have none: no overlap report
-            npz = read_npz(folder / "locations.npz", ("lat", "lon"))
+            npz = read_npz(folder / "locations.npz", ("lat", "lon"), pairs=[("lat", "lon")])
             locations = (npz["lat"], npz["lon"])
         training = dict(config.get("training", {}))
         return cls(cells, net, settings, dim=dim, training=training, locations=locations)

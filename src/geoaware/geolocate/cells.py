@@ -96,14 +96,14 @@ class CellPartition:
         columns = {"counts": self.counts, "lat": self.lat, "lon": self.lon}
         for name, values in columns.items():
             if np.asarray(values).reshape(-1).size != n:
-                raise ValueError(f"{name} has {np.asarray(values).size} values for {n} tokens")
+                raise UsageError(f"{name} has {np.asarray(values).size} values for {n} tokens")
         ids = np.array([s2_token_id(t) for t in tokens.tolist()], dtype=np.uint64).reshape(-1)
         order = np.argsort(ids, kind="stable")
         low, high = s2_id_ranges(ids)
         overlap = np.flatnonzero(low[order][1:] <= high[order][:-1])
         if overlap.size:
             a, b = order[overlap[0]], order[overlap[0] + 1]
-            raise ValueError(f"cells {tokens[a]!r} and {tokens[b]!r} overlap")
+            raise UsageError(f"cells {tokens[a]!r} and {tokens[b]!r} overlap")
         set_ = object.__setattr__
         set_(self, "tokens", tokens)
         set_(self, "counts", np.asarray(self.counts, dtype=np.int64).reshape(-1))
@@ -330,7 +330,7 @@ def build_cells(
     else:
         w = np.asarray(weights, dtype=np.int64).reshape(-1)
         if w.size != la.size or (w < 0).any():
-            raise ValueError(f"weights must be {la.size} non-negative integers")
+            raise UsageError(f"weights must be {la.size} non-negative integers")
     x, y, z = unit_vector(la, lo).T
     leaf, inverse = np.unique(leaf_ids, return_inverse=True)
     inverse = inverse.reshape(-1)

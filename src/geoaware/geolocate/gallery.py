@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from geoaware.errors import InputFileError, UsageError
+from geoaware.errors import InputFileError, InvalidCoordinateError, UsageError
 from geoaware.fileio import atomic_path, atomic_write_text
 from geoaware.geo.distance import EARTH_RADIUS_KM, check_coordinates
 from geoaware.geo.encode import unit_vector
@@ -97,7 +97,7 @@ class GalleryConfig:
 
     def __post_init__(self) -> None:
         if self.init not in ("", "geoclip"):
-            raise ValueError(f"init must be '' or 'geoclip', got {self.init!r}")
+            raise UsageError(f"init must be '' or 'geoclip', got {self.init!r}")
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
         if not self.sigmas or any(not s > 0 for s in self.sigmas):
             raise UsageError(f"sigmas must be positive numbers, got {self.sigmas}")
@@ -185,7 +185,7 @@ class _Net(nn.Module):
             )
 
             if dim != GEOCLIP_DIM:
-                raise ValueError(
+                raise UsageError(
                     f"GeoCLIP takes the {GEOCLIP_DIM}-d image features of {GEOCLIP_BACKBONE} "
                     f"(geoaware embed --encoder hf:{GEOCLIP_BACKBONE}); these vectors have {dim}"
                 )
@@ -240,7 +240,7 @@ def _unit(lat: npt.ArrayLike, lon: npt.ArrayLike, name: str) -> torch.Tensor:
     lo = np.asarray(lon, dtype=np.float64).reshape(-1)
     check_coordinates(la, lo, name=name)
     if la.shape != lo.shape:
-        raise ValueError(f"{name}: {la.size} latitudes but {lo.size} longitudes")
+        raise UsageError(f"{name}: {la.size} latitudes but {lo.size} longitudes")
     if np.isnan(la).any() or np.isnan(lo).any():
         raise UsageError(f"{name} coordinates contain NaN; drop unlocated rows first")
     return torch.from_numpy(unit_vector(la, lo).astype(np.float32))
@@ -315,10 +315,10 @@ class GalleryGeolocator(Geolocator):
         config = GalleryConfig.from_options(options)
         x = torch.from_numpy(np.array(vectors, dtype=np.float32, copy=True))
         if x.ndim != 2:
-            raise ValueError(f"vectors must be a 2-D array (n, dim), got shape {tuple(x.shape)}")
+            raise UsageError(f"vectors must be a 2-D array (n, dim), got shape {tuple(x.shape)}")
         u = _unit(lat, lon, "training")
         if len(u) != len(x):
-            raise ValueError(f"{len(x)} vectors but {len(u)} locations")
+            raise UsageError(f"{len(x)} vectors but {len(u)} locations")
         if len(x) < 2:
             raise UsageError("contrastive training needs at least 2 located images")
         la = np.asarray(lat, dtype=np.float64).reshape(-1)
@@ -446,7 +446,7 @@ class GalleryGeolocator(Geolocator):
         """Return the model with the gallery coordinates where ``keep`` is False removed."""
         mask = np.asarray(keep, dtype=bool)
         if mask.shape != self.gallery_lat.shape:
-            raise ValueError(f"keep has {mask.size} entries for {self.gallery_lat.size} points")
+            raise UsageError(f"keep has {mask.size} entries for {self.gallery_lat.size} points")
         other = object.__new__(GalleryGeolocator)
         other.__dict__.update(self.__dict__)
         other.gallery_lat, other.gallery_lon = self.gallery_lat[mask], self.gallery_lon[mask]
@@ -492,14 +492,20 @@ class GalleryGeolocator(Geolocator):
             raise InputFileError(
                 folder / "config.json", f"bad gallery config ({exc})", field="config"
             ) from exc
-        net = _Net(dim, cfg, torch.Generator().manual_seed(cfg.seed))
+        try:
+            net = _Net(dim, cfg, torch.Generator().manual_seed(cfg.seed))
+        except UsageError as exc:  # e.g. init "geoclip" with vectors that are not 768-d
+            raise InputFileError(folder / "config.json", str(exc), field="dim") from exc
         try:
             net.load_state_dict(read_torch_state(folder / "model.pt"))
         except (RuntimeError, ValueError) as exc:
             raise InputFileError(folder / "model.pt", f"weights do not load ({exc})") from exc
         keys = ("gallery_lat", "gallery_lon", "train_lat", "train_lon")
-        arrays = read_npz(folder / "gallery.npz", keys)
-        return cls(net, cfg, dim=dim, training=dict(config.get("training", {})), **arrays)
+        arrays = read_npz(folder / "gallery.npz", keys, pairs=[keys[2:]])
+        try:
+            return cls(net, cfg, dim=dim, training=dict(config.get("training", {})), **arrays)
+        except (UsageError, InvalidCoordinateError) as exc:  # the gallery's coordinates
+            raise InputFileError(folder / "gallery.npz", str(exc)) from exc
 
 
 def _train(

@@ -288,7 +288,7 @@ class KnnGeolocator(Geolocator):
         la = np.asarray(lat, dtype=np.float64).reshape(-1)
         lo = np.asarray(lon, dtype=np.float64).reshape(-1)
         if not len(x) == len(la) == len(lo):
-            raise ValueError(f"{len(x)} vectors but {len(la)} latitudes and {len(lo)} longitudes")
+            raise UsageError(f"{len(x)} vectors but {len(la)} latitudes and {len(lo)} longitudes")
         if len(x) == 0:
             raise UsageError("cannot fit k-NN on an empty gallery")
         check_coordinates(la, lo, name="training")
@@ -441,7 +441,7 @@ class KnnGeolocator(Geolocator):
         current = np.flatnonzero(self._kept())
         mask = np.asarray(keep, dtype=bool)
         if mask.shape != current.shape:
-            raise ValueError(f"keep has {mask.size} entries for {current.size} reference points")
+            raise UsageError(f"keep has {mask.size} entries for {current.size} reference points")
         excluded = np.union1d(self.excluded, current[~mask]).astype(np.int64)
         return KnnGeolocator(
             self.index, self.lat, self.lon, self.ids, self.config, dim=self.dim, excluded=excluded
@@ -487,7 +487,9 @@ class KnnGeolocator(Geolocator):
             index = faiss.read_index(str(folder / "index.faiss"))
         except RuntimeError as exc:
             raise InputFileError(folder / "index.faiss", f"not a FAISS index ({exc})") from exc
-        z = read_npz(folder / "gallery.npz", ("lat", "lon", "ids", "excluded"))
+        z = read_npz(
+            folder / "gallery.npz", ("lat", "lon", "ids", "excluded"), pairs=[("lat", "lon")]
+        )
         lat, lon, ids, excluded = z["lat"], z["lon"], z["ids"], z["excluded"]
         if index.ntotal != len(lat):
             raise InputFileError(

@@ -44,7 +44,7 @@ def _points(lat: ArrayLike, lon: ArrayLike, name: str) -> Float64Array:
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     if la.shape != lo.shape or la.ndim != 1:
-        raise ValueError(f"{name}: latitude {la.shape} and longitude {lo.shape} differ in shape")
+        raise UsageError(f"{name}: latitude {la.shape} and longitude {lo.shape} differ in shape")
     check_coordinates(la, lo, name=name)
     if np.isnan(la).any() or np.isnan(lo).any():
         first = int(np.flatnonzero(np.isnan(la) | np.isnan(lo))[0])
@@ -138,8 +138,8 @@ def overlap_report(
     ------
     geoaware.errors.InvalidCoordinateError
         A coordinate out of range.
-    ValueError
-        A NaN coordinate (drop unlocated rows first) or a negative ``km``.
+    geoaware.errors.UsageError
+        Mismatched lengths, a NaN coordinate (drop unlocated rows first) or a negative ``km``.
 
     Examples
     --------

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from geoaware.errors import UsageError
 from geoaware.fileio import atomic_path
 from geoaware.typing import PathLike
 
@@ -75,7 +76,7 @@ def write_predictions(path: PathLike, image_ids: npt.ArrayLike, preds: PlacePred
     out = Path(path)
     ids = np.asarray(image_ids).astype(str)
     if len(ids) != len(preds):
-        raise ValueError(f"{len(ids)} image ids for {len(preds)} predictions")
+        raise UsageError(f"{len(ids)} image ids for {len(preds)} predictions")
     suffix = out.suffix.lower()
     columns: dict[str, Any] = {
         "image_id": pa.array(ids, pa.string()),
@@ -98,7 +99,7 @@ def write_predictions(path: PathLike, image_ids: npt.ArrayLike, preds: PlacePred
             pq.write_table(pa.table(columns), tmp)
         return out
     if suffix != ".csv":
-        raise ValueError(f"predictions go to a .csv or .parquet file, got {out.name!r}")
+        raise UsageError(f"predictions go to a .csv or .parquet file, got {out.name!r}")
     import pandas as pd
 
     frame = pd.DataFrame(

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from geoaware.errors import InputFileError
+from geoaware.errors import InputFileError, UsageError
 
 __all__ = ["CsvColumns", "json_objects", "read_csv_columns"]
 
@@ -151,7 +151,7 @@ def read_csv_columns(
         where = str(source) if where is None else where
     header_lines = comment_lines + 1
     if comment_prefixes is not None and len(comment_prefixes) != comment_lines:
-        raise ValueError(f"{len(comment_prefixes)} comment prefixes for {comment_lines} lines")
+        raise UsageError(f"{len(comment_prefixes)} comment prefixes for {comment_lines} lines")
     lines, body_start = _head(data, header_lines, where, comment_prefixes or ())
     names = _check_header(lines[-1], expected_header, extra_columns, where, header_lines)
     body = _Body(data, body_start, header_lines, names, where)
@@ -161,7 +161,7 @@ def read_csv_columns(
     wanted = set(expected_header)
     for column in (*float_columns, *int_columns, *bool_columns, *non_empty, *(ranges or {})):
         if column not in present and (column in wanted or not extra_columns):
-            raise ValueError(f"{column!r} is not a column of {list(expected_header)}")
+            raise UsageError(f"{column!r} is not a column of {list(expected_header)}")
     columns: dict[str, pa.ChunkedArray] = {n: raw.column(n) for n in names}
     for column in non_empty:
         if column in present and columns[column].null_count:

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from geoaware.catalog.io import read_catalog
-from geoaware.errors import GeoawareError, InputFileError
+from geoaware.errors import GeoawareError, InputFileError, UsageError
 from geoaware.typing import PathLike
 from geoaware.vision.decode import OUTSIDE_ROOT, decode_rows
 from geoaware.vision.embeddings import ID_COLUMN, EmbeddingInfo, read_info, shard_name
@@ -216,7 +216,7 @@ def plan_shards(
     (2, [0, 1], [2])
     """
     if shard_size <= 0:
-        raise ValueError(f"shard_size must be positive, got {shard_size}")
+        raise UsageError(f"shard_size must be positive, got {shard_size}")
     out = Path(out)
     n_shards = max(1, math.ceil(len(ids) / shard_size))
     existing: dict[int, Path] = {}
@@ -361,9 +361,9 @@ def embed_catalog(
     """
     t0 = time.perf_counter()
     if batch is not None and batch <= 0:
-        raise ValueError(f"batch must be positive, got {batch}")
+        raise UsageError(f"batch must be positive, got {batch}")
     if engine not in ("local", "ray"):
-        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+        raise UsageError(f"engine must be 'local' or 'ray', got {engine!r}")
     if not Path(images_root).is_dir():
         raise InputFileError(images_root, "no such images folder (--images)")
     ids, paths = _image_rows(catalog, images_root)

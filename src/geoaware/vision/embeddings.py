@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geoaware.errors import InputFileError
+from geoaware.errors import InputFileError, UsageError
 from geoaware.fileio import atomic_path
 from geoaware.typing import PathLike
 
@@ -61,9 +61,9 @@ class EmbeddingInfo:
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+            raise UsageError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
         if self.dim <= 0:
-            raise ValueError(f"dim must be positive, got {self.dim}")
+            raise UsageError(f"dim must be positive, got {self.dim}")
 
     def to_json(self) -> str:
         """Return the metadata string (sorted keys, so equal infos give equal strings)."""
@@ -115,9 +115,9 @@ def shard_name(index: int) -> str:
 def _table(ids: Sequence[str] | np.ndarray, vectors: np.ndarray, info: EmbeddingInfo) -> pa.Table:
     vectors = np.ascontiguousarray(vectors, dtype=_DTYPES[info.dtype])
     if vectors.ndim != 2 or vectors.shape[1] != info.dim:
-        raise ValueError(f"vectors must have shape (n, {info.dim}), got {vectors.shape}")
+        raise UsageError(f"vectors must have shape (n, {info.dim}), got {vectors.shape}")
     if len(ids) != len(vectors):
-        raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        raise UsageError(f"{len(ids)} ids for {len(vectors)} vectors")
     flat = pa.array(vectors.reshape(-1))
     column = pa.FixedSizeListArray.from_arrays(flat, info.dim)
     table = pa.table(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from geoaware.errors import GeoawareError
+from geoaware.errors import GeoawareError, UsageError
 
 __all__ = ["Encoder", "NoTextTowerError", "Preprocessing", "UnknownEncoderError"]
 
@@ -72,17 +72,17 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if self.size <= 0:
-            raise ValueError(f"size must be positive, got {self.size}")
+            raise UsageError(f"size must be positive, got {self.size}")
         if self.resize not in ("center_crop", "squash"):
-            raise ValueError(f"resize must be 'center_crop' or 'squash', got {self.resize!r}")
+            raise UsageError(f"resize must be 'center_crop' or 'squash', got {self.resize!r}")
         if not 0 < self.crop_fraction <= 1:
-            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
+            raise UsageError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
         if self.interpolation not in ("bilinear", "bicubic"):
-            raise ValueError(
+            raise UsageError(
                 f"interpolation must be 'bilinear' or 'bicubic', got {self.interpolation!r}"
             )
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"mean and std need 3 values, std > 0; got {self.mean}, {self.std}")
+            raise UsageError(f"mean and std need 3 values, std > 0; got {self.mean}, {self.std}")
 
     @property
     def decode_side(self) -> int:
@@ -113,7 +113,7 @@ class Preprocessing:
         m = tuple(float(v) * 255.0 for v in mean)
         s = tuple(float(v) * 255.0 for v in std)
         if len(m) != 3 or len(s) != 3:
-            raise ValueError(f"mean and std need 3 values, got {mean}, {std}")
+            raise UsageError(f"mean and std need 3 values, got {mean}, {std}")
         return cls(size, mean=(m[0], m[1], m[2]), std=(s[0], s[1], s[2]), **kwargs)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from geoaware.errors import DependencyNotFoundError, GeoawareError
+from geoaware.errors import DependencyNotFoundError, GeoawareError, InputFileError, UsageError
 from geoaware.vision.encoders.base import Preprocessing
 from geoaware.vision.encoders.torch_module import TorchModuleEncoder
 
@@ -102,14 +102,14 @@ def _as_dict(value: Any) -> Any:
     return {k: v for k, v in items if v is not None}
 
 
-def _side(value: Any, key: str) -> int:
+def _side(value: Any, key: str, name: str) -> int:
     value = _as_dict(value)
     if isinstance(value, dict):
         if key in value:
             return int(value[key])
         if "height" in value:
             return int(value["height"])
-        raise ValueError(f"unsupported size {value}")
+        raise GeoawareError(f"{name}: unsupported crop_size setting {value!r}")
     return int(value)
 
 
@@ -137,7 +137,9 @@ def preprocessing_from_processor(processor: Any) -> Preprocessing:
         raise GeoawareError(f"{name}: processors that do not resize are not supported")
     if isinstance(size, dict) and "shortest_edge" in size:
         short = int(size["shortest_edge"])
-        side = _side(getattr(processor, "crop_size", None) or short, "height") if crop else short
+        side = (
+            _side(getattr(processor, "crop_size", None) or short, "height", name) if crop else short
+        )
         if not crop:
             raise GeoawareError(
                 f"{name}: a shortest-edge resize without a centre crop gives images of "
@@ -149,7 +151,7 @@ def preprocessing_from_processor(processor: Any) -> Preprocessing:
             raise GeoawareError(f"{name}: non-square input {size} is not supported")
         side = int(size["height"])
         if crop:
-            side = _side(getattr(processor, "crop_size", None) or side, "height")
+            side = _side(getattr(processor, "crop_size", None) or side, "height", name)
         resize, fraction = "squash", 1.0
     else:
         raise GeoawareError(f"{name}: unsupported size setting {size!r}")
@@ -165,14 +167,17 @@ def preprocessing_from_processor(processor: Any) -> Preprocessing:
         mean, std = [0.0] * 3, [1.0] * 3
     m = tuple(v / scale for v in mean)
     s = tuple(v / scale for v in std)
-    return Preprocessing(
-        side,
-        resize=resize,  # type: ignore[arg-type]
-        crop_fraction=fraction,
-        interpolation=interpolation,  # type: ignore[arg-type]
-        mean=(m[0], m[1], m[2]),
-        std=(s[0], s[1], s[2]),
-    )
+    try:
+        return Preprocessing(
+            side,
+            resize=resize,  # type: ignore[arg-type]
+            crop_fraction=fraction,
+            interpolation=interpolation,  # type: ignore[arg-type]
+            mean=(m[0], m[1], m[2]),
+            std=(s[0], s[1], s[2]),
+        )
+    except UsageError as exc:  # a size, crop or std setting out of range
+        raise UsageError(f"{name}: {exc}") from exc
 
 
 def _locate(spec: str) -> tuple[str, str]:
@@ -271,7 +276,10 @@ class HfEncoder(TorchModuleEncoder):
         self.model_type = str(getattr(model.config, "model_type", ""))
         self._dtype = _pick_dtype(precision, device)
         dim = _projection_dim(model)
-        pre = preprocessing_from_processor(processor)
+        try:
+            pre = preprocessing_from_processor(processor)
+        except GeoawareError as exc:  # the folder's image-processor settings
+            raise InputFileError(Path(folder) / "preprocessor_config.json", str(exc)) from exc
         super().__init__(
             model,
             name=name,
@@ -350,5 +358,5 @@ def _pick_dtype(precision: str, device: str | None) -> torch.dtype:
         return torch.float16 if on_gpu else torch.float32
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if precision not in dtypes:
-        raise ValueError(f"precision must be auto or one of {sorted(dtypes)}, got {precision!r}")
+        raise UsageError(f"precision must be auto or one of {sorted(dtypes)}, got {precision!r}")
     return dtypes[precision]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from geoaware.errors import UsageError
 from geoaware.vision.encoders.base import Encoder, Preprocessing
 
 __all__ = ["TorchModuleEncoder", "pick_device"]
@@ -93,7 +94,7 @@ class TorchModuleEncoder(Encoder):
         """Move a uint8 ``NHWC`` batch to the device as normalised float ``NCHW``."""
         size = self.preprocessing.size
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (size, size, 3):
-            raise ValueError(
+            raise UsageError(
                 f"{self.name}: expected uint8 pixels of shape (n, {size}, {size}, 3), "
                 f"got {batch.dtype} {batch.shape}"
             )
@@ -114,7 +115,7 @@ class TorchModuleEncoder(Encoder):
         with torch.inference_mode():
             out = self.forward(self.to_input(batch)).reshape(len(batch), -1).float()
             if out.shape[1] != self.dim:
-                raise ValueError(f"{self.name}: module gave {out.shape[1]} values, not {self.dim}")
+                raise UsageError(f"{self.name}: module gave {out.shape[1]} values, not {self.dim}")
             if self._normalize:
                 out = torch.nn.functional.normalize(out, dim=1)
             result: np.ndarray = out.cpu().numpy()
