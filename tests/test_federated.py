@@ -135,10 +135,8 @@ def test_partitioner_bad_input(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 def _cli() -> typer.Typer:
-    from geoaware.construct.commands import register
+    from geoaware.federated.commands import app
 
-    app = typer.Typer()
-    register(app)
     return app
 
 

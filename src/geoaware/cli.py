@@ -974,6 +974,7 @@ def _source(name: str, registry: dict[str, Any]) -> Any:
 
 from geoaware.construct.commands import register as register_build  # noqa: E402
 from geoaware.evaluate.commands import register as register_imagetext  # noqa: E402
+from geoaware.federated import commands as federated_commands  # noqa: E402
 from geoaware.geolocate.commands import register as register_geolocate  # noqa: E402
 from geoaware.priors.commands import register as register_priors  # noqa: E402
 from geoaware.vision.commands import register as register_vision  # noqa: E402
@@ -983,6 +984,7 @@ register_priors(app)
 register_imagetext(app)
 register_geolocate(app)
 register_vision(app)
+app.add_typer(federated_commands.app)
 
 
 def main() -> None:

@@ -99,15 +99,21 @@ RETRIEVAL_SUMMARY_KEYS: tuple[str, ...] = (
     "mean_recall",
 )
 #: The summary keys of a ``federated`` run (``geoaware fl simulate --out``; ``n``: held-out
-#: rows), in column order: final federated and centralised top-1/top-5 and the best baseline.
+#: rows), in column order: final federated and centralised top-1/top-5, their difference
+#: (federated minus centralised, in percentage points: what federation costs), the best
+#: baseline, and the clients with the median and largest client's training rows.
 FEDERATED_SUMMARY_KEYS: tuple[str, ...] = (
     "n",
     "fed_top1_acc",
     "central_top1_acc",
+    "fed_minus_central_top1_acc",
     "fed_top5_acc",
     "central_top5_acc",
+    "fed_minus_central_top5_acc",
     "best_baseline_top5_acc",
     "clients",
+    "median_client",
+    "largest_client",
     "rounds",
 )
 #: The summary keys every evaluation file must have (thresholds and k are the evaluator's choice).
@@ -161,7 +167,9 @@ _NOTES = {
     "(text to image); mean recall averages them.",
     "federated": "FedAvg over the clients of a partition against the same model trained centrally "
     "on the union of their training rows for the same epochs; top-k accuracy on held-out rows "
-    "after the last round; the baselines are those of `prior eval`, fitted on the same rows.",
+    "after the last round; fed − central is what federation costs (negative: federated is "
+    "behind), in percentage points; the baselines are those of `prior eval`, fitted on the "
+    "same rows. Each run's section has its accuracy by round and its client sizes.",
 }
 _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "n": ("images", ""),
@@ -194,6 +202,10 @@ _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "fed_top5_acc": ("federated", "top-5"),
     "central_top5_acc": ("centralised", "top-5"),
     "best_baseline_top5_acc": ("best baseline", "top-5"),
+    "fed_minus_central_top1_acc": ("fed − central", "top-1, points"),
+    "fed_minus_central_top5_acc": ("fed − central", "top-5, points"),
+    "median_client": ("median client", "training rows"),
+    "largest_client": ("largest client", "training rows"),
 }
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LONG_TABLE_ROWS = 25
