@@ -220,7 +220,7 @@ class PriorModel:
     Examples
     --------
     >>> from geoaware.priors import PriorConfig
-    >>> m = PriorModel(2, PriorConfig(width=8, blocks=1, dropout=0.0, batch_size=8, lr=0.01))
+    >>> m = PriorModel(2, PriorConfig(width=8, blocks=1, dropout=0.0, batch_size=8, lr=0.02))
     >>> x = m.features(np.array([40.0, -40.0] * 8), np.array([10.0, -100.0] * 8))
     >>> y = np.array([0, 1] * 8)
     >>> w, loss = m.fit(m.initial(), x, y, epochs=30, seed=[0])
