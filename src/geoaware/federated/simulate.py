@@ -66,7 +66,9 @@ class SimulationSettings:
     local_epochs
         Epochs each sampled client runs per round.
     fraction_fit
-        Share of the clients sampled for training each round (at least one client).
+        Share of the clients sampled for training each round: ``round(clients * share)``,
+        at least one (Flower's own count, from the clients connected at that moment, can
+        come out lower while a large simulation is still registering its clients).
     seed
         Seeds the hold-out hash, the client sampling and every SGD shuffle.
     model
@@ -391,9 +393,12 @@ def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> An
             w, x, y, epochs=epochs, seed=[settings.seed, pid, rnd], mu=mu,
             start_epoch=(rnd - 1) * epochs,
         )  # fmt: skip
-        metrics: dict[str, int | float | list[int] | list[float]] = {"num-examples": len(y)}
-        if len(y):
-            metrics["train_loss"] = loss
+        # every reply carries the same keys (Flower refuses to aggregate otherwise); a client
+        # whose rows are all held out weighs 0 in both averages
+        metrics: dict[str, int | float | list[int] | list[float]] = {
+            "num-examples": len(y),
+            "train_loss": loss if len(y) else 0.0,
+        }
         content = RecordDict({"arrays": ArrayRecord(new_w), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)
 
@@ -557,12 +562,13 @@ def simulate_fedavg(
             return MetricRecord(dict(acc))
 
         n = task.num_partitions
+        per_round = max(1, round(n * s.fraction_fit))
         strategy: FedAvg = (
-            FedProx(fraction_train=s.fraction_fit, fraction_evaluate=0.0, min_train_nodes=1,
-                    min_available_nodes=n, proximal_mu=s.proximal_mu)
+            FedProx(fraction_train=s.fraction_fit, fraction_evaluate=0.0,
+                    min_train_nodes=per_round, min_available_nodes=n, proximal_mu=s.proximal_mu)
             if s.proximal_mu > 0
-            else FedAvg(fraction_train=s.fraction_fit, fraction_evaluate=0.0, min_train_nodes=1,
-                        min_available_nodes=n)
+            else FedAvg(fraction_train=s.fraction_fit, fraction_evaluate=0.0,
+                        min_train_nodes=per_round, min_available_nodes=n)
         )  # fmt: skip
         result = strategy.start(
             grid=stoppable_grid(grid, stop),
