@@ -135,10 +135,8 @@ def test_partitioner_bad_input(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 def _cli() -> typer.Typer:
-    from geoaware.construct.commands import register
+    from geoaware.federated.commands import app
 
-    app = typer.Typer()
-    register(app)
     return app
 
 
@@ -340,6 +338,10 @@ def test_fl_simulate_prior_model_real_flower(tmp_path: Path) -> None:
     report = doc["simulation"]
     assert report["model"] == "prior" and report["settings"]["seed"] == 3
     assert report["model_settings"]["width"] == 256 and report["model_settings"]["lr"] == 0.005
+    # ~80 training rows per label: prior train's auto recipe is the published one
+    assert report["recipe"]["name"] == "published" and report["recipe"]["asked"] == "auto"
+    assert report["model_settings"]["encoding"] == "wrap"
+    assert report["partitioning"] == "by user" and "(prior, published recipe)" in doc["source"]
     assert sum(report["client_sizes"]) == report["rows_train"] and len(report["client_sizes"]) == 3
     final = report["final"]
     # three far-apart clusters, three labels: the prior learns them, federated and central
@@ -439,3 +441,138 @@ def test_train_softmax_proximal_term_holds_weights_near_the_start() -> None:
     same, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), mu=0.0, **kw)
     assert np.array_equal(free, same)
     assert np.linalg.norm(held - w0) < 0.5 * np.linalg.norm(free - w0)
+
+
+# ---------------------------------------------------------------------------------------------
+def test_fl_prior_recipe_is_chosen_as_prior_train_chooses_it() -> None:
+    """auto: small-data below a median of 50 training rows per class, published from 50 up."""
+    from geoaware.federated.simulate import SimulationSettings
+    from geoaware.priors.config import SMALL_DATA_BELOW
+
+    few = np.repeat(np.arange(40), 7)  # 7 rows per class, fg_geo-like
+    many = np.repeat(np.arange(3), SMALL_DATA_BELOW)
+    small = SimulationSettings(model="prior", seed=4).make_model(40, few)
+    assert small.recipe.name == "small-data" and small.config.encoding == "fourier"  # type: ignore[attr-defined]
+    assert small.config.seed == 4 and small.config.lr == 5e-3  # type: ignore[attr-defined]
+    assert "median 7 observations per class over 40 classes" in small.recipe.reason  # type: ignore[attr-defined]
+    big = SimulationSettings(model="prior", lr=0.01).make_model(3, many)
+    assert big.recipe.name == "published" and big.config.encoding == "wrap"  # type: ignore[attr-defined]
+    assert big.config.lr == 0.01  # type: ignore[attr-defined]  # --lr wins over the recipe
+    asked = SimulationSettings(model="prior", recipe="published").make_model(40, few)
+    assert asked.recipe.name == "published" and asked.recipe.asked == "published"  # type: ignore[attr-defined]
+    with pytest.raises(BuildError, match="recipe must be auto, published or small-data"):
+        SimulationSettings(model="prior", recipe="tiny")
+
+
+def test_prior_model_learning_rate_decays_across_rounds() -> None:
+    """A client in a later round starts from prior train's decayed rate, not the first one."""
+    from geoaware.federated.models import PriorModel
+    from geoaware.priors import PriorConfig
+
+    x_lat, x_lon = np.array([10.0, -30.0, 50.0] * 10), np.array([0.0, 90.0, -90.0] * 10)
+    y = np.array([0, 1, 2] * 10)
+    decaying = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=16, lr_decay=0.5))
+    x = decaying.features(x_lat, x_lon)
+    w0 = decaying.initial()
+    step = [np.abs(a - b).sum() for a, b in zip(
+        decaying.fit(w0, x, y, epochs=1, seed=[0])[0], w0, strict=True)]  # fmt: skip
+    late = [np.abs(a - b).sum() for a, b in zip(
+        decaying.fit(w0, x, y, epochs=1, seed=[0], start_epoch=6)[0], w0, strict=True)]  # fmt: skip
+    assert sum(late) < 0.1 * sum(step)  # lr * 0.5**6
+    flat = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=16, lr_decay=1.0))
+    a, _ = flat.fit(w0, x, y, epochs=1, seed=[0])
+    b, _ = flat.fit(w0, x, y, epochs=1, seed=[0], start_epoch=6)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+
+
+def test_heldout_accuracy_in_chunks_matches_all_at_once() -> None:
+    from geoaware.federated.models import SoftmaxModel, topk_accuracy
+    from geoaware.federated.simulate import heldout_accuracy
+
+    rng = np.random.default_rng(0)
+    m = SoftmaxModel(9)
+    w = [rng.normal(size=(5, 9))]
+    x, y = rng.normal(size=(1001, 4)), rng.integers(0, 9, 1001)
+    whole = topk_accuracy(m.scores(w, x), y)
+    chunked = heldout_accuracy(m, w, x, y, chunk=64)
+    assert chunked.keys() == whole.keys()
+    assert all(abs(chunked[k] - whole[k]) < 1e-12 for k in whole)
+    assert 0.05 < whole["top1_acc"] < whole["top5_acc"] < 1.0
+
+
+def _fake_report(parts: str, scheme: str, fed: float, central: float) -> dict[str, Any]:
+    rounds = [
+        {"round": r, "federated_accuracy": fed * r / 2, "centralised_accuracy": central * r / 2,
+         "federated_top5": 2 * fed * r / 2, "centralised_top5": 2 * central * r / 2,
+         "train_loss": 1.0 / r, "seconds": 3.0}
+        for r in (1, 2)
+    ]  # fmt: skip
+    return {"partitions": parts, "partitioning": scheme, "model": "prior", "rows_heldout": 100,
+            "clients": 4, "rounds": 2, "client_sizes": [1, 5, 9, 40], "per_round": rounds,
+            "recipe": {"name": "small-data"}, "strategy": "fedavg",
+            "baselines": {"nearest_neighbours": {"top1_acc": 0.1, "top5_acc": 0.3}}}  # fmt: skip
+
+
+def test_report_compares_federated_runs_across_partitionings(tmp_path: Path) -> None:
+    """One report, one summary row per partitioning: fed, central, the gap, client sizes."""
+    from geoaware.federated.report import write_federated_run
+    from geoaware.report.html import build_report, read_runs
+
+    run = tmp_path / "run"
+    write_federated_run(_fake_report("parts-cell", "by cell (h3:2)", 0.02, 0.10), run, "cell")
+    write_federated_run(_fake_report("parts-d1", "Dirichlet (alpha 1)", 0.08, 0.10), run, "d1")
+    runs = {r.name: r for r in read_runs(run)}
+    assert runs["cell"].source == "parts-cell: by cell (h3:2) (prior, small-data recipe)"
+    assert runs["cell"].summary["fed_minus_central_top1_acc"] == pytest.approx(-0.08)
+    assert runs["d1"].summary["fed_minus_central_top5_acc"] == pytest.approx(-0.04)
+    assert runs["d1"].summary["median_client"] == 7.0
+    assert runs["d1"].summary["largest_client"] == 40
+    html = build_report(run, run / "report.html").read_text()
+    summary = html[html.index('id="summary-federated"') :].split("</section>")[0]
+    assert "fed − central" in summary and "median client" in summary
+    # the smallest cost is the best value of the gap column
+    assert "<strong>-2.0%</strong>" in summary and "-8.0%" in summary
+    assert html.count("data:image/png;base64") == 4  # accuracy by round + sizes, per run
+
+
+def test_fl_command_is_registered_on_the_geoaware_cli() -> None:
+    from geoaware.cli import app
+
+    result = CliRunner().invoke(app, ["fl", "simulate", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--recipe" in result.stdout and "--no-compare" in result.stdout
+
+
+def test_fl_simulate_without_the_comparison_real_flower(tmp_path: Path) -> None:
+    """--no-compare (the timing runs at scale): no centralised run, no baselines; the run
+    document still renders, with the seconds of each round."""
+    import orjson
+
+    from geoaware.construct.keys import unit_hash
+
+    table = _catalog(90)
+    # a fourth user whose one image is held out: a client with no training row
+    lone = next(f"lone{i}" for i in range(100) if unit_hash([f"lone{i}"], 0)[0] < 0.3)
+    extra = {**table.slice(0, 1).to_pydict(), "image_id": [lone], "user_id": ["u9"]}
+    table = pa.concat_tables([table, pa.table(extra, schema=table.schema)])
+    cat, parts = _partition_folder(tmp_path, table)
+    run = tmp_path / "run"
+    args = ["fl", "simulate", str(parts), "--catalog", str(cat), "--rounds", "2",
+            "--no-compare", "--holdout", "0.3", "--fraction-fit", "0.9", "--out", str(run),
+            "--name", "n", "--json"]  # fmt: skip
+    result = CliRunner().invoke(_cli(), args)
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert report["baselines"] == {} and report["centralised_seconds"] is None
+    assert report["final"]["centralised_accuracy"] is None
+    assert report["partitioning"] == "by user" and report["recipe"] is None
+    assert all(r["seconds"] > 0 for r in report["per_round"])
+    assert report["seconds_per_round"] == pytest.approx(
+        sum(r["seconds"] for r in report["per_round"]) / 2
+    )
+    assert 0.2 < report["rows_heldout"] / 91 < 0.4
+    assert report["clients"] == 4 and report["client_sizes"][3] == 0
+    doc = orjson.loads((run / "n.federated.json").read_bytes())
+    assert doc["summary"]["fed_minus_central_top1_acc"] is None
+    # round(4 clients * 0.9) = 4 clients a round (Flower's own count gives 3), the empty one too
+    assert (run / "n.flower.log").read_text().count("Sampled 4 nodes (out of 4)") == 2

@@ -19,6 +19,7 @@ from geoaware.clikit import GeoawareGroup, err, out
 from geoaware.construct import commands as construct_commands
 from geoaware.errors import GeoawareError
 from geoaware.evaluate import commands as evaluate_commands
+from geoaware.federated import commands as federated_commands
 from geoaware.geolocate import commands as geolocate_commands
 from geoaware.priors import commands as priors_commands
 from geoaware.report import commands as report_commands
@@ -65,7 +66,8 @@ for _stage in (
     sources_commands,  # sources, fetch, ingest, scan-images
     report_commands,  # report, info
     evaluate_commands,  # eval geo/classify/zeroshot/retrieval, submission check/write
-    construct_commands,  # split, leakage, partition, build fg-geo, check fg-geo, fl
+    construct_commands,  # split, leakage, partition, build fg-geo, check fg-geo
+    federated_commands,  # fl simulate
     vision_commands,  # embed
     priors_commands,  # prior train/predict/eval/fuse/map
     geolocate_commands,  # geolocate fit/predict

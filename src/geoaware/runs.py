@@ -107,15 +107,21 @@ RETRIEVAL_SUMMARY_KEYS: tuple[str, ...] = (
     "mean_recall",
 )
 #: The summary keys of a ``federated`` run (``geoaware fl simulate --out``; ``n``: held-out
-#: rows), in column order: final federated and centralised top-1/top-5 and the best baseline.
+#: rows), in column order: final federated and centralised top-1/top-5, their difference
+#: (federated minus centralised, in percentage points: what federation costs), the best
+#: baseline, and the clients with the median and largest client's training rows.
 FEDERATED_SUMMARY_KEYS: tuple[str, ...] = (
     "n",
     "fed_top1_acc",
     "central_top1_acc",
+    "fed_minus_central_top1_acc",
     "fed_top5_acc",
     "central_top5_acc",
+    "fed_minus_central_top5_acc",
     "best_baseline_top5_acc",
     "clients",
+    "median_client",
+    "largest_client",
     "rounds",
 )
 #: The summary keys every evaluation file must have (thresholds and k are the evaluator's choice).

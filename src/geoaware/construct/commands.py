@@ -1,7 +1,7 @@
 """The dataset-construction commands: build/check fg-geo, split, leakage, partition.
 
-``cli.py`` adds this module's ``app`` to the top-level app. The ``fl`` group is still added
-by :func:`register` until it moves to ``geoaware/federated/commands.py``.
+``cli.py`` adds this module's ``app`` to the top-level app (``fl`` lives in
+:mod:`geoaware.federated.commands`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ __all__ = [
     "check_app",
     "leakage",
     "partition",
-    "register",
     "split",
 ]
 
@@ -342,118 +341,3 @@ def partition(
         emit_json(stats)
         return
     _show_partition(stats, out_dir)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ``fl`` group to ``app`` (until it moves to geoaware/federated/commands.py)."""
-    fl_app = typer.Typer(
-        help="Federated learning on partition folders.",
-        epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3",
-        no_args_is_help=True,
-    )
-    app.add_typer(fl_app, name="fl")
-
-    @fl_app.command(
-        "simulate",
-        epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3 "
-        "--out runs/fl (or --model prior; or --model head --embeddings emb.parquet "
-        "--with-location).  Needs flwr[simulation] (Ray: --num-cpus CPUs, 1 per client and 1 BLAS "
-        "thread each; started and shut down by the command, also on Ctrl-C or SIGTERM).  "
-        "With --out RUN: Flower's log goes to RUN/NAME.flower.log and the run (settings, "
-        "accuracy by round, client sizes) to RUN/NAME.federated.json for `geoaware report`.  "
-        "JSON keys: "
-        "partitions, catalog, clients, classes, rows_train, rows_heldout, rows_dropped, rounds, "
-        "client_sizes, settings, strategy, local_epochs, fraction_fit, seed, lr, batch_size, "
-        "holdout, model, "
-        "model_settings, initial_accuracy, per_round (each: round, federated_accuracy, "
-        "centralised_accuracy, federated_top5, centralised_top5, train_loss), final (the same "
-        "four accuracies), baselines (each: top1_acc, top5_acc), seconds, log and run_file "
-        "(with --out).",
-    )
-    def fl_simulate(
-        partitions_dir: Annotated[
-            Path, typer.Argument(help="Folder written by `geoaware partition`.")
-        ],
-        catalog: Annotated[Path, typer.Option(help="The catalog it was built from.")],
-        rounds: Annotated[int, typer.Option(help="Federated rounds.")] = 3,
-        local_epochs: Annotated[int, typer.Option(help="Client epochs per round.")] = 1,
-        fraction_fit: Annotated[
-            float, typer.Option(help="Share of clients trained per round.")
-        ] = 1.0,
-        seed: Annotated[int, typer.Option(help="Seed of hold-out, sampling and SGD.")] = 0,
-        model: Annotated[
-            str, typer.Option(help="softmax (location), prior (prior network) or head.")
-        ] = "softmax",
-        embeddings: Annotated[
-            Path | None, typer.Option(help="With --model head: image embeddings file/folder.")
-        ] = None,
-        with_location: Annotated[
-            bool, typer.Option(help="With --model head: append the location features.")
-        ] = False,
-        proximal_mu: Annotated[
-            float, typer.Option(help="FedProx proximal weight (0: FedAvg).")
-        ] = 0.0,
-        lr: Annotated[
-            float | None, typer.Option(help="Learning rate (default: softmax 0.5, prior 5e-4).")
-        ] = None,
-        num_cpus: Annotated[int, typer.Option(help="CPUs given to Ray (1 per client).")] = 2,
-        out_dir: Annotated[
-            Path | None, typer.Option("--out", help="Run folder: Flower's log and the report.")
-        ] = None,
-        name: Annotated[
-            str | None, typer.Option(help="Run name (default fedavg-MODEL-PARTITIONS).")
-        ] = None,
-        json: JsonOpt = False,
-    ) -> None:
-        """FedAvg (Flower simulation) of a location model, beside centralised training."""
-        from geoaware.clikit import fmt_metric, table
-        from geoaware.federated.simulate import SimulationSettings, simulate_fedavg
-
-        settings = SimulationSettings(
-            rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed,
-            lr=lr, num_cpus=num_cpus, model=model, with_location=with_location,
-            embeddings=None if embeddings is None else str(embeddings),
-            proximal_mu=proximal_mu,
-        )  # fmt: skip
-        run_name = name or f"fedavg-{model}-{partitions_dir.name}"
-        log = None if out_dir is None else out_dir / f"{run_name}.flower.log"
-        report = simulate_fedavg(partitions_dir, catalog, settings, log_file=log)
-        if out_dir is not None:
-            from geoaware.federated.report import write_federated_run
-
-            report["log"] = str(log)
-            report["run_file"] = str(write_federated_run(report, out_dir, run_name))
-        if json:
-            emit_json(report)
-            return
-        rows = [
-            [
-                r["round"],
-                fmt_metric("federated_acc", r["federated_accuracy"]),
-                fmt_metric("centralised_acc", r["centralised_accuracy"]),
-                fmt_metric("federated_acc", r["federated_top5"]),
-                fmt_metric("centralised_acc", r["centralised_top5"]),
-                "" if r["train_loss"] is None else f"{r['train_loss']:.4f}",
-            ]
-            for r in report["per_round"]
-        ]
-        title = (
-            f"FedAvg of {report['model']}, {report['clients']:,} clients, "
-            f"{report['classes']:,} labels, "
-            f"{report['rows_train']:,} train / {report['rows_heldout']:,} held-out rows "
-            f"(initial accuracy {fmt_metric('acc_0', report['initial_accuracy'])})"
-        )
-        columns = ["round", "federated top-1", "centralised top-1", "federated top-5",
-                   "centralised top-5", "client loss"]  # fmt: skip
-        out.print(table(title, columns, rows))
-        base = [
-            [name, fmt_metric("top1_acc", b["top1_acc"]), fmt_metric("top5_acc", b["top5_acc"])]
-            for name, b in report.get("baselines", {}).items()
-        ]
-        if base:
-            out.print(table("baselines (held-out rows)", ["baseline", "top-1", "top-5"], base))
-        if out_dir is not None:
-            out.print(f"[bold]run folder[/] {out_dir}: {report['run_file']}, Flower's log {log}")
-
-
-register(app)

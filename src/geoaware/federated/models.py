@@ -29,6 +29,7 @@ from geoaware.construct.errors import BuildError
 
 if TYPE_CHECKING:
     from geoaware.priors.model import PriorNet
+    from geoaware.priors.recipes import RecipeChoice
 
 __all__ = ["FlModel", "HeadModel", "PriorModel", "SoftmaxModel", "topk_accuracy"]
 
@@ -54,9 +55,13 @@ class FlModel(Protocol):
 
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
-        seed: list[int], mu: float = 0.0,
+        seed: list[int], mu: float = 0.0, start_epoch: int = 0,
     ) -> tuple[Weights, float]:  # fmt: skip
-        """Run ``epochs`` from ``weights`` on ``(x, y)``; return new weights and the mean loss."""
+        """Run ``epochs`` from ``weights`` on ``(x, y)``; return new weights and the mean loss.
+
+        ``start_epoch`` counts the epochs the model had before (a learning-rate schedule
+        continues from there).
+        """
         ...
 
     def scores(self, weights: Weights, x: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
@@ -121,7 +126,7 @@ class SoftmaxModel:
 
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
-        seed: list[int], mu: float = 0.0,
+        seed: list[int], mu: float = 0.0, start_epoch: int = 0,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
         from geoaware.federated.simulate import train_softmax
@@ -205,13 +210,17 @@ class PriorModel:
         Output classes.
     config
         A :class:`~geoaware.priors.config.PriorConfig` (its encoding, network, loss weight,
-        batch size, balanced sampling, learning rate and seed). The full loss (``full`` or
-        ``full_me``) is supported, without the photographer loss, the date or GeoCLIP.
+        batch size, balanced sampling, learning rate with its per-epoch decay, and seed). The
+        full loss (``full`` or ``full_me``) is supported, without the photographer loss, the
+        date or GeoCLIP.
+    recipe
+        The :class:`~geoaware.priors.recipes.RecipeChoice` the config came from (kept for
+        the run's report), or None.
 
     Examples
     --------
     >>> from geoaware.priors import PriorConfig
-    >>> m = PriorModel(2, PriorConfig(width=8, blocks=1, dropout=0.0, batch_size=8, lr=0.01))
+    >>> m = PriorModel(2, PriorConfig(width=8, blocks=1, dropout=0.0, batch_size=8, lr=0.02))
     >>> x = m.features(np.array([40.0, -40.0] * 8), np.array([10.0, -100.0] * 8))
     >>> y = np.array([0, 1] * 8)
     >>> w, loss = m.fit(m.initial(), x, y, epochs=30, seed=[0])
@@ -221,7 +230,7 @@ class PriorModel:
 
     name = "prior"
 
-    def __init__(self, n_classes: int, config: object) -> None:
+    def __init__(self, n_classes: int, config: object, recipe: RecipeChoice | None = None) -> None:
         from geoaware.priors import PriorConfig
 
         if not isinstance(config, PriorConfig):
@@ -232,6 +241,7 @@ class PriorModel:
             raise BuildError("federated priors use a location-only input and no user loss")
         self.n_classes = n_classes
         self.config = config
+        self.recipe = recipe
 
     def features(
         self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
@@ -262,7 +272,7 @@ class PriorModel:
 
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
-        seed: list[int], mu: float = 0.0,
+        seed: list[int], mu: float = 0.0, start_epoch: int = 0,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
         import torch
@@ -276,7 +286,8 @@ class PriorModel:
         torch.manual_seed(int(rng.integers(2**31)))
         x_all = torch.from_numpy(np.asarray(x, dtype=np.float32))
         y_all = torch.from_numpy(np.asarray(y, dtype=np.int64))
-        opt = torch.optim.Adam(net.parameters(), lr=c.lr)
+        # the learning rate continues prior train's per-epoch decay from ``start_epoch``
+        opt = torch.optim.Adam(net.parameters(), lr=c.lr * c.lr_decay**start_epoch)
         anchor = [p.detach().clone() for p in net.parameters()] if mu > 0 else None
         fused = FullLossHead(c.pos_weight) if c.loss == "full" else None
         net.train()
@@ -305,6 +316,8 @@ class PriorModel:
                 opt.step()
                 total += float(loss.detach())
                 steps += 1
+            for group in opt.param_groups:
+                group["lr"] *= c.lr_decay
         net.eval()
         new = [v.detach().numpy().copy() for v in net.state_dict().values()]
         return new, total / steps if steps else float("nan")

@@ -42,19 +42,29 @@ def federated_document(report: dict[str, Any], name: str) -> dict[str, Any]:
     >>> d = federated_document(r, "fedavg")
     >>> d["kind"], d["summary"]["fed_top1_acc"], d["tables"]["client sizes"]["rows"][0]
     ('federated', 0.5, ['clients', 2])
+    >>> round(d["summary"]["fed_minus_central_top1_acc"], 3), d["summary"]["median_client"]
+    (-0.1, 4.0)
     """
     last = report["per_round"][-1]
     sizes = np.asarray(report["client_sizes"], dtype=np.float64)
     baselines = report.get("baselines", {})
     best = max(baselines.items(), key=lambda kv: kv[1]["top5_acc"], default=None)
+
+    def gap(fed: float | None, central: float | None) -> float | None:
+        return None if fed is None or central is None else fed - central
+
     summary: dict[str, Any] = {
         "n": report["rows_heldout"],
         "fed_top1_acc": last["federated_accuracy"],
         "central_top1_acc": last["centralised_accuracy"],
+        "fed_minus_central_top1_acc": gap(last["federated_accuracy"], last["centralised_accuracy"]),
         "fed_top5_acc": last["federated_top5"],
         "central_top5_acc": last["centralised_top5"],
+        "fed_minus_central_top5_acc": gap(last["federated_top5"], last["centralised_top5"]),
         "best_baseline_top5_acc": None if best is None else best[1]["top5_acc"],
         "clients": report["clients"],
+        "median_client": float(np.median(sizes)) if sizes.size else None,
+        "largest_client": int(sizes.max()) if sizes.size else None,
         "rounds": report["rounds"],
     }
     rounds = [
@@ -74,7 +84,7 @@ def federated_document(report: dict[str, Any], name: str) -> dict[str, Any]:
     return {
         "kind": "federated",
         "name": name,
-        "source": f"{report['partitions']} ({report['model']})",
+        "source": _source(report),
         "summary": summary,
         "tables": {
             "accuracy by round": {"columns": _ROUND_COLUMNS, "rows": rounds},
@@ -87,6 +97,19 @@ def federated_document(report: dict[str, Any], name: str) -> dict[str, Any]:
         "figures": [],
         "simulation": report,
     }
+
+
+def _source(report: dict[str, Any]) -> str:
+    """Name the partition folder, its scheme, the model and its recipe, e.g. for the summary."""
+    how = [report["model"]]
+    recipe = report.get("recipe")
+    if recipe:
+        how.append(f"{recipe['name']} recipe")
+    if report.get("strategy") == "fedprox":
+        how.append(f"FedProx mu {report['settings']['proximal_mu']:g}")
+    scheme = report.get("partitioning")
+    where = f"{report['partitions']}: {scheme}" if scheme else str(report["partitions"])
+    return f"{where} ({', '.join(how)})"
 
 
 def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
@@ -105,13 +128,18 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
         ("federated_top5", "federated top-5", "-s"),
         ("centralised_top5", "centralised top-5", "--s"),
     ):
-        ax.plot(r, [100 * p[key] for p in per], style, label=label)
+        if all(p[key] is not None for p in per):  # no centralised run: no line
+            ax.plot(r, [100 * p[key] for p in per], style, label=label)
     best = doc["summary"]["best_baseline_top5_acc"]
     if best is not None:
         ax.axhline(100 * best, color="grey", lw=1, ls=":", label="best baseline top-5")
     ax.set_xlabel("round")
     ax.set_ylabel("held-out accuracy (%)")
-    ax.set_title(f"FedAvg of {report['model']}, {report['clients']:,} clients")
+    scheme = report.get("partitioning")
+    ax.set_title(
+        f"FedAvg of {report['model']}, {report['clients']:,} clients"
+        + (f", {scheme}" if scheme else "")
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     acc = out_dir / f"{name}.accuracy_by_round.png"

@@ -18,6 +18,9 @@ this module is where each is handled:
   its agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) running after an interrupt
   (and Flower shuts Ray down itself first, after which they are no longer our children), so
   the processes Ray starts are recorded while the session runs and ended if they outlive it.
+  Flower's backend threads may still call an actor after Ray is shut down, and Ray would then
+  start a new local cluster on its own (its "auto connect"), which nobody shuts down: the
+  session turns that off for the process.
 * **Noise.** Flower's log (with its deprecation warnings) and Python warnings raised during
   the run go to a log file instead of the console; Ray's start banner and worker output stay
   out of the console too.
@@ -90,7 +93,11 @@ def ray_session(num_cpus: int, *, object_store_mb: int = 100) -> Iterator[None]:
     """
     _require_flower()
     import ray
+    from ray._private import auto_init_hook
 
+    # a Flower thread calling an actor after the shutdown must fail, not start a new Ray
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+    auto_init_hook.enable_auto_connect = False
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no GPU is used

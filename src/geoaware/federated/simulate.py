@@ -43,6 +43,7 @@ __all__ = [
     "FlTask",
     "SimulationSettings",
     "accuracy",
+    "heldout_accuracy",
     "load_task",
     "simulate_fedavg",
     "train_softmax",
@@ -65,7 +66,9 @@ class SimulationSettings:
     local_epochs
         Epochs each sampled client runs per round.
     fraction_fit
-        Share of the clients sampled for training each round (at least one client).
+        Share of the clients sampled for training each round: ``round(clients * share)``,
+        at least one (Flower's own count, from the clients connected at that moment, can
+        come out lower while a large simulation is still registering its clients).
     seed
         Seeds the hold-out hash, the client sampling and every SGD shuffle.
     model
@@ -78,9 +81,16 @@ class SimulationSettings:
     proximal_mu
         0: FedAvg; above 0: Flower's FedProx with this proximal weight (clients add
         ``mu / 2 * ||w - w_global||^2`` to their loss).
+    recipe
+        With ``"prior"``: ``auto`` (chosen from the training rows of all clients together, as
+        ``geoaware prior train`` chooses it: :func:`~geoaware.priors.recipes.choose_recipe`),
+        ``published`` or ``small-data``.
+    compare
+        Train the centralised model and fit the baselines beside the federated run (True);
+        False leaves them out (a timing run at scale).
     lr
         Learning rate (clients and centralised alike); None: the model's default (SGD 0.5
-        for ``softmax``, the :class:`~geoaware.priors.PriorConfig` Adam rate for ``prior``).
+        for ``softmax``, the recipe's Adam rate for ``prior``).
     batch_size
         Softmax mini-batch size (the prior uses its config's).
     holdout
@@ -108,16 +118,32 @@ class SimulationSettings:
     embeddings: str | None = None
     with_location: bool = False
     proximal_mu: float = 0.0
+    recipe: str = "auto"
+    compare: bool = True
 
-    def make_model(self, n_classes: int) -> FlModel:
-        """Return the model these settings train, for ``n_classes`` classes."""
+    def make_model(self, n_classes: int, train_labels: IntArray | None = None) -> FlModel:
+        """Return the model these settings train, for ``n_classes`` classes.
+
+        ``train_labels`` (the label codes of every client's training rows) choose the prior's
+        recipe with ``recipe="auto"``; the choice is kept in the model's ``recipe``.
+
+        Examples
+        --------
+        >>> m = SimulationSettings(model="prior").make_model(3, np.array([0, 0, 1, 2]))
+        >>> m.recipe.name, m.config.encoding
+        ('small-data', 'fourier')
+        """
         from geoaware.federated.models import HeadModel, PriorModel, SoftmaxModel
 
         if self.model == "prior":
-            from geoaware.priors import PriorConfig
+            from geoaware.priors.recipes import choose_recipe, recipe_config
 
-            config = PriorConfig(seed=self.seed)
-            return PriorModel(n_classes, config if self.lr is None else config.replace(lr=self.lr))
+            labels = np.zeros(0, np.int64) if train_labels is None else train_labels
+            choice = choose_recipe(labels, self.recipe)
+            options: dict[str, Any] = {"seed": self.seed}
+            if self.lr is not None:
+                options["lr"] = self.lr
+            return PriorModel(n_classes, recipe_config(choice, options), recipe=choice)
         lr = 0.5 if self.lr is None else self.lr
         if self.model == "head" and self.embeddings is not None:
             return HeadModel(n_classes, self.embeddings, with_location=self.with_location,
@@ -133,6 +159,8 @@ class SimulationSettings:
             raise BuildError(f"fraction_fit must be in (0, 1], got {self.fraction_fit}")
         if not 0.0 < self.holdout < 1.0:
             raise BuildError(f"holdout must be in (0, 1), got {self.holdout}")
+        if self.recipe not in ("auto", "published", "small-data"):
+            raise BuildError(f"recipe must be auto, published or small-data, got {self.recipe!r}")
         if self.model not in ("softmax", "prior", "head"):
             raise BuildError(f"model must be softmax, prior or head, got {self.model!r}")
         if (self.model == "head") != (self.embeddings is not None):
@@ -361,10 +389,16 @@ def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> An
         rnd = int(str(config["server-round"]))
         epochs = int(str(config["local-epochs"]))
         mu = float(str(config.get("proximal-mu", 0.0)))
-        new_w, loss = model.fit(w, x, y, epochs=epochs, seed=[settings.seed, pid, rnd], mu=mu)
-        metrics: dict[str, int | float | list[int] | list[float]] = {"num-examples": len(y)}
-        if len(y):
-            metrics["train_loss"] = loss
+        new_w, loss = model.fit(
+            w, x, y, epochs=epochs, seed=[settings.seed, pid, rnd], mu=mu,
+            start_epoch=(rnd - 1) * epochs,
+        )  # fmt: skip
+        # every reply carries the same keys (Flower refuses to aggregate otherwise); a client
+        # whose rows are all held out weighs 0 in both averages
+        metrics: dict[str, int | float | list[int] | list[float]] = {
+            "num-examples": len(y),
+            "train_loss": loss if len(y) else 0.0,
+        }
         content = RecordDict({"arrays": ArrayRecord(new_w), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)
 
@@ -372,6 +406,32 @@ def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> An
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def heldout_accuracy(
+    model: FlModel, weights: Any, x: npt.NDArray[np.floating], y: IntArray, chunk: int = 8192
+) -> dict[str, float]:
+    """Top-1/top-5 of ``model`` with ``weights`` on ``(x, y)``, scored ``chunk`` rows at a time.
+
+    The same figures as :func:`~geoaware.federated.models.topk_accuracy` on all the scores,
+    without holding an ``(n, classes)`` matrix for a large held-out set.
+
+    Examples
+    --------
+    >>> from geoaware.federated.models import SoftmaxModel
+    >>> m = SoftmaxModel(2)
+    >>> w = [np.array([[1.0, -1.0]] + [[0.0, 0.0]] * 4)]
+    >>> heldout_accuracy(m, w, np.array([[1.0, 0, 0, 0], [-1.0, 0, 0, 0]]), np.array([0, 0]), 1)
+    {'top1_acc': 0.5, 'top5_acc': 1.0}
+    """
+    if not len(y):
+        return topk_accuracy(np.zeros((0, 1)), y)
+    hits = {"top1_acc": 0.0, "top5_acc": 0.0}
+    for a in range(0, len(y), chunk):
+        acc = topk_accuracy(model.scores(weights, x[a : a + chunk]), y[a : a + chunk])
+        for k in hits:
+            hits[k] += acc[k] * len(y[a : a + chunk])
+    return {k: v / len(y) for k, v in hits.items()}
 
 
 def _centralised(
@@ -382,9 +442,10 @@ def _centralised(
     w, out = model.initial(), []
     for r in range(1, s.rounds + 1):
         w, _ = model.fit(
-            w, x[train], task.y[train], epochs=s.local_epochs, seed=[s.seed, 1 << 30, r]
-        )
-        out.append(topk_accuracy(model.scores(w, x[test]), task.y[test]))
+            w, x[train], task.y[train], epochs=s.local_epochs, seed=[s.seed, 1 << 30, r],
+            start_epoch=(r - 1) * s.local_epochs,
+        )  # fmt: skip
+        out.append(heldout_accuracy(model, w, x[test], task.y[test]))
     return out
 
 
@@ -425,9 +486,12 @@ def simulate_fedavg(
     -------
     dict
         ``clients``, ``classes``, ``rows_train``, ``rows_heldout``, ``rows_dropped``, the
-        settings, ``initial_accuracy``, ``per_round`` (each: ``round``,
-        ``federated_accuracy``, ``centralised_accuracy``, ``train_loss``), ``final`` and
-        ``seconds``.
+        settings, ``recipe`` (the prior's recipe choice, else None), ``initial_accuracy``,
+        ``per_round`` (each: ``round``, federated and centralised top-1 and top-5,
+        ``train_loss``, ``seconds``), ``final``, ``baselines``, ``seconds_per_round`` (from
+        the initial evaluation to the last round's), ``centralised_seconds`` and ``seconds``.
+        Without ``settings.compare`` the centralised figures are None and ``baselines`` is
+        empty.
 
     Raises
     ------
@@ -463,15 +527,18 @@ def simulate_fedavg(
     task = load_task(partitions_dir, catalog, holdout=s.holdout, seed=s.seed)
     if task.num_partitions < 1:
         raise BuildError(f"{partitions_dir}: the partition file lists no client")
-    model = s.make_model(len(task.classes))
+    model = s.make_model(len(task.classes), task.y[~task.heldout])
     x = model.features(task.lat, task.lon, task.image_ids)
     test = task.heldout
     x_test, y_test = x[test], task.y[test]
     w0 = model.initial()
-    central = _centralised(model, x, task, s)
-    baselines = _baselines(task)
+    t_central = time.perf_counter()
+    central = _centralised(model, x, task, s) if s.compare else None
+    baselines = _baselines(task) if s.compare else {}
+    central_seconds = time.perf_counter() - t_central
 
     federated: dict[int, dict[str, float]] = {}
+    finished: dict[int, float] = {}
     losses: dict[int, float | None] = {}
     server = ServerApp()
     stop, done = threading.Event(), threading.Event()
@@ -489,17 +556,19 @@ def simulate_fedavg(
         random.seed(s.seed)  # Flower samples clients with the global random module
 
         def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-            acc = topk_accuracy(model.scores(arrays.to_numpy_ndarrays(), x_test), y_test)
+            acc = heldout_accuracy(model, arrays.to_numpy_ndarrays(), x_test, y_test)
             federated[server_round] = acc
+            finished[server_round] = time.perf_counter()
             return MetricRecord(dict(acc))
 
         n = task.num_partitions
+        per_round = max(1, round(n * s.fraction_fit))
         strategy: FedAvg = (
-            FedProx(fraction_train=s.fraction_fit, fraction_evaluate=0.0, min_train_nodes=1,
-                    min_available_nodes=n, proximal_mu=s.proximal_mu)
+            FedProx(fraction_train=s.fraction_fit, fraction_evaluate=0.0,
+                    min_train_nodes=per_round, min_available_nodes=n, proximal_mu=s.proximal_mu)
             if s.proximal_mu > 0
-            else FedAvg(fraction_train=s.fraction_fit, fraction_evaluate=0.0, min_train_nodes=1,
-                        min_available_nodes=n)
+            else FedAvg(fraction_train=s.fraction_fit, fraction_evaluate=0.0,
+                        min_train_nodes=per_round, min_available_nodes=n)
         )  # fmt: skip
         result = strategy.start(
             grid=stoppable_grid(grid, stop),
@@ -541,10 +610,11 @@ def simulate_fedavg(
         {
             "round": r,
             "federated_accuracy": federated[r]["top1_acc"],
-            "centralised_accuracy": central[r - 1]["top1_acc"],
+            "centralised_accuracy": None if central is None else central[r - 1]["top1_acc"],
             "federated_top5": federated[r]["top5_acc"],
-            "centralised_top5": central[r - 1]["top5_acc"],
+            "centralised_top5": None if central is None else central[r - 1]["top5_acc"],
             "train_loss": losses.get(r),
+            "seconds": finished[r] - finished[r - 1],
         }
         for r in range(1, s.rounds + 1)
     ]
@@ -552,6 +622,7 @@ def simulate_fedavg(
     sizes = np.bincount(task.partition[~task.heldout], minlength=task.num_partitions)
     return {
         "partitions": str(partitions_dir),
+        "partitioning": _partitioning(partitions_dir),
         "catalog": str(catalog),
         "clients": task.num_partitions,
         "classes": len(task.classes),
@@ -570,17 +641,34 @@ def simulate_fedavg(
         "model": s.model,
         "strategy": "fedprox" if s.proximal_mu > 0 else "fedavg",
         "model_settings": _model_settings(model),
+        "recipe": None if getattr(model, "recipe", None) is None else model.recipe.to_dict(),  # type: ignore[attr-defined]
         "initial_accuracy": federated[0]["top1_acc"],
         "per_round": per_round,
         "final": {
             "federated_accuracy": federated[s.rounds]["top1_acc"],
-            "centralised_accuracy": central[-1]["top1_acc"],
+            "centralised_accuracy": per_round[-1]["centralised_accuracy"],
             "federated_top5": federated[s.rounds]["top5_acc"],
-            "centralised_top5": central[-1]["top5_acc"],
+            "centralised_top5": per_round[-1]["centralised_top5"],
         },
         "baselines": baselines,
+        "seconds_per_round": (finished[s.rounds] - finished[0]) / s.rounds,
+        "centralised_seconds": central_seconds if s.compare else None,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _partitioning(partitions_dir: str | os.PathLike[str]) -> str | None:
+    """Name the scheme of a partition folder from its ``stats.json`` (None without one)."""
+    import orjson
+
+    from geoaware.construct.stats import scheme_title
+
+    folder = Path(partitions_dir)
+    stats = (folder if folder.is_dir() else folder.parent) / "stats.json"
+    try:
+        return scheme_title(orjson.loads(stats.read_bytes()))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def _model_settings(model: FlModel) -> dict[str, Any]:

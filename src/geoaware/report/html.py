@@ -86,7 +86,9 @@ _NOTES = {
     "(text to image); mean recall averages them.",
     "federated": "FedAvg over the clients of a partition against the same model trained centrally "
     "on the union of their training rows for the same epochs; top-k accuracy on held-out rows "
-    "after the last round; the baselines are those of `prior eval`, fitted on the same rows.",
+    "after the last round; fed − central is what federation costs (negative: federated is "
+    "behind), in percentage points; the baselines are those of `prior eval`, fitted on the "
+    "same rows. Each run's section has its accuracy by round and its client sizes.",
 }
 _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "n": ("images", ""),
@@ -119,6 +121,10 @@ _HEADERS: dict[str, tuple[str, str]] = {  # key -> (label, second line)
     "fed_top5_acc": ("federated", "top-5"),
     "central_top5_acc": ("centralised", "top-5"),
     "best_baseline_top5_acc": ("best baseline", "top-5"),
+    "fed_minus_central_top1_acc": ("fed − central", "top-1, points"),
+    "fed_minus_central_top5_acc": ("fed − central", "top-5, points"),
+    "median_client": ("median client", "training rows"),
+    "largest_client": ("largest client", "training rows"),
 }
 _LONG_TABLE_ROWS = 25
 

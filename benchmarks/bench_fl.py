@@ -1,0 +1,356 @@
+"""Benchmark: federated training of the geographic prior, ours against Flower's quickstart.
+
+Two parts, one JSON line at the end.
+
+**Seconds per round at iNat2021's shape.** A synthetic catalog with iNat2021's users (158,873
+photographers, long-tailed images per user: lognormal, every user at least one image),
+iNat2021's 10,000 species and 2,686,843 images (iNat2021 train; ``--quick``: 300,000) is
+partitioned by user (one client per photographer). Both sides train the same prior network
+(:class:`geoaware.federated.models.PriorModel`, the recipe ``auto`` picks from the catalog)
+with FedAvg, 100 clients sampled per round, one local epoch, Ray with 2 CPUs, and evaluate the
+global model on the same held-out rows (0.5 % of the images, by image-id hash) after each
+round:
+
+* ours: :func:`geoaware.federated.simulate.simulate_fedavg` (what ``geoaware fl simulate``
+  runs; ``compare=False``: no centralised run at this size);
+* the baseline, written as in Flower's quickstart (``flwr new``'s PyTorch template with the
+  NumPyClient API): a ``NumPyClient`` whose ``client_fn`` loads its partition from a
+  ``FederatedDataset`` over the catalog's Parquet with a ``NaturalIdPartitioner`` on
+  ``user_id`` (cached per worker process, as the template does), ``FedAvg`` with server-side
+  ``evaluate_fn``, ``run_simulation``. It runs in a child process with
+  ``OPENBLAS_NUM_THREADS=1`` (without it Ray's start can deadlock in OpenBLAS, the bug that
+  ``fl simulate`` fixes) and the processes it leaves are ended afterwards.
+
+Seconds per round are measured the same way on both sides, between the server's evaluations:
+``steady`` from round 2 on (the first round of each pays its start: the baseline builds its
+partition index in every worker) and ``whole`` from the initial evaluation to the last.
+``ratio`` = baseline steady s/round / ours.
+
+**What federation costs on fg_geo.** The fg_geo catalog is built from the release (from
+``GEOAWARE_MIRROR`` or ``/work/shared/data``, as ``geoaware demo`` does), partitioned at species
+level by cell (H3 resolution 2, 836 clients, 50 sampled a round), and by Dirichlet alpha 0.1
+and 1.0 (20 clients, all trained each round); each runs ``fl simulate --model prior`` with the
+centralised model beside it. fg_geo has no photographer (no ``user_id``), so it has no user
+partition (``by_user_on_fg_geo`` says so; the by-user run is the timing one above, whose
+synthetic labels carry no signal). The gap is federated minus centralised top-1/top-5 on the
+held-out rows after the last round.
+
+The baseline has a deadline (``--timeout``; quick 180 s): a baseline that has not finished
+its rounds by then is stopped, and ``ratio`` is then a lower bound (``ratio_at_least``: the
+deadline over the rounds, against ours over the whole run, start included).
+
+``--quick`` (or ``GEOAWARE_BENCH_QUICK=1``, what ``make bench`` sets): a tenth of iNat2021
+(15,888 users, 268,684 images, the same 10,000 species and 100 clients a round), 2 rounds at
+scale, 1 round per fg_geo partitioning; about 6 minutes on the loaded 2-core machine.
+
+    python benchmarks/bench_fl.py [--quick] [--rounds 5] [--fg-rounds 10] [--images 2686843]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+USERS = 158_873
+SPECIES = 10_000
+IMAGES = 2_686_843
+CLIENTS_PER_ROUND = 100
+HOLDOUT = 0.005
+
+
+def make_catalog(path: Path, images: int, users: int, species: int, seed: int) -> None:
+    """The synthetic iNat2021-shaped catalog of ``bench_partition.py``."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_partition import make_catalog as make
+
+    make(path, images, users, species, seed)
+
+
+def ours(parts: Path, catalog: Path, rounds: int, fraction: float, log: Path) -> dict[str, Any]:
+    from geoaware.federated.simulate import SimulationSettings, simulate_fedavg
+
+    s = SimulationSettings(
+        rounds=rounds, fraction_fit=fraction, model="prior", compare=False, holdout=HOLDOUT,
+        num_cpus=2,
+    )  # fmt: skip
+    r = simulate_fedavg(parts, catalog, s, log_file=log)
+    per = [p["seconds"] for p in r["per_round"]]
+    return {
+        "steady_s_per_round": float(np.mean(per[1:])) if len(per) > 1 else per[0],
+        "whole_s_per_round": r["seconds_per_round"],
+        "round_seconds": per,
+        "seconds": r["seconds"],
+        "clients": r["clients"],
+        "recipe": r["recipe"],
+        "model_settings": r["model_settings"],
+        "final_top5": r["final"]["federated_top5"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the baseline: Flower's quickstart, in a child process
+
+
+def baseline_child(catalog: Path, config: dict[str, Any], rounds: int, clients: int) -> None:
+    """Run the quickstart-style simulation and print one JSON line of timings."""
+    import flwr
+    from flwr.client import ClientApp, NumPyClient
+    from flwr.common import Context, ndarrays_to_parameters
+    from flwr.server import ServerApp, ServerAppComponents, ServerConfig
+    from flwr.server.strategy import FedAvg
+    from flwr.simulation import run_simulation
+    from flwr_datasets import FederatedDataset
+    from flwr_datasets.partitioner import NaturalIdPartitioner
+
+    from geoaware.construct.keys import unit_hash
+    from geoaware.federated.models import PriorModel
+    from geoaware.federated.simulate import heldout_accuracy
+    from geoaware.priors import PriorConfig
+
+    model = PriorModel(SPECIES, PriorConfig(**config))
+    fds: FederatedDataset | None = None
+    cache = str(catalog.parent / "hf")
+
+    def load_data(partition_id: int) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal fds
+        if fds is None:  # as the quickstart: one FederatedDataset per worker process
+            fds = FederatedDataset(
+                dataset="parquet", data_files={"train": str(catalog)}, cache_dir=cache,
+                partitioners={"train": NaturalIdPartitioner(partition_by="user_id")},
+            )  # fmt: skip
+        part = fds.load_partition(partition_id).with_format("numpy")
+        keep = unit_hash(np.asarray(part["image_id"], dtype=object), 0) >= HOLDOUT
+        x = model.features(np.asarray(part["lat"])[keep], np.asarray(part["lon"])[keep])
+        return x, np.asarray(part["label"], dtype=np.int64)[keep]
+
+    class FlowerClient(NumPyClient):  # type: ignore[misc]
+        def __init__(self, pid: int, x: np.ndarray, y: np.ndarray) -> None:
+            self.pid, self.x, self.y = pid, x, y
+
+        def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> Any:
+            rnd = int(config.get("server_round", 1))
+            w, loss = model.fit(parameters, self.x, self.y, epochs=1, seed=[0, self.pid, rnd],
+                                start_epoch=rnd - 1)  # fmt: skip
+            return w, len(self.y), {"train_loss": loss}
+
+    def client_fn(context: Context) -> Any:
+        pid = int(context.node_config["partition-id"])
+        x, y = load_data(pid)
+        return FlowerClient(pid, x, y).to_client()
+
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(catalog, columns=["image_id", "lat", "lon", "label"])
+    ids = np.asarray(t.column("image_id").to_numpy(zero_copy_only=False), dtype=object)
+    test = unit_hash(ids, 0) < HOLDOUT
+    x_test = model.features(t.column("lat").to_numpy()[test], t.column("lon").to_numpy()[test])
+    y_test = t.column("label").to_numpy().astype(np.int64)[test]
+    stamps: dict[int, float] = {}
+    accs: dict[int, dict[str, float]] = {}
+
+    def evaluate(server_round: int, parameters: list[np.ndarray], config: Any) -> Any:
+        accs[server_round] = heldout_accuracy(model, parameters, x_test, y_test)
+        stamps[server_round] = time.perf_counter()
+        return 0.0, dict(accs[server_round])
+
+    def server_fn(context: Context) -> ServerAppComponents:
+        strategy = FedAvg(
+            fraction_fit=CLIENTS_PER_ROUND / clients, fraction_evaluate=0.0,
+            min_fit_clients=CLIENTS_PER_ROUND, min_available_clients=clients,
+            initial_parameters=ndarrays_to_parameters(model.initial()),
+            evaluate_fn=evaluate,
+            on_fit_config_fn=lambda rnd: {"server_round": rnd},
+        )  # fmt: skip
+        return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=rounds))
+
+    t0 = time.perf_counter()
+    run_simulation(
+        server_app=ServerApp(server_fn=server_fn),
+        client_app=ClientApp(client_fn=client_fn),
+        num_supernodes=clients,
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                        "init_args": {"num_cpus": 2}},
+    )  # fmt: skip
+    per = [stamps[r] - stamps[r - 1] for r in range(1, rounds + 1)]
+    print(json.dumps({
+        "flwr": flwr.__version__,
+        "steady_s_per_round": float(np.mean(per[1:])) if len(per) > 1 else per[0],
+        "whole_s_per_round": (stamps[rounds] - stamps[0]) / rounds,
+        "round_seconds": per,
+        "seconds": time.perf_counter() - t0,
+        "final_top5": accs[rounds]["top5_acc"],
+    }))  # fmt: skip
+
+
+def baseline(catalog: Path, config: dict[str, Any], rounds: int, clients: int,
+             timeout_s: float) -> dict[str, Any]:  # fmt: skip
+    from geoaware.federated.runtime import descendants, end_processes
+
+    cmd = [sys.executable, __file__, "--_baseline", str(catalog), json.dumps(config),
+           str(rounds), str(clients)]  # fmt: skip
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+    seen: dict[int, str] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.5):
+            seen.update(descendants(proc.pid))
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return {"error": f"timed out after {timeout_s:.0f} s", "stderr": err[-1500:]}
+    finally:
+        done.set()
+        left = end_processes(seen, grace_s=3.0)
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}", "stderr": err[-1500:]}
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["processes_ended_after"] = len(left)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# the gap on fg_geo
+
+
+def fg_geo_catalog(folder: Path) -> Path:
+    from geoaware.catalog import write_catalog
+    from geoaware.sources import FgGeoYfcc
+
+    mirror = Path(os.environ.get("GEOAWARE_MIRROR", "/work/shared/data"))
+    cat = folder / "fg_geo.parquet"
+    write_catalog(FgGeoYfcc(mirror / "fg_geo_yfcc").read(), cat)
+    return cat
+
+
+def partition(catalog: Path, out: Path, by: str, **kw: Any) -> Path:
+    from geoaware.catalog import read_catalog
+    from geoaware.construct.partition import make_partitioner
+    from geoaware.construct.stats import write_partitions
+
+    p = make_partitioner(by, level="species", seed=0, **kw)
+    p.catalog = read_catalog(catalog)
+    write_partitions(p, out, level="species", plots=False)
+    return out
+
+
+def gap(parts: Path, catalog: Path, rounds: int, fraction: float, run: Path) -> dict[str, Any]:
+    from geoaware.federated.report import write_federated_run
+    from geoaware.federated.simulate import SimulationSettings, simulate_fedavg
+
+    s = SimulationSettings(rounds=rounds, fraction_fit=fraction, model="prior", num_cpus=2)
+    r = simulate_fedavg(parts, catalog, s, log_file=run / f"{parts.name}.flower.log")
+    write_federated_run(r, run, f"prior-{parts.name}")
+    f = r["final"]
+    return {
+        "clients": r["clients"],
+        "fed_top1": f["federated_accuracy"],
+        "central_top1": f["centralised_accuracy"],
+        "fed_top5": f["federated_top5"],
+        "central_top5": f["centralised_top5"],
+        "gap_top1": f["federated_accuracy"] - f["centralised_accuracy"],
+        "gap_top5": f["federated_top5"] - f["centralised_top5"],
+        "nn_top5": r["baselines"]["nearest_neighbours"]["top5_acc"],
+        "s_per_round": r["seconds_per_round"],
+        "seconds": r["seconds"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get("GEOAWARE_BENCH_QUICK", "") not in ("", "0"),
+        help="300k images, 3 rounds at scale, 1 round per fg_geo partitioning",
+    )
+    ap.add_argument("--images", type=int, default=None, help=f"default {IMAGES:,} (quick 1/10)")
+    ap.add_argument("--users", type=int, default=None, help=f"default {USERS:,} (quick 1/10)")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds at scale (default 5)")
+    ap.add_argument("--fg-rounds", type=int, default=None, help="rounds on fg_geo (default 10)")
+    ap.add_argument("--keep", type=Path, default=None, help="write the fg_geo runs here")
+    ap.add_argument("--timeout", type=float, default=None, help="baseline deadline (s)")
+    args = ap.parse_args()
+    images = args.images or (IMAGES // 10 if args.quick else IMAGES)
+    users = args.users or (USERS // 10 + 1 if args.quick else USERS)
+    timeout = args.timeout or (180.0 if args.quick else 1800.0)
+    rounds = args.rounds or (2 if args.quick else 5)
+    fg_rounds = args.fg_rounds or (1 if args.quick else 10)
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-fl-") as tmp:
+        work = Path(tmp)
+        cat = work / "inat2021.parquet"
+        t0 = time.perf_counter()
+        make_catalog(cat, images, users, SPECIES, 0)
+        parts = partition(cat, work / "parts-user", "user")
+        print(f"catalog and user partition: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        mine = ours(parts, cat, rounds, CLIENTS_PER_ROUND / users, work / "ours.flower.log")
+        print(f"ours: {mine['steady_s_per_round']:.2f} s/round", file=sys.stderr)
+        base = baseline(cat, mine["model_settings"], rounds, users, timeout)
+        print(f"baseline: {base.get('steady_s_per_round', base)}", file=sys.stderr)
+        fg = fg_geo_catalog(work)
+        run = args.keep or work / "runs"
+        gaps: dict[str, Any] = {}
+        for name, by, kw, fraction in (
+            ("cell", "cell", {"cell": "h3:2"}, 50 / 836),
+            ("dirichlet_0.1", "dirichlet", {"alpha": 0.1, "num_partitions": 20}, 1.0),
+            ("dirichlet_1.0", "dirichlet", {"alpha": 1.0, "num_partitions": 20}, 1.0),
+        ):
+            p = partition(fg, work / f"parts-{name}", by, **kw)
+            gaps[name] = gap(p, fg, fg_rounds, fraction, run)
+            print(f"fg_geo {name}: {gaps[name]}", file=sys.stderr)
+    ratio = (
+        base["steady_s_per_round"] / mine["steady_s_per_round"]
+        if "steady_s_per_round" in base
+        else None
+    )
+    at_least = None if ratio is not None else timeout / rounds / mine["whole_s_per_round"]
+    print(json.dumps({
+        "benchmark": "fl simulate --model prior, FedAvg, by user, iNat2021-shaped catalog "
+        f"({images:,} images, {users:,} users, {SPECIES:,} species), "
+        f"{CLIENTS_PER_ROUND} clients a round, {rounds} rounds",
+        "baseline": "Flower quickstart: NumPyClient + FedAvg + run_simulation, "
+        "FederatedDataset(NaturalIdPartitioner on user_id)",
+        "ratio": ratio,
+        "ratio_at_least": at_least,
+        "ours_s_per_round": mine["steady_s_per_round"],
+        "baseline_s_per_round": base.get("steady_s_per_round"),
+        "ours_whole_s_per_round": mine["whole_s_per_round"],
+        "baseline_whole_s_per_round": base.get("whole_s_per_round"),
+        "ours": mine,
+        "baseline_run": base,
+        "fg_geo_rounds": fg_rounds,
+        "fg_geo_gap": gaps,
+        "by_user_on_fg_geo": "not possible: the fg_geo release has no user",
+        "quick": args.quick,
+        "seconds": time.perf_counter() - t_all,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--_baseline":
+        baseline_child(Path(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]),
+                       int(sys.argv[5]))  # fmt: skip
+    else:
+        main()

@@ -1,0 +1,147 @@
+"""CLI commands of the federated stage: ``geoaware fl simulate``.
+
+``app`` carries the ``fl`` group; ``geoaware.cli`` adds it with ``app.add_typer(app)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geoaware.clikit import JsonOpt, emit_json, out
+
+__all__ = ["app", "fl_app", "fl_simulate"]
+
+app = typer.Typer()
+fl_app = typer.Typer(
+    name="fl",
+    help="Federated learning on partition folders.",
+    epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --rounds 3",
+    no_args_is_help=True,
+)
+app.add_typer(fl_app, name="fl")
+
+
+@fl_app.command(
+    "simulate",
+    epilog="Example: geoaware fl simulate parts/ --catalog catalog.parquet --model prior "
+    "--rounds 3 --out runs/fl (or --model head --embeddings emb.parquet --with-location; "
+    "--model softmax is a softmax regression on the location).  Needs flwr\\[simulation] "
+    "(Ray: --num-cpus CPUs, 1 per client and 1 BLAS thread each; started and shut down by the "
+    "command, also on Ctrl-C or SIGTERM).  --model prior picks its recipe as `prior train` "
+    "does (--recipe auto: small-data below a median of 50 training rows per class).  "
+    "With --out RUN: Flower's log goes to RUN/NAME.flower.log and the run (settings, "
+    "accuracy by round, client sizes) to RUN/NAME.federated.json for `geoaware report`.  "
+    "JSON keys: partitions, partitioning, catalog, clients, classes, rows_train, "
+    "rows_heldout, rows_dropped, client_sizes, settings, rounds, local_epochs, fraction_fit, "
+    "seed, lr, batch_size, holdout, model, strategy, model_settings, recipe (asked, name, "
+    "reason, median_per_class, classes; null but for the prior), initial_accuracy, per_round "
+    "(each: round, federated_accuracy, centralised_accuracy, federated_top5, "
+    "centralised_top5, train_loss, seconds), final (the same four accuracies), baselines "
+    "(each: top1_acc, top5_acc), seconds_per_round, centralised_seconds, seconds, log and "
+    "run_file (with --out).",
+)
+def fl_simulate(
+    partitions_dir: Annotated[Path, typer.Argument(help="Folder written by `geoaware partition`.")],
+    catalog: Annotated[Path, typer.Option(help="The catalog it was built from.")],
+    rounds: Annotated[int, typer.Option(help="Federated rounds.")] = 3,
+    local_epochs: Annotated[int, typer.Option(help="Client epochs per round.")] = 1,
+    fraction_fit: Annotated[float, typer.Option(help="Share of clients trained per round.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of hold-out, sampling and SGD.")] = 0,
+    model: Annotated[
+        str, typer.Option(help="softmax (location), prior (prior network) or head.")
+    ] = "softmax",
+    recipe: Annotated[
+        str, typer.Option(help="With --model prior: auto, published or small-data.")
+    ] = "auto",
+    embeddings: Annotated[
+        Path | None, typer.Option(help="With --model head: image embeddings file/folder.")
+    ] = None,
+    with_location: Annotated[
+        bool, typer.Option(help="With --model head: append the location features.")
+    ] = False,
+    proximal_mu: Annotated[float, typer.Option(help="FedProx proximal weight (0: FedAvg).")] = 0.0,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Learning rate (default: softmax/head 0.5, prior its recipe's)."),
+    ] = None,
+    holdout: Annotated[float, typer.Option(help="Share of rows held out for testing.")] = 0.2,
+    compare: Annotated[
+        bool, typer.Option(help="Also train centrally and fit the baselines.")
+    ] = True,
+    num_cpus: Annotated[int, typer.Option(help="CPUs given to Ray (1 per client).")] = 2,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run folder: Flower's log and the report.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run name (default fedavg-MODEL-PARTITIONS).")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """FedAvg (Flower simulation) of a location prior or image head, beside central training."""
+    from geoaware.federated.simulate import SimulationSettings, simulate_fedavg
+
+    settings = SimulationSettings(
+        rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed,
+        lr=lr, num_cpus=num_cpus, model=model, with_location=with_location,
+        embeddings=None if embeddings is None else str(embeddings),
+        proximal_mu=proximal_mu, recipe=recipe, holdout=holdout, compare=compare,
+    )  # fmt: skip
+    run_name = name or f"fedavg-{model}-{partitions_dir.name}"
+    log = None if out_dir is None else out_dir / f"{run_name}.flower.log"
+    report = simulate_fedavg(partitions_dir, catalog, settings, log_file=log)
+    if out_dir is not None:
+        from geoaware.federated.report import write_federated_run
+
+        report["log"] = str(log)
+        report["run_file"] = str(write_federated_run(report, out_dir, run_name))
+    if json:
+        emit_json(report)
+        return
+    _show_simulation(report, out_dir)
+
+
+def _show_simulation(report: dict[str, Any], out_dir: Path | None) -> None:
+    from geoaware.clikit import fmt_metric, table
+
+    def pct(key: str, value: float | None) -> str:
+        return "-" if value is None else fmt_metric(key, value)
+
+    rows = [
+        [
+            r["round"],
+            pct("federated_acc", r["federated_accuracy"]),
+            pct("centralised_acc", r["centralised_accuracy"]),
+            pct("federated_acc", r["federated_top5"]),
+            pct("centralised_acc", r["centralised_top5"]),
+            "" if r["train_loss"] is None else f"{r['train_loss']:.4f}",
+            "" if r.get("seconds") is None else f"{r['seconds']:.1f}",
+        ]
+        for r in report["per_round"]
+    ]
+    scheme = report.get("partitioning")
+    title = (
+        f"FedAvg of {report['model']}, {report['clients']:,} clients"
+        + (f" ({scheme})" if scheme else "")
+        + f", {report['classes']:,} labels, "
+        f"{report['rows_train']:,} train / {report['rows_heldout']:,} held-out rows "
+        f"(initial accuracy {fmt_metric('acc_0', report['initial_accuracy'])})"
+    )
+    columns = ["round", "federated top-1", "centralised top-1", "federated top-5",
+               "centralised top-5", "client loss", "seconds"]  # fmt: skip
+    out.print(table(title, columns, rows))
+    recipe = report.get("recipe")
+    if recipe:
+        out.print(f"recipe {recipe['name']}: {recipe['reason']}", highlight=False)
+    base = [
+        [name, fmt_metric("top1_acc", b["top1_acc"]), fmt_metric("top5_acc", b["top5_acc"])]
+        for name, b in report.get("baselines", {}).items()
+    ]
+    if base:
+        out.print(table("baselines (held-out rows)", ["baseline", "top-1", "top-5"], base))
+    if out_dir is not None:
+        out.print(
+            f"[bold]run folder[/] {out_dir}: {report['run_file']}, Flower's log {report['log']}"
+        )
