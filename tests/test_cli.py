@@ -209,7 +209,14 @@ def test_eval_geo_reproduces_the_published_im2gps_table(shared_data, tmp_path):
         "geoscore",
         "skipped_rows",
     ]
-    assert list(s)[10:] == ["skipped", "footer", "published_summary", "tables", "reference"]
+    assert list(s)[10:] == [
+        "skipped",
+        "footer",
+        "published_summary",
+        "tables",
+        "reference",
+        "warnings",
+    ]
     # Mueller-Budack et al. 2018, Table 3, base (M, f*) with scene partitioning (p) on Im2GPS:
     # 16.9 / 43.0 / 51.9 / 66.7 / 80.2 percent.
     assert [round(100 * s[k], 1) for k in list(s)[1:6]] == [16.9, 43.0, 51.9, 66.7, 80.2]
