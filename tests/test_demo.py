@@ -33,7 +33,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, str]
     return json.loads(proc.stdout), env
 
 
-def test_every_step_reports_the_real_figures(demo):
+def test_every_step_reports_the_real_figures(demo: tuple[dict, dict[str, str]]) -> None:
     summary, _ = demo
     steps = summary["steps"]
     assert summary["quick"] is True
@@ -53,7 +53,9 @@ def test_every_step_reports_the_real_figures(demo):
         assert Path(steps[key]["result"]["png"]).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_commands_file_reruns_a_step_with_the_same_figures(demo):
+def test_commands_file_reruns_a_step_with_the_same_figures(
+    demo: tuple[dict, dict[str, str]],
+) -> None:
     summary, env = demo
     lines = Path(summary["commands"]).read_text().splitlines()
     commands = [line for line in lines if line.startswith("geoaware ")]
@@ -65,7 +67,7 @@ def test_commands_file_reruns_a_step_with_the_same_figures(demo):
     assert again["rows"] == summary["steps"]["prior_eval"]["result"]["rows"]
 
 
-def test_the_catalog_answers_sql(demo):
+def test_the_catalog_answers_sql(demo: tuple[dict, dict[str, str]]) -> None:
     summary, env = demo
     catalog = summary["steps"]["ingest"]["result"]["out"]
     sql = "SELECT genus, count(*) AS n FROM catalog GROUP BY genus ORDER BY n DESC, genus LIMIT 3"
@@ -77,7 +79,9 @@ def test_the_catalog_answers_sql(demo):
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed")
-def test_report_shows_every_step_in_headless_chromium(demo, tmp_path):
+def test_report_shows_every_step_in_headless_chromium(
+    demo: tuple[dict, dict[str, str]], tmp_path: Path
+) -> None:
     summary, _ = demo
     report = Path(summary["report"])
     done = _chromium("--dump-dom", report.resolve().as_uri(), user_data=tmp_path / "profile")

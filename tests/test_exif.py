@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -50,7 +51,7 @@ def _rows(table):
     return {r["image_id"]: {**r, "extra": json.loads(r["extra"])} for r in table.to_pylist()}
 
 
-def test_reference_photos_match_their_manifest(shared_data):
+def test_reference_photos_match_their_manifest(shared_data: Path) -> None:
     folder = shared_data / "exif_gps_samples"
     with open(folder / "manifest_from_exif.csv", newline="") as fh:
         manifest = list(csv.DictReader(fh))
@@ -91,7 +92,7 @@ HEMISPHERES = {
 }
 
 
-def test_every_hemisphere(tmp_path):
+def test_every_hemisphere(tmp_path: Path) -> None:
     for name, (lat, lon) in HEMISPHERES.items():
         _photo(tmp_path / name, gps=_gps(lat, lon))
     # refs as NUL-padded lower-case bytes, as some phones write them
@@ -108,7 +109,7 @@ def test_every_hemisphere(tmp_path):
     assert report.with_gps == 5 and report.without_gps == 0
 
 
-def test_without_gps_and_without_a_fix(tmp_path):
+def test_without_gps_and_without_a_fix(tmp_path: Path) -> None:
     _photo(tmp_path / "plain.jpg")
     zero = (IFDRational(0, 0), IFDRational(0, 0), IFDRational(0, 0))
     _photo(tmp_path / "no_fix.jpg", gps={1: "N", 2: zero, 3: "E", 4: zero})
@@ -126,7 +127,7 @@ def test_without_gps_and_without_a_fix(tmp_path):
     assert validate_table(conform(table)).ok
 
 
-def test_times_offsets_subseconds_and_fallbacks(tmp_path):
+def test_times_offsets_subseconds_and_fallbacks(tmp_path: Path) -> None:
     _photo(
         tmp_path / "offset.jpg",
         exif={0x9003: "2020:06:01 12:00:00", 0x9011: "+09:00", 0x9291: "25"},
@@ -160,7 +161,7 @@ def test_times_offsets_subseconds_and_fallbacks(tmp_path):
     assert preferred["naive.jpg"]["taken_at"] == datetime(2020, 6, 1, 12, tzinfo=UTC)
 
 
-def test_orientation_6_swaps_width_and_height(tmp_path):
+def test_orientation_6_swaps_width_and_height(tmp_path: Path) -> None:
     _photo(tmp_path / "turned.jpg", size=(40, 20), ifd0={0x0112: 6})
     _photo(tmp_path / "upright.jpg", size=(40, 20), ifd0={0x0112: 1})
     _photo(tmp_path / "upside_down.jpg", size=(40, 20), ifd0={0x0112: 3})
@@ -173,7 +174,7 @@ def test_orientation_6_swaps_width_and_height(tmp_path):
     assert "stored_size" not in rows["upright.jpg"]["extra"]
 
 
-def test_corrupt_truncated_and_non_image_files_are_reported_not_fatal(tmp_path):
+def test_corrupt_truncated_and_non_image_files_are_reported_not_fatal(tmp_path: Path) -> None:
     good = tmp_path / "good.jpg"
     ex = Image.Exif()
     ex.get_ifd(GPS).update(_gps(5.0, 6.0))
@@ -205,7 +206,7 @@ def test_corrupt_truncated_and_non_image_files_are_reported_not_fatal(tmp_path):
     assert fast.corrupt == 2 and "truncated.jpg" in fast_table.column("image_id").to_pylist()
 
 
-def test_png_tiff_uncertainty_altitude_and_nested_ids(tmp_path):
+def test_png_tiff_uncertainty_altitude_and_nested_ids(tmp_path: Path) -> None:
     gps = _gps(-1.25, 36.75, **{"31": IFDRational(12, 1), "5": b"\x01", "6": IFDRational(20, 1)})
     _photo(tmp_path / "a" / "b" / "x.png", fmt="PNG", gps={int(k): v for k, v in gps.items()})
     _photo(tmp_path / "a" / "y.TIF", fmt="TIFF", size=(30, 10))
@@ -225,7 +226,7 @@ def test_png_tiff_uncertainty_altitude_and_nested_ids(tmp_path):
     assert only_png.column("image_id").to_pylist() == ["a/b/x.png"]
 
 
-def test_process_pool_gives_the_same_table(tmp_path, monkeypatch):
+def test_process_pool_gives_the_same_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(6):
         _photo(tmp_path / f"{i}.jpg", gps=_gps(10.0 + i, -20.0 - i))
     (tmp_path / "bad.jpg").write_bytes(b"nope")
@@ -234,7 +235,7 @@ def test_process_pool_gives_the_same_table(tmp_path, monkeypatch):
     pools = []
 
     class Spy(exif_module.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args, **kwargs) -> None:
             pools.append(kwargs["max_workers"])
             super().__init__(*args, **kwargs)
 
@@ -245,18 +246,18 @@ def test_process_pool_gives_the_same_table(tmp_path, monkeypatch):
     assert pooled_report == serial_report
 
 
-def test_not_a_folder(tmp_path):
+def test_not_a_folder(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="not a folder"):
         scan_images(tmp_path / "missing", progress=False)
 
 
-def test_empty_folder(tmp_path):
+def test_empty_folder(tmp_path: Path) -> None:
     table, report = scan_images(tmp_path, progress=False)
     assert table.num_rows == 0 and report == ScanReport(str(tmp_path))
     assert conform(table).num_rows == 0
 
 
-def test_read_photo_raises_on_garbage(tmp_path):
+def test_read_photo_raises_on_garbage(tmp_path: Path) -> None:
     (tmp_path / "x.jpg").write_bytes(b"junk")
     with pytest.raises(OSError):
         read_photo(tmp_path / "x.jpg")
@@ -280,7 +281,7 @@ def test_read_photo_raises_on_garbage(tmp_path):
         (None, "N", None),
     ],
 )
-def test_gps_degrees(value, ref, expected):
+def test_gps_degrees(value, ref: str | None, expected: float | None) -> None:
     got = gps_degrees(value, ref)
     if expected is None:
         assert got is None
@@ -310,13 +311,15 @@ def test_gps_degrees(value, ref, expected):
         (None, None, None, None, None),
     ],
 )
-def test_parse_exif_time(text, subsec, offset, expected, label):
+def test_parse_exif_time(
+    text, subsec: str | None, offset: str | None, expected, label: str | None
+) -> None:
     got, got_label = parse_exif_time(text, subsec, offset)
     assert got == (expected.replace(tzinfo=UTC) if expected else None)
     assert got_label == label
 
 
-def test_undecodable_file_name(tmp_path):
+def test_undecodable_file_name(tmp_path: Path) -> None:
     good = _photo(tmp_path / "ok.jpg", gps=_gps(1.0, 2.0))
     (tmp_path / "ok.jpg").rename(tmp_path / b"caf\xe9.jpg".decode("utf-8", "surrogateescape"))
     (tmp_path / b"bad\xff.jpg".decode("utf-8", "surrogateescape")).write_bytes(b"junk")

@@ -80,7 +80,9 @@ def _split_with_twins(n_clean: int = 60, n_pairs: int = 7) -> pa.Table:
     )
 
 
-def test_leakage_map_two_labelled_categories_leaked_on_top(tmp_path: Path, drawn) -> None:
+def test_leakage_map_two_labelled_categories_leaked_on_top(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     out = tmp_path / "deep" / "folder" / "split.parquet.png"
     report = leakage_report(_split_with_twins(), map_png=out, where=str(tmp_path / "split.parquet"))
     assert report["same_outing"]["images"] == 14 and out.exists()
@@ -97,7 +99,7 @@ def test_leakage_map_two_labelled_categories_leaked_on_top(tmp_path: Path, drawn
     _assert_degree_ticks(ax)
 
 
-def test_world_map_ticks_carry_degrees_and_hemispheres(tmp_path: Path, drawn) -> None:
+def test_world_map_ticks_carry_degrees_and_hemispheres(tmp_path: Path, drawn: list[Figure]) -> None:
     world_map([48.85, -33.87], [2.35, 151.21], tmp_path / "m.png", title="two cities")
     ax = drawn[0].axes[0]
     _assert_degree_ticks(ax)
@@ -126,7 +128,9 @@ def _heavy_users(seed: int = 0) -> pa.Table:
     )
 
 
-def test_partition_plots_log_scales_whole_clients_and_scheme(tmp_path: Path, drawn) -> None:
+def test_partition_plots_log_scales_whole_clients_and_scheme(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     p = UserPartitioner()
     p.catalog = _heavy_users()
     stats = write_partitions(p, tmp_path / "parts")
@@ -144,7 +148,9 @@ def test_partition_plots_log_scales_whole_clients_and_scheme(tmp_path: Path, dra
     assert heights[-1] == 1 and max(heights) > 50
 
 
-def test_partition_plot_of_near_equal_clients_has_whole_number_bars(tmp_path: Path, drawn) -> None:
+def test_partition_plot_of_near_equal_clients_has_whole_number_bars(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     n = 9_001
     p = IidPartitioner(4, seed=0)
     p.catalog = pa.table({"image_id": [f"img{i}" for i in range(n)],
@@ -162,7 +168,9 @@ def test_partition_plot_of_near_equal_clients_has_whole_number_bars(tmp_path: Pa
 # evaluation figures
 
 
-def test_error_cdf_names_its_distance_title_and_median_line(tmp_path: Path, drawn) -> None:
+def test_error_cdf_names_its_distance_title_and_median_line(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     errors = {"model A": np.array([0.5, 30.0, 800.0, 5000.0])}
     error_cdf(errors, tmp_path / "a.png", title="share of images located within d")
     error_cdf(errors, tmp_path / "b.png", distance="geodesic")
@@ -179,7 +187,7 @@ def test_error_cdf_names_its_distance_title_and_median_line(tmp_path: Path, draw
 
 
 def test_error_map_colour_bar_names_the_distance_and_ticks_have_hemispheres(
-    tmp_path: Path, drawn
+    tmp_path: Path, drawn: list[Figure]
 ) -> None:
     error_map([48.85, -33.87], [2.35, 151.21], [3.0, 1200.0], tmp_path / "a.png", title="m")
     error_map([48.85], [2.35], [3.0], tmp_path / "b.png", distance="geodesic")
@@ -206,7 +214,9 @@ def _predictions_csv(path: Path) -> Path:
     return path
 
 
-def test_eval_geo_run_figures_continent_bars_with_1km_and_titles(tmp_path: Path, drawn) -> None:
+def test_eval_geo_run_figures_continent_bars_with_1km_and_titles(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     """Through the real command: the continent chart has the 1 km bar and a title."""
     from typer.testing import CliRunner
 
@@ -227,7 +237,7 @@ def test_eval_geo_run_figures_continent_bars_with_1km_and_titles(tmp_path: Path,
     assert cdf.get_xlabel().startswith("great-circle error (6371 km sphere)")
 
 
-def test_group_bars_default_title_and_percent_labels(tmp_path: Path, drawn) -> None:
+def test_group_bars_default_title_and_percent_labels(tmp_path: Path, drawn: list[Figure]) -> None:
     rows = [{"continent": "Europe", "n": 4, "acc_1km": 0.25}, {"continent": "Asia", "n": 2,
             "acc_1km": 0.0}]  # fmt: skip
     group_bars(rows, tmp_path / "b.png", value="acc_1km")
@@ -265,7 +275,9 @@ def small_prior() -> Any:
     return prior
 
 
-def test_range_map_is_scaled_per_map_and_says_so(tmp_path: Path, drawn, small_prior) -> None:
+def test_range_map_is_scaled_per_map_and_says_so(
+    tmp_path: Path, drawn: list[Figure], small_prior: Any
+) -> None:
     from geoaware.priors.plots import range_map
 
     r = range_map(small_prior, "Species 0", tmp_path / "world.png", step=8)
@@ -285,7 +297,9 @@ def test_range_map_is_scaled_per_map_and_says_so(tmp_path: Path, drawn, small_pr
     assert ax.images[-1].norm.vmax == 1.0 and "absolute scale 0 to 1" in ax.get_title()
 
 
-def test_range_map_bounds_zoom_with_their_own_ticks(tmp_path: Path, drawn, small_prior) -> None:
+def test_range_map_bounds_zoom_with_their_own_ticks(
+    tmp_path: Path, drawn: list[Figure], small_prior: Any
+) -> None:
     from geoaware.priors.plots import parse_bounds, range_map
 
     bounds = parse_bounds("0,40,12,50")

@@ -7,6 +7,7 @@ import re
 import tarfile
 import zipfile
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -32,7 +33,7 @@ UTC = timezone.utc
 
 
 @pytest.fixture(autouse=True)
-def _no_mirror(monkeypatch):
+def _no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
 
 
@@ -181,7 +182,7 @@ def rows_by_id(table):
 # iNat2017
 
 
-def test_inat2017_zipped_release_joins_everything(tmp_path):
+def test_inat2017_zipped_release_joins_everything(tmp_path: Path) -> None:
     make_2017(tmp_path)
     source = Inat2017(tmp_path)
     t = source.read()
@@ -237,7 +238,7 @@ def test_inat2017_zipped_release_joins_everything(tmp_path):
     assert not [f for f in report.findings if f.severity == "error"]
 
 
-def test_inat2017_extracted_files_read_the_same(tmp_path):
+def test_inat2017_extracted_files_read_the_same(tmp_path: Path) -> None:
     zipped = (
         Inat2017(tmp_path / "a", splits=["train", "val"]).read
         if make_2017(tmp_path / "a")
@@ -248,7 +249,7 @@ def test_inat2017_extracted_files_read_the_same(tmp_path):
     assert Inat2017(tmp_path / "b", splits=["train", "val"]).read().equals(zipped())
 
 
-def test_inat2017_extracted_one_folder_deeper_and_preferred_to_the_zip(tmp_path):
+def test_inat2017_extracted_one_folder_deeper_and_preferred_to_the_zip(tmp_path: Path) -> None:
     folder = make_2017(tmp_path)
     deeper = folder / "train_val2017"
     deeper.mkdir()
@@ -259,7 +260,7 @@ def test_inat2017_extracted_one_folder_deeper_and_preferred_to_the_zip(tmp_path)
     assert t.column("file_name")[0].as_py() == "extracted.jpg"
 
 
-def test_read_batches_are_bounded_and_concatenate_to_read(tmp_path):
+def test_read_batches_are_bounded_and_concatenate_to_read(tmp_path: Path) -> None:
     make_2017(tmp_path)
     source = Inat2017(tmp_path, batch_rows=2)
     source.chunk_bytes = 150  # about one image record per chunk
@@ -268,7 +269,7 @@ def test_read_batches_are_bounded_and_concatenate_to_read(tmp_path):
     assert pa.concat_tables(batches).equals(Inat2017(tmp_path).read())
 
 
-def test_annotations_before_images_read_in_one_pass(tmp_path):
+def test_annotations_before_images_read_in_one_pass(tmp_path: Path) -> None:
     order = ["annotations", "categories", "licenses", "info", "images"]
     train = coco(TRAIN_2017["images"], TRAIN_2017["annotations"], key_order=order)
     make_2017(tmp_path / "a", **{"train2017.json": train})
@@ -277,7 +278,7 @@ def test_annotations_before_images_read_in_one_pass(tmp_path):
     assert a.equals(Inat2017(tmp_path / "b", splits=["train"]).read())
 
 
-def test_files_checksums_and_s3_paths():
+def test_files_checksums_and_s3_paths() -> None:
     """A published md5 is well formed and a file's own; every URL names the same object."""
     seen: dict[str, str] = {}
     for cls in (Inat2017, Inat2018, Inat2021):
@@ -298,14 +299,14 @@ def test_files_checksums_and_s3_paths():
             assert key.rsplit("/", 1)[-1] == remote.name, where
 
 
-def test_unknown_split_and_not_fetched(tmp_path):
+def test_unknown_split_and_not_fetched(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown split"):
         Inat2017(tmp_path, splits=["bogus"])
     with pytest.raises(DatasetNotFoundError, match="run `geoaware fetch inat2017"):
         Inat2017(tmp_path).read()
 
 
-def test_category_ids_for_fg_geo_names(tmp_path):
+def test_category_ids_for_fg_geo_names(tmp_path: Path) -> None:
     folder = make_2017(tmp_path)
     expected = {"Vireo griseus": 0, "Anas": 1, "Abies concolor": 2}
     assert inat2017_category_ids(tmp_path) == expected
@@ -322,11 +323,11 @@ def test_category_ids_for_fg_geo_names(tmp_path):
 # Bad input: one clear error naming file, record and field
 
 
-def where(tmp_path, member):
+def where(tmp_path: Path, member):
     return re.escape(f"{tmp_path / 'inat2017' / 'train_val2017.zip'}:{member}")
 
 
-def test_truncated_json_names_file_and_record(tmp_path):
+def test_truncated_json_names_file_and_record(tmp_path: Path) -> None:
     text = dumps(TRAIN_2017)
     make_2017(tmp_path / "a", **{"train2017.json": text[: text.index(b'"id": 12') + 8]})
     with pytest.raises(
@@ -343,7 +344,7 @@ def test_truncated_json_names_file_and_record(tmp_path):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
-def test_invalid_json_inside_a_record(tmp_path):
+def test_invalid_json_inside_a_record(tmp_path: Path) -> None:
     text = dumps(TRAIN_2017).replace(b'"height": 611', b'"height": 6?1')
     make_2017(tmp_path, **{"train2017.json": text})
     with pytest.raises(InputFileError, match=r"record images\[1\]: malformed JSON"):
@@ -365,7 +366,9 @@ def test_invalid_json_inside_a_record(tmp_path):
         ((b"}], \"categories\"", b"},], \"categories\""), r"trailing comma"),
     ],
 )  # fmt: skip
-def test_bad_records_name_record_and_field(tmp_path, edit, message):
+def test_bad_records_name_record_and_field(
+    tmp_path: Path, edit: tuple[bytes, bytes], message: str
+) -> None:
     text = dumps(TRAIN_2017)
     assert edit[0] in text
     make_2017(tmp_path, **{"train2017.json": text.replace(edit[0], edit[1], 1)})
@@ -373,7 +376,7 @@ def test_bad_records_name_record_and_field(tmp_path, edit, message):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
-def test_missing_top_level_keys(tmp_path):
+def test_missing_top_level_keys(tmp_path: Path) -> None:
     no_ann = {k: v for k, v in TRAIN_2017.items() if k != "annotations"}
     make_2017(tmp_path / "a", **{"train2017.json": no_ann})
     with pytest.raises(InputFileError, match=r"field 'annotations': missing key 'annotations'"):
@@ -384,7 +387,7 @@ def test_missing_top_level_keys(tmp_path):
         Inat2017(tmp_path / "b", splits=["train"]).read()
 
 
-def test_location_without_image_is_an_error_or_counted(tmp_path):
+def test_location_without_image_is_an_error_or_counted(tmp_path: Path) -> None:
     locs = [*LOC_TRAIN_2017, {"id": 99, "lat": 1.0, "lon": 2.0, "date": None, "user_id": 1}]
     make_2017(tmp_path, **{"train2017_locations.json": locs})
     loc_file = re.escape(f"{tmp_path / 'inat2017' / 'inat2017_locations.zip'}")
@@ -399,14 +402,14 @@ def test_location_without_image_is_an_error_or_counted(tmp_path):
     assert lenient.counts["locations_without_image"] == 1
 
 
-def test_duplicate_location_record(tmp_path):
+def test_duplicate_location_record(tmp_path: Path) -> None:
     locs = [*LOC_TRAIN_2017, LOC_TRAIN_2017[0]]
     make_2017(tmp_path, **{"train2017_locations.json": locs})
     with pytest.raises(InputFileError, match=r"record \[3\], field 'id': image id 10 has a loc"):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
-def test_location_of_wrong_shape(tmp_path):
+def test_location_of_wrong_shape(tmp_path: Path) -> None:
     make_2017(tmp_path, **{"train2017_locations.json": {"locations": LOC_TRAIN_2017}})
     with pytest.raises(InputFileError, match="train2017_locations.json: missing a top-level"):
         Inat2017(tmp_path, splits=["train"]).read()
@@ -416,7 +419,7 @@ def test_location_of_wrong_shape(tmp_path):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
-def test_references_to_images_not_in_the_split(tmp_path):
+def test_references_to_images_not_in_the_split(tmp_path: Path) -> None:
     train = coco(TRAIN_2017["images"], [*TRAIN_2017["annotations"], ann(4, 55, 0)])
     make_2017(tmp_path / "a", **{"train2017.json": train})
     with pytest.raises(
@@ -438,7 +441,7 @@ def test_references_to_images_not_in_the_split(tmp_path):
         Inat2017(tmp_path / "c", splits=["train"]).read()
 
 
-def test_duplicate_image_id_and_bad_box(tmp_path):
+def test_duplicate_image_id_and_bad_box(tmp_path: Path) -> None:
     dup = coco([*TRAIN_2017["images"], img2017(11, 1)], TRAIN_2017["annotations"])
     make_2017(tmp_path / "a", **{"train2017.json": dup})
     with pytest.raises(InputFileError, match=r"record images\[4\], field 'id': duplicate image"):
@@ -449,7 +452,7 @@ def test_duplicate_image_id_and_bad_box(tmp_path):
         Inat2017(tmp_path / "b", splits=["train"]).read()
 
 
-def test_archive_without_the_member_and_corrupt_archive(tmp_path):
+def test_archive_without_the_member_and_corrupt_archive(tmp_path: Path) -> None:
     folder = make_2017(tmp_path)
     write_zip(folder / "train_val2017.zip", {"other.json": b"{}"})
     with pytest.raises(InputFileError, match="archive holds no train2017.json"):
@@ -506,7 +509,7 @@ def make_2018(root, *, categories=True):
     return folder
 
 
-def test_inat2018_tar_gz_with_real_category_names(tmp_path):
+def test_inat2018_tar_gz_with_real_category_names(tmp_path: Path) -> None:
     make_2018(tmp_path)
     source = Inat2018(tmp_path)
     t = source.read()
@@ -527,7 +530,7 @@ def test_inat2018_tar_gz_with_real_category_names(tmp_path):
     assert source.counts["images_without_location"] == 2
 
 
-def test_inat2018_without_real_names_counts_the_obfuscation(tmp_path):
+def test_inat2018_without_real_names_counts_the_obfuscation(tmp_path: Path) -> None:
     make_2018(tmp_path, categories=False)
     source = Inat2018(tmp_path, splits=["train"])
     t = source.read()
@@ -591,7 +594,7 @@ def make_2021(root, train=TRAIN_2021, *, tar=True):
     return folder
 
 
-def test_inat2021_locations_users_dates_and_junk_uncertainty(tmp_path):
+def test_inat2021_locations_users_dates_and_junk_uncertainty(tmp_path: Path) -> None:
     make_2021(tmp_path)
     source = Inat2021(tmp_path)
     t = source.read()
@@ -629,7 +632,7 @@ def test_inat2021_locations_users_dates_and_junk_uncertainty(tmp_path):
     assert conform(t).num_rows == 7
 
 
-def test_inat2021_nan_coordinates_and_extracted_files(tmp_path):
+def test_inat2021_nan_coordinates_and_extracted_files(tmp_path: Path) -> None:
     text = dumps(TRAIN_2021).replace(b'"latitude": -21.93073', b'"latitude": NaN', 1)
     make_2021(tmp_path, text, tar=False)
     source = Inat2021(tmp_path, splits=["train"])
@@ -639,7 +642,7 @@ def test_inat2021_nan_coordinates_and_extracted_files(tmp_path):
     assert source.counts["images_without_location"] == 2
 
 
-def test_inat2021_test_split_without_categories(tmp_path):
+def test_inat2021_test_split_without_categories(tmp_path: Path) -> None:
     folder = make_2021(tmp_path)
     bare = {"images": TEST_2021["images"]}
     write_tar(folder / "public_test.json.tar.gz", {"public_test.json": dumps(bare)})
@@ -648,7 +651,7 @@ def test_inat2021_test_split_without_categories(tmp_path):
     assert t.column("extra").to_pylist() == [None]
 
 
-def test_inat2021_train_mini_is_optional(tmp_path):
+def test_inat2021_train_mini_is_optional(tmp_path: Path) -> None:
     folder = make_2021(tmp_path)
     write_tar(folder / "train_mini.json.tar.gz", {"train_mini.json": dumps(VAL_2021)})
     t = Inat2021(tmp_path, splits=["train_mini"]).read()
@@ -667,7 +670,7 @@ def read_both(root, cls=Inat2021, **kw):
 
 
 @pytest.fixture
-def spies(monkeypatch):
+def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     from geoaware.sources.inat import reader
 
     calls = {"stretch": 0, "exact": 0}
@@ -687,7 +690,7 @@ def spies(monkeypatch):
     return calls
 
 
-def test_fast_path_matches_the_exact_walk(tmp_path, spies):
+def test_fast_path_matches_the_exact_walk(tmp_path: Path, spies: dict[str, int]) -> None:
     make_2021(tmp_path)
     fast, exact, a, b = read_both(tmp_path)
     assert fast.equals(exact) and a.counts == b.counts
@@ -695,7 +698,7 @@ def test_fast_path_matches_the_exact_walk(tmp_path, spies):
 
 
 @pytest.mark.parametrize("block_size", [1, 5, 64, 333])
-def test_fast_path_with_tiny_blocks(tmp_path, spies, block_size):
+def test_fast_path_with_tiny_blocks(tmp_path: Path, spies: dict[str, int], block_size: int) -> None:
     make_2021(tmp_path, tar=False)
     fast = Inat2021(tmp_path, splits=["train"])
     fast.block_size, fast.chunk_bytes = block_size, 300
@@ -713,7 +716,9 @@ def test_fast_path_with_tiny_blocks(tmp_path, spies, block_size):
         ("}]", {"stretch": 0, "exact": 1}),  # not followed by ',' or '}': no guess made
     ],
 )
-def test_fast_path_falls_back_on_separators_inside_strings(tmp_path, spies, holder, expected):
+def test_fast_path_falls_back_on_separators_inside_strings(
+    tmp_path: Path, spies: dict[str, int], holder: str, expected
+) -> None:
     images = [dict(im) for im in TRAIN_2021["images"]]
     images[2]["rights_holder"] = holder
     make_2021(tmp_path, coco(images, TRAIN_2021["annotations"], CATS_2021))
@@ -724,13 +729,15 @@ def test_fast_path_falls_back_on_separators_inside_strings(tmp_path, spies, hold
 
 
 @pytest.mark.parametrize("style", [{"indent": 1}, {"separators": (",", ":")}])
-def test_fast_path_falls_back_on_other_layouts(tmp_path, style):
+def test_fast_path_falls_back_on_other_layouts(tmp_path: Path, style) -> None:
     make_2021(tmp_path, json.dumps(TRAIN_2021, **style).encode())
     fast, exact, _, _ = read_both(tmp_path, splits=["train"])
     assert fast.equals(exact) and fast.num_rows == 5
 
 
-def test_fast_path_in_small_pieces_and_errors_after_good_pieces(tmp_path, spies):
+def test_fast_path_in_small_pieces_and_errors_after_good_pieces(
+    tmp_path: Path, spies: dict[str, int]
+) -> None:
     make_2017(tmp_path)
     fast = Inat2017(tmp_path, splits=["train"])
     fast.chunk_bytes = 120  # a piece per record or two
@@ -771,13 +778,13 @@ def test_fast_path_in_small_pieces_and_errors_after_good_pieces(tmp_path, spies)
         ("May 2017", None),
     ],
 )
-def test_parse_timestamps(text, expected):
+def test_parse_timestamps(text: str, expected) -> None:
     ts, missing, bad = parse_timestamps(pa.array([text]))
     assert ts.to_pylist() == [expected]
     assert (missing, bad) == (0, int(expected is None))
 
 
-def test_parse_timestamps_nulls_empty_and_chunked():
+def test_parse_timestamps_nulls_empty_and_chunked() -> None:
     values = pa.chunked_array([["2010-07-17", None], ["", "x"]])
     ts, missing, bad = parse_timestamps(values)
     assert ts.null_count == 3 and (missing, bad) == (2, 1)
@@ -788,7 +795,7 @@ def test_parse_timestamps_nulls_empty_and_chunked():
 # The streaming scanner against json.loads
 
 
-def test_scanner_matches_json_loads_at_any_block_size():
+def test_scanner_matches_json_loads_at_any_block_size() -> None:
     rng = random.Random(7)
     alphabet = ["a", "{", "}", "[", "]", '"', "\\", ",", ":", " ", "é", "\n"]
     spec = RecordSpec("r", [Field("id", pa.int64(), required=True, nullable=False),
@@ -830,12 +837,12 @@ def test_scanner_matches_json_loads_at_any_block_size():
         (b'{"images": [,{"id": 1}]}', r"record images\[0\]: unexpected ','"),
     ],
 )
-def test_scanner_errors(text, message):
+def test_scanner_errors(text: bytes, message: str) -> None:
     with pytest.raises(InputFileError, match=rf"^doc.json.*{message}"):
         list(JsonScanner(io.BytesIO(text), "doc.json", {"images"}, block_size=4))
 
 
-def test_json_objects_escapes_and_skips_nulls():
+def test_json_objects_escapes_and_skips_nulls() -> None:
     out = json_objects(
         {"a": pa.array(['q"\\', "tab\there", None]), "b": pa.array([1.5, None, None])}
     )
@@ -844,7 +851,7 @@ def test_json_objects_escapes_and_skips_nulls():
     ]  # fmt: skip
 
 
-def test_json_objects_null_handling():
+def test_json_objects_null_handling() -> None:
     # a null value is left out of its row; NaN and infinities too; a row left with nothing is
     # null (never "{}"), so the catalog's extra stays null where a source has nothing more
     out = json_objects(
@@ -863,7 +870,7 @@ def test_json_objects_null_handling():
 # The federated-learning tables
 
 
-def test_user_tables_round_trip_with_the_writer(tmp_path):
+def test_user_tables_round_trip_with_the_writer(tmp_path: Path) -> None:
     from geoaware.construct.stats import write_inat_user_tables
 
     catalog = pa.table(
@@ -904,7 +911,7 @@ USER_IMAGES_CSV = (
 )
 
 
-def test_read_user_images_csv(tmp_path):
+def test_read_user_images_csv(tmp_path: Path) -> None:
     path = tmp_path / "training_image_info.csv"
     path.write_text(USER_IMAGES_CSV)
     t = read_inat2021_user_images(path)
@@ -919,7 +926,7 @@ def test_read_user_images_csv(tmp_path):
     assert conform(t).num_rows == 2
 
 
-def test_read_user_images_csv_errors(tmp_path):
+def test_read_user_images_csv_errors(tmp_path: Path) -> None:
     path = tmp_path / "training_image_info.csv"
     path.write_text(USER_IMAGES_CSV.replace(",user,", ",owner,"))
     with pytest.raises(InputFileError, match=r"record line 1, field 'user': missing column"):
@@ -931,7 +938,7 @@ def test_read_user_images_csv_errors(tmp_path):
         read_inat2021_user_images(tmp_path / "nope.csv")
 
 
-def test_read_users_csv(tmp_path):
+def test_read_users_csv(tmp_path: Path) -> None:
     path = tmp_path / "images_and_categories_per_users.csv"
     path.write_text("user,image_id,phylum,class,order,species\nann,12,2,3,4,9\nbo b,1,1,1,1,1\n")
     t = read_inat2021_users(path)
