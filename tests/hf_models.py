@@ -66,6 +66,9 @@ def build_tiny(folder: Path, kind: str, *, side: int = 32, seed: int = 0) -> Pat
         image_size=side,
         patch_size=8,
     )
+    config: transformers.PreTrainedConfig
+    model: transformers.PreTrainedModel
+    processor: transformers.BaseImageProcessor
     if kind == "clip":
         config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=24)
         model = transformers.CLIPModel(config)
@@ -79,7 +82,8 @@ def build_tiny(folder: Path, kind: str, *, side: int = 32, seed: int = 0) -> Pat
     else:
         raise ValueError(kind)
     folder.mkdir(parents=True, exist_ok=True)
-    model.eval().save_pretrained(folder)
+    model.train(False)  # eval mode; PreTrainedModel.eval() is unannotated
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

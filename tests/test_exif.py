@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import csv
 import json
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
@@ -27,13 +30,26 @@ def _dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
     return IFDRational(d, 1), IFDRational(m, 1), IFDRational(round(s * 10_000), 10_000)
 
 
-def _gps(lat: float, lon: float, **more) -> dict:
-    tags = {1: "N" if lat >= 0 else "S", 2: _dms(lat), 3: "E" if lon >= 0 else "W", 4: _dms(lon)}
+def _gps(lat: float, lon: float, **more: object) -> dict[Any, object]:
+    tags: dict[Any, object] = {
+        1: "N" if lat >= 0 else "S",
+        2: _dms(lat),
+        3: "E" if lon >= 0 else "W",
+        4: _dms(lon),
+    }
     tags.update(more)
     return tags
 
 
-def _photo(path, *, size=(40, 20), fmt="JPEG", gps=None, exif=None, ifd0=None):
+def _photo(
+    path: Path,
+    *,
+    size: tuple[int, int] = (40, 20),
+    fmt: str = "JPEG",
+    gps: dict[Any, object] | None = None,
+    exif: dict[int, object] | None = None,
+    ifd0: dict[int, object] | None = None,
+) -> Path:
     ex = Image.Exif()
     ex[0x010F] = "TestCam"  # Make; Pillow's PNG writer drops an EXIF whose IFD0 is empty
     for tag, value in (ifd0 or {}).items():
@@ -47,7 +63,7 @@ def _photo(path, *, size=(40, 20), fmt="JPEG", gps=None, exif=None, ifd0=None):
     return path
 
 
-def _rows(table):
+def _rows(table: pa.Table) -> dict[str, dict[str, Any]]:
     return {r["image_id"]: {**r, "extra": json.loads(r["extra"])} for r in table.to_pylist()}
 
 
@@ -232,10 +248,10 @@ def test_process_pool_gives_the_same_table(tmp_path: Path, monkeypatch: pytest.M
     (tmp_path / "bad.jpg").write_bytes(b"nope")
     serial, serial_report = scan_images(tmp_path, progress=False, workers=1)
     monkeypatch.setattr(exif_module, "_POOL_MIN_FILES", 0)
-    pools = []
+    pools: list[int] = []
 
-    class Spy(exif_module.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs) -> None:
+    class Spy(ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             pools.append(kwargs["max_workers"])
             super().__init__(*args, **kwargs)
 
@@ -281,7 +297,7 @@ def test_read_photo_raises_on_garbage(tmp_path: Path) -> None:
         (None, "N", None),
     ],
 )
-def test_gps_degrees(value, ref: str | None, expected: float | None) -> None:
+def test_gps_degrees(value: object, ref: str | None, expected: float | None) -> None:
     got = gps_degrees(value, ref)
     if expected is None:
         assert got is None
@@ -312,7 +328,11 @@ def test_gps_degrees(value, ref: str | None, expected: float | None) -> None:
     ],
 )
 def test_parse_exif_time(
-    text, subsec: str | None, offset: str | None, expected, label: str | None
+    text: str | bytes | None,
+    subsec: str | None,
+    offset: str | None,
+    expected: datetime | None,
+    label: str | None,
 ) -> None:
     got, got_label = parse_exif_time(text, subsec, offset)
     assert got == (expected.replace(tzinfo=UTC) if expected else None)

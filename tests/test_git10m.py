@@ -4,6 +4,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import mercantile
 import numpy as np
@@ -27,7 +28,15 @@ def _encoded(color: tuple[int, int, int], fmt: str, size: tuple[int, int] = (8, 
     return buf.getvalue()
 
 
-def _row(name, location, *, resolution=None, fmt="PNG", color=(10, 200, 30), size=(8, 8)):
+def _row(
+    name: str | None,
+    location: str | None,
+    *,
+    resolution: float | str | None = None,
+    fmt: str = "PNG",
+    color: tuple[int, int, int] = (10, 200, 30),
+    size: tuple[int, int] = (8, 8),
+) -> dict[str, Any]:
     return {
         "image": _encoded(color, fmt, size),
         "img_name": name,
@@ -39,7 +48,14 @@ def _row(name, location, *, resolution=None, fmt="PNG", color=(10, 200, 30), siz
     }
 
 
-def _write(path, rows, *, struct_images=True, resolution_type=None, **kwargs):
+def _write(
+    path: Path,
+    rows: list[dict[str, Any]],
+    *,
+    struct_images: bool = True,
+    resolution_type: pa.DataType | None = None,
+    **kwargs: Any,
+) -> Path:
     """Write a shard with exactly Git-10M's columns (HF Image struct by default)."""
     images = [r["image"] for r in rows]
     image = (
@@ -162,7 +178,7 @@ def test_image_bytes_are_not_read_by_default(
     asked: list[list[str]] = []
     original = pq.ParquetFile.iter_batches
 
-    def spy(self, *args, **kwargs):
+    def spy(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
         asked.append(list(kwargs.get("columns") or []))
         return original(self, *args, **kwargs)
 

@@ -8,6 +8,7 @@ import tarfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -41,11 +42,11 @@ def _no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
 # Small files of the published shapes
 
 
-def dumps(obj) -> bytes:
+def dumps(obj: object) -> bytes:
     return json.dumps(obj).encode()  # one line, ", " and ": " separators, like the releases
 
 
-def write_zip(path, members: dict[str, bytes]):
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
@@ -54,7 +55,7 @@ def write_zip(path, members: dict[str, bytes]):
     return path
 
 
-def write_tar(path, members: dict[str, bytes]):
+def write_tar(path: Path, members: dict[str, bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz") as tf:
         for name, data in members.items():
@@ -75,7 +76,7 @@ CATS_2017 = [
 ]
 
 
-def img2017(i, cat, split="train_val_images"):
+def img2017(i: int, cat: int, split: str = "train_val_images") -> dict[str, Any]:
     sup = {0: "Aves", 1: "Aves", 2: "Plantae"}[cat]
     name = CATS_2017[cat]["name"]
     return {
@@ -88,8 +89,13 @@ def img2017(i, cat, split="train_val_images"):
     }
 
 
-def coco(images, annotations=None, categories=CATS_2017, key_order=None):
-    doc = {
+def coco(
+    images: list[dict[str, Any]],
+    annotations: list[dict[str, Any]] | None = None,
+    categories: list[dict[str, Any]] = CATS_2017,
+    key_order: list[str] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "info": {"year": 2017, "version": "1.0", "description": "x", "date_created": "2017"},
         "images": images,
         "categories": categories,
@@ -102,7 +108,7 @@ def coco(images, annotations=None, categories=CATS_2017, key_order=None):
     return doc
 
 
-def ann(i, image_id, cat):
+def ann(i: int, image_id: int, cat: int) -> dict[str, Any]:
     return {"id": i, "image_id": image_id, "category_id": cat}
 
 
@@ -112,7 +118,7 @@ TRAIN_2017 = coco(
 )
 VAL_2017 = coco([img2017(20, 0), img2017(21, 2)], [ann(0, 20, 0), ann(1, 21, 2)])
 TEST_2017 = coco([img2017(30, 0, "test2017"), img2017(31, 1, "test2017")])
-LOC_TRAIN_2017 = [
+LOC_TRAIN_2017: list[dict[str, Any]] = [
     {"id": 10, "lat": 29.5, "lon": -94.3, "date": "2017-05-01 10:23:00+00:00", "user_id": 77},
     {"id": 11, "lat": None, "lon": None, "date": "2011-06-03 08:32:21", "user_id": 78},
     {"id": 12, "lat": 40.0, "lon": -120.5, "date": "2010-07-17", "user_id": None},
@@ -124,7 +130,7 @@ LOC_VAL_2017 = [
 ]
 
 
-def bbox(i, image_id, x, y, w, h):
+def bbox(i: int, image_id: int, x: float, y: float, w: float, h: float) -> dict[str, Any]:
     return {"id": i, "image_id": image_id, "category_id": 0, "bbox": [x, y, w, h],
             "area": w * h / 2.0, "iscrowd": 0}  # fmt: skip
 
@@ -136,7 +142,9 @@ BOX_TRAIN_2017 = coco(
 BOX_VAL_2017 = coco([img2017(20, 0)], [bbox(0, 20, 0.5, 1.5, 100, 50)])
 
 
-def make_2017(root, *, zipped=True, **override):
+def make_2017(
+    root: Path, override: dict[str, object] | None = None, *, zipped: bool = True
+) -> Path:
     files = {
         "train2017.json": dumps(TRAIN_2017),
         "val2017.json": dumps(VAL_2017),
@@ -146,7 +154,7 @@ def make_2017(root, *, zipped=True, **override):
         "train_2017_bboxes.json": dumps(BOX_TRAIN_2017),
         "val_2017_bboxes.json": dumps(BOX_VAL_2017),
     }
-    files.update({k: v if isinstance(v, bytes) else dumps(v) for k, v in override.items()})
+    files.update({k: v if isinstance(v, bytes) else dumps(v) for k, v in (override or {}).items()})
     folder = root / "inat2017"
     folder.mkdir(parents=True, exist_ok=True)
     if not zipped:
@@ -174,7 +182,7 @@ def make_2017(root, *, zipped=True, **override):
     return folder
 
 
-def rows_by_id(table):
+def rows_by_id(table: pa.Table) -> dict[str, dict[str, Any]]:
     return {r["image_id"]: r for r in table.to_pylist()}
 
 
@@ -272,7 +280,7 @@ def test_read_batches_are_bounded_and_concatenate_to_read(tmp_path: Path) -> Non
 def test_annotations_before_images_read_in_one_pass(tmp_path: Path) -> None:
     order = ["annotations", "categories", "licenses", "info", "images"]
     train = coco(TRAIN_2017["images"], TRAIN_2017["annotations"], key_order=order)
-    make_2017(tmp_path / "a", **{"train2017.json": train})
+    make_2017(tmp_path / "a", {"train2017.json": train})
     make_2017(tmp_path / "b")
     a = Inat2017(tmp_path / "a", splits=["train"]).read()
     assert a.equals(Inat2017(tmp_path / "b", splits=["train"]).read())
@@ -323,19 +331,19 @@ def test_category_ids_for_fg_geo_names(tmp_path: Path) -> None:
 # Bad input: one clear error naming file, record and field
 
 
-def where(tmp_path: Path, member):
+def where(tmp_path: Path, member: str) -> str:
     return re.escape(f"{tmp_path / 'inat2017' / 'train_val2017.zip'}:{member}")
 
 
 def test_truncated_json_names_file_and_record(tmp_path: Path) -> None:
     text = dumps(TRAIN_2017)
-    make_2017(tmp_path / "a", **{"train2017.json": text[: text.index(b'"id": 12') + 8]})
+    make_2017(tmp_path / "a", {"train2017.json": text[: text.index(b'"id": 12') + 8]})
     with pytest.raises(
         InputFileError, match=r"record images\[2\]: truncated: the file ends inside the 'images'"
     ):
         Inat2017(tmp_path / "a", splits=["train"]).read()
     cut = text[: text.index(b'"id": 12') + 3]
-    make_2017(tmp_path, **{"train2017.json": cut})
+    make_2017(tmp_path, {"train2017.json": cut})
     with pytest.raises(
         InputFileError,
         match=rf"^{where(tmp_path, 'train2017.json')}, record images\[2\]: truncated: the file "
@@ -346,7 +354,7 @@ def test_truncated_json_names_file_and_record(tmp_path: Path) -> None:
 
 def test_invalid_json_inside_a_record(tmp_path: Path) -> None:
     text = dumps(TRAIN_2017).replace(b'"height": 611', b'"height": 6?1')
-    make_2017(tmp_path, **{"train2017.json": text})
+    make_2017(tmp_path, {"train2017.json": text})
     with pytest.raises(InputFileError, match=r"record images\[1\]: malformed JSON"):
         Inat2017(tmp_path, splits=["train"]).read()
 
@@ -371,25 +379,25 @@ def test_bad_records_name_record_and_field(
 ) -> None:
     text = dumps(TRAIN_2017)
     assert edit[0] in text
-    make_2017(tmp_path, **{"train2017.json": text.replace(edit[0], edit[1], 1)})
+    make_2017(tmp_path, {"train2017.json": text.replace(edit[0], edit[1], 1)})
     with pytest.raises(InputFileError, match=rf"^{where(tmp_path, 'train2017.json')}.*{message}"):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
 def test_missing_top_level_keys(tmp_path: Path) -> None:
     no_ann = {k: v for k, v in TRAIN_2017.items() if k != "annotations"}
-    make_2017(tmp_path / "a", **{"train2017.json": no_ann})
+    make_2017(tmp_path / "a", {"train2017.json": no_ann})
     with pytest.raises(InputFileError, match=r"field 'annotations': missing key 'annotations'"):
         Inat2017(tmp_path / "a", splits=["train"]).read()
     no_images = {k: v for k, v in TRAIN_2017.items() if k != "images"}
-    make_2017(tmp_path / "b", **{"train2017.json": no_images})
+    make_2017(tmp_path / "b", {"train2017.json": no_images})
     with pytest.raises(InputFileError, match=r"field 'images': missing key 'images'"):
         Inat2017(tmp_path / "b", splits=["train"]).read()
 
 
 def test_location_without_image_is_an_error_or_counted(tmp_path: Path) -> None:
     locs = [*LOC_TRAIN_2017, {"id": 99, "lat": 1.0, "lon": 2.0, "date": None, "user_id": 1}]
-    make_2017(tmp_path, **{"train2017_locations.json": locs})
+    make_2017(tmp_path, {"train2017_locations.json": locs})
     loc_file = re.escape(f"{tmp_path / 'inat2017' / 'inat2017_locations.zip'}")
     with pytest.raises(
         InputFileError,
@@ -404,37 +412,37 @@ def test_location_without_image_is_an_error_or_counted(tmp_path: Path) -> None:
 
 def test_duplicate_location_record(tmp_path: Path) -> None:
     locs = [*LOC_TRAIN_2017, LOC_TRAIN_2017[0]]
-    make_2017(tmp_path, **{"train2017_locations.json": locs})
+    make_2017(tmp_path, {"train2017_locations.json": locs})
     with pytest.raises(InputFileError, match=r"record \[3\], field 'id': image id 10 has a loc"):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
 def test_location_of_wrong_shape(tmp_path: Path) -> None:
-    make_2017(tmp_path, **{"train2017_locations.json": {"locations": LOC_TRAIN_2017}})
+    make_2017(tmp_path, {"train2017_locations.json": {"locations": LOC_TRAIN_2017}})
     with pytest.raises(InputFileError, match="train2017_locations.json: missing a top-level"):
         Inat2017(tmp_path, splits=["train"]).read()
     bad = [dict(LOC_TRAIN_2017[0], lat="north"), *LOC_TRAIN_2017[1:]]
-    make_2017(tmp_path, **{"train2017_locations.json": bad})
+    make_2017(tmp_path, {"train2017_locations.json": bad})
     with pytest.raises(InputFileError, match=r"record \[0\], field 'lat': Expected float"):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
 def test_references_to_images_not_in_the_split(tmp_path: Path) -> None:
     train = coco(TRAIN_2017["images"], [*TRAIN_2017["annotations"], ann(4, 55, 0)])
-    make_2017(tmp_path / "a", **{"train2017.json": train})
+    make_2017(tmp_path / "a", {"train2017.json": train})
     with pytest.raises(
         InputFileError, match=r"record annotations\[4\], field 'image_id': image id 55 is not in"
     ):
         Inat2017(tmp_path / "a", splits=["train"]).read()
     boxes = coco([], [*BOX_TRAIN_2017["annotations"], bbox(3, 56, 0, 0, 1, 1)])
-    make_2017(tmp_path / "b", **{"train_2017_bboxes.json": boxes})
+    make_2017(tmp_path / "b", {"train_2017_bboxes.json": boxes})
     with pytest.raises(
         InputFileError,
         match=r"train_2017_bboxes.json, record annotations\[3\], field 'image_id': image id 56",
     ):
         Inat2017(tmp_path / "b", splits=["train"]).read()
     cat = coco(TRAIN_2017["images"], [*TRAIN_2017["annotations"][:3], ann(3, 13, 42)])
-    make_2017(tmp_path / "c", **{"train2017.json": cat})
+    make_2017(tmp_path / "c", {"train2017.json": cat})
     with pytest.raises(
         InputFileError, match=r"record annotations\[3\], field 'category_id': category id 42"
     ):
@@ -443,11 +451,11 @@ def test_references_to_images_not_in_the_split(tmp_path: Path) -> None:
 
 def test_duplicate_image_id_and_bad_box(tmp_path: Path) -> None:
     dup = coco([*TRAIN_2017["images"], img2017(11, 1)], TRAIN_2017["annotations"])
-    make_2017(tmp_path / "a", **{"train2017.json": dup})
+    make_2017(tmp_path / "a", {"train2017.json": dup})
     with pytest.raises(InputFileError, match=r"record images\[4\], field 'id': duplicate image"):
         Inat2017(tmp_path / "a", splits=["train"]).read()
     boxes = coco([], [dict(bbox(0, 10, 1, 2, 3, 4), bbox=[1, 2, 3])])
-    make_2017(tmp_path / "b", **{"train_2017_bboxes.json": boxes})
+    make_2017(tmp_path / "b", {"train_2017_bboxes.json": boxes})
     with pytest.raises(InputFileError, match=r"record annotations\[0\], field 'bbox': a box is"):
         Inat2017(tmp_path / "b", splits=["train"]).read()
 
@@ -482,10 +490,10 @@ CATS_2018 = [
 ]  # fmt: skip
 
 
-def make_2018(root, *, categories=True):
+def make_2018(root: Path, *, categories: bool = True) -> Path:
     folder = root / "inat2018"
 
-    def image(i):
+    def image(i: int) -> dict[str, Any]:
         return {"id": i, "width": 800, "height": 533, "file_name": f"train_val2018/Aves/0/{i}.jpg",
                 "license": 2, "rights_holder": "someone"}  # fmt: skip
 
@@ -558,8 +566,10 @@ CATS_2021 = [
 ]  # fmt: skip
 
 
-def img2021(i, cat, *, date="2007-10-31 00:00:00+00:00", lat=-21.93073, lon=114.12239,
-            unc=977, holder="megatherium", split="train"):  # fmt: skip
+def img2021(i: int, cat: int, *, date: str = "2007-10-31 00:00:00+00:00",
+            lat: float | None = -21.93073, lon: float | None = 114.12239,
+            unc: int | None = 977, holder: str = "megatherium",
+            split: str = "train") -> dict[str, Any]:  # fmt: skip
     return {"id": i, "width": 284, "height": 222,
             "file_name": f"{split}/{CATS_2021[cat]['image_dir_name']}/{i:08x}.jpg",
             "license": 2, "rights_holder": holder, "date": date, "latitude": lat,
@@ -581,10 +591,14 @@ VAL_2021 = coco([img2021(5, 1, split="val")], [ann(0, 5, 1)], CATS_2021)
 TEST_2021 = coco([img2021(6, 0, split="public_test")], None, CATS_2021)
 
 
-def make_2021(root, train=TRAIN_2021, *, tar=True):
+def make_2021(root: Path, train: dict[str, Any] | bytes = TRAIN_2021, *, tar: bool = True) -> Path:
     folder = root / "inat2021"
     folder.mkdir(parents=True, exist_ok=True)
-    docs = {"train": train, "val": VAL_2021, "public_test": TEST_2021}
+    docs: dict[str, dict[str, Any] | bytes] = {
+        "train": train,
+        "val": VAL_2021,
+        "public_test": TEST_2021,
+    }
     for name, doc in docs.items():
         data = doc if isinstance(doc, bytes) else dumps(doc)
         if tar:
@@ -662,7 +676,9 @@ def test_inat2021_train_mini_is_optional(tmp_path: Path) -> None:
 # The fast path for images (cut at "}, {", checked) against the exact walk
 
 
-def read_both(root, cls=Inat2021, **kw):
+def read_both(
+    root: Path, cls: type[Inat2017 | Inat2021] = Inat2021, **kw: Any
+) -> tuple[pa.Table, pa.Table, Inat2017 | Inat2021, Inat2017 | Inat2021]:
     fast = cls(root, **kw)
     exact = cls(root, **kw)
     exact.guess = False
@@ -671,17 +687,17 @@ def read_both(root, cls=Inat2021, **kw):
 
 @pytest.fixture
 def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    from geoaware.sources.inat import reader
+    from geoaware.sources.inat import reader, stream
 
     calls = {"stretch": 0, "exact": 0}
-    stretch = reader.scan_stretch
+    stretch = stream.scan_stretch
     read_images = reader.InatSource._read_images
 
-    def spy_stretch(*args, **kwargs):
+    def spy_stretch(*args: Any, **kwargs: Any) -> Any:
         calls["stretch"] += 1
         return stretch(*args, **kwargs)
 
-    def spy_read(self, *args, guess, **kwargs):
+    def spy_read(self: Any, *args: Any, guess: bool, **kwargs: Any) -> Any:
         calls["exact"] += not guess
         return read_images(self, *args, guess=guess, **kwargs)
 
@@ -717,7 +733,7 @@ def test_fast_path_with_tiny_blocks(tmp_path: Path, spies: dict[str, int], block
     ],
 )
 def test_fast_path_falls_back_on_separators_inside_strings(
-    tmp_path: Path, spies: dict[str, int], holder: str, expected
+    tmp_path: Path, spies: dict[str, int], holder: str, expected: dict[str, int]
 ) -> None:
     images = [dict(im) for im in TRAIN_2021["images"]]
     images[2]["rights_holder"] = holder
@@ -729,7 +745,7 @@ def test_fast_path_falls_back_on_separators_inside_strings(
 
 
 @pytest.mark.parametrize("style", [{"indent": 1}, {"separators": (",", ":")}])
-def test_fast_path_falls_back_on_other_layouts(tmp_path: Path, style) -> None:
+def test_fast_path_falls_back_on_other_layouts(tmp_path: Path, style: dict[str, Any]) -> None:
     make_2021(tmp_path, json.dumps(TRAIN_2021, **style).encode())
     fast, exact, _, _ = read_both(tmp_path, splits=["train"])
     assert fast.equals(exact) and fast.num_rows == 5
@@ -745,7 +761,7 @@ def test_fast_path_in_small_pieces_and_errors_after_good_pieces(
     exact.guess = False
     assert fast.read().equals(exact.read())
     text = dumps(TRAIN_2017).replace(b'{"id": 13, ', b'{"idx": 13, ')
-    make_2017(tmp_path, **{"train2017.json": text})
+    make_2017(tmp_path, {"train2017.json": text})
     fast.counts = {}
     with pytest.raises(InputFileError, match=r"record images\[3\], field 'id': missing required"):
         fast.read()
@@ -778,7 +794,7 @@ def test_fast_path_in_small_pieces_and_errors_after_good_pieces(
         ("May 2017", None),
     ],
 )
-def test_parse_timestamps(text: str, expected) -> None:
+def test_parse_timestamps(text: str, expected: datetime | None) -> None:
     ts, missing, bad = parse_timestamps(pa.array([text]))
     assert ts.to_pylist() == [expected]
     assert (missing, bad) == (0, int(expected is None))

@@ -56,7 +56,10 @@ def small_real_parquet(real_catalog: Path) -> bytes:
     edits=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=8),
 )
 def test_damaged_real_catalog_bytes(
-    small_real_parquet: bytes, tmp_path_factory: pytest.TempPathFactory, cut, edits
+    small_real_parquet: bytes,
+    tmp_path_factory: pytest.TempPathFactory,
+    cut: int | None,
+    edits: list[tuple[int, int]],
 ) -> None:
     whole = small_real_parquet
     data = bytearray(whole if cut is None else whole[: max(1, cut % (len(whole) + 1))])
@@ -118,7 +121,7 @@ def tables(draw: st.DrawFn) -> pa.Table:
 
 @FUZZ
 @given(table=tables())
-def test_any_columns_of_any_type(tmp_path_factory: pytest.TempPathFactory, table) -> None:
+def test_any_columns_of_any_type(tmp_path_factory: pytest.TempPathFactory, table: pa.Table) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "catalog.parquet"
     pq.write_table(table, path)
     _validate(path)

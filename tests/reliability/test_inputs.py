@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -131,7 +132,7 @@ def test_ingest_hashes_a_file_once_until_it_changes(
     hashed: list[str] = []
     real = download.file_digest
 
-    def counting(path, algorithm):
+    def counting(path: Path, algorithm: str) -> str:
         hashed.append(str(path))
         return real(path, algorithm)
 
@@ -290,7 +291,9 @@ def test_scan_images_reports_a_name_that_is_not_utf8(tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(PHOTOS / "DSCN0010.jpg", folder / "ok.jpg")
-    shutil.copy(PHOTOS / "DSCN0012.jpg", os.path.join(os.fsencode(folder), b"caf\xe9.jpg"))
+    shutil.copy(
+        os.fsencode(PHOTOS / "DSCN0012.jpg"), os.path.join(os.fsencode(folder), b"caf\xe9.jpg")
+    )
     result = run("scan-images", folder, "--out", tmp_path / "c.parquet", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -316,7 +319,9 @@ def fitted(
 
     _, emb, _ = knn_model
     folder = tmp_path_factory.mktemp("fitted")
-    gallery = dict(epochs=1, hidden=16, rff_dim=16, embed_dim=8, image_hidden=0, batch_size=64)
+    gallery: dict[str, Any] = dict(
+        epochs=1, hidden=16, rff_dim=16, embed_dim=8, image_hidden=0, batch_size=64
+    )
     fit_from_files(emb, real_catalog, folder / "gallery", method="gallery", split=None, **gallery)
     fit_from_files(
         emb, real_catalog, folder / "cells", method="cells", split=None,
@@ -440,7 +445,11 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ],
 )
 def test_embed_names_the_processor_file_of_an_hf_model(
-    tiny_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change, expected: str
+    tiny_clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: dict[str, Any],
+    expected: str,
 ) -> None:
     if not PHOTOS.is_dir():
         pytest.skip(f"{PHOTOS} not present")
