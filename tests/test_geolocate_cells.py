@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pytest
@@ -30,7 +30,7 @@ PUBLISHED = {
 NUM_IMAGES = 4_723_695
 
 
-def cells_file(shared_data, tau_max):
+def cells_file(shared_data: Path, tau_max: int) -> Path:
     return shared_data / "im2gps" / "geo-cells" / f"cells_50_{tau_max}.csv"
 
 
@@ -43,7 +43,7 @@ def published() -> dict[int, CellPartition]:
     return {t: CellPartition.from_file(cells_file(SHARED_DATA, t)) for t in PUBLISHED}
 
 
-def centres(cells):
+def centres(cells: CellPartition) -> tuple[np.ndarray, np.ndarray]:
     points = [s2sphere.CellId.from_token(t).to_lat_lng() for t in cells.tokens.tolist()]
     return (
         np.array([p.lat().degrees for p in points]),
@@ -51,15 +51,21 @@ def centres(cells):
     )
 
 
-def partition(tokens, counts=None, lat=None, lon=None, num_images=None):
+def partition(
+    tokens: list[str],
+    counts: list[int] | None = None,
+    lat: list[float] | None = None,
+    lon: list[float] | None = None,
+    num_images: int | None = None,
+) -> CellPartition:
     n = len(tokens)
-    counts = np.full(n, 60) if counts is None else np.asarray(counts)
+    count = np.full(n, 60) if counts is None else np.asarray(counts)
     return CellPartition(
         np.array(tokens),
-        counts,
+        count,
         np.zeros(n) if lat is None else np.asarray(lat, float),
         np.zeros(n) if lon is None else np.asarray(lon, float),
-        int(counts.sum()) if num_images is None else num_images,
+        int(count.sum()) if num_images is None else num_images,
     )
 
 
@@ -94,7 +100,7 @@ def test_leaf_cell_ids_nan_and_range() -> None:
 
 
 @pytest.mark.parametrize("tau_max", list(PUBLISHED))
-def test_published_file_read_exactly(shared_data: Path, tau_max) -> None:
+def test_published_file_read_exactly(shared_data: Path, tau_max: int) -> None:
     path = cells_file(shared_data, tau_max)
     cells = CellPartition.from_file(path)
     rows, token, count, lat, lon = PUBLISHED[tau_max]
@@ -167,7 +173,9 @@ MERGES = {5000: (6, 2), 2000: (35, 15), 1000: (206, 98)}  # published cells -> b
 
 
 @pytest.mark.parametrize("tau_max", list(PUBLISHED))
-def test_build_reproduces_published_cells(published: dict[int, CellPartition], tau_max) -> None:
+def test_build_reproduces_published_cells(
+    published: dict[int, CellPartition], tau_max: int
+) -> None:
     pub = published[tau_max]
     lat, lon = centres(pub)
     built = build_cells(lat, lon, 50, tau_max, weights=pub.counts)
@@ -347,7 +355,9 @@ def test_from_file_errors_name_file_record_field() -> None:
 # --- the classifier --------------------------------------------------------------------------
 
 
-def synthetic_world(noise_seed, n_regions=12, per=100, dim=16):
+def synthetic_world(
+    noise_seed: int, n_regions: int = 12, per: int = 100, dim: int = 16
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Regions far apart, ~5 km across, each with its own cluster of embeddings."""
     rng = np.random.default_rng(0)
     clat, clon = rng.uniform(-60, 60, n_regions), rng.uniform(-180, 180, n_regions)
@@ -413,7 +423,7 @@ def test_hierarchical_scores_by_hand() -> None:
     np.testing.assert_allclose(np.exp(orphan).sum(), 1.0)
 
 
-def hand_model(hidden=0):
+def hand_model(hidden: int = 0) -> CellGeolocator:
     """A model whose heads ignore the input: logits = biases = chosen log-probabilities."""
     import torch
 
@@ -425,7 +435,8 @@ def hand_model(hidden=0):
     coarse = partition(["4c", "44"], lat=[50.0, 45.0], lon=[1.0, 1.0])
     net = _net(4, [2, 3], hidden)
     with torch.no_grad():
-        for head, p in zip(net.heads, ([0.3, 0.7], [0.5, 0.2, 0.3]), strict=True):
+        heads = cast("list[torch.nn.Linear]", net.heads)  # a ModuleList of Linear layers
+        for head, p in zip(heads, ([0.3, 0.7], [0.5, 0.2, 0.3]), strict=True):
             head.weight.zero_()
             head.bias.copy_(torch.log(torch.tensor(p)))
     return CellGeolocator([coarse, fine], net, CellConfig(["given", "given"]), dim=4)

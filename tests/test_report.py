@@ -3,8 +3,10 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -128,7 +130,7 @@ def test_error_map_checks_its_arguments(tmp_path: Path) -> None:
     assert not (tmp_path / "m.png").exists()
 
 
-CONTINENT_TABLE = {
+CONTINENT_TABLE: dict[str, list[Any]] = {
     "columns": ["continent", "n", "acc_25km", "acc_2500km"],
     "rows": [
         ["Europe", 1200, 0.12, 0.83],
@@ -147,7 +149,7 @@ CONTINENT_TABLE = {
     ],
     ids=["contract-table", "dataframe", "records"],
 )
-def test_group_bars_png(tmp_path: Path, table) -> None:
+def test_group_bars_png(tmp_path: Path, table: Any) -> None:
     png = group_bars(table, tmp_path / "bars.png", value=["acc_25km", "acc_2500km"])
     pixels = _pixels(png)
     assert pixels.shape[1] >= 600 and pixels.shape[0] >= 500
@@ -210,7 +212,7 @@ CLASSIFY = {
 }
 
 
-def _write_run(folder: Path, doc: dict) -> Path:
+def _write_run(folder: Path, doc: dict[str, Any]) -> Path:
     path = folder / f"{doc['name']}.{doc['kind']}.json"
     path.write_bytes(orjson.dumps(doc))
     return path
@@ -270,14 +272,14 @@ class _Page(HTMLParser):
         self.text: list[str] = []
         self.img_src: list[str] = []
 
-    def handle_starttag(self, tag, attrs) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         for k, v in attrs:
             self.attrs.append((k, v or ""))
             if tag == "img" and k == "src":
                 self.img_src.append(v or "")
 
-    def handle_data(self, data) -> None:
+    def handle_data(self, data: str) -> None:
         self.text.append(data)
 
 
@@ -331,8 +333,8 @@ def test_build_report_contains_everything(run_dir: Path, tmp_path: Path) -> None
 
     # Self-contained: no scripts, styles sheets, fonts, frames; URLs only in text.
     assert not {"script", "link", "iframe", "object", "embed", "base"} & set(parser.tags)
-    for _name, value in parser.attrs:
-        assert not re.match(r"\s*(https?:|//|file:)", value, re.I), value
+    for _name, attr in parser.attrs:
+        assert not re.match(r"\s*(https?:|//|file:)", attr, re.I), attr
     assert "https://example.org/val.csv" in text  # allowed: it is text
     assert "url(" not in page and "@import" not in page and "@font-face" not in page
     for match in re.finditer(r"https?://", page):
@@ -363,7 +365,7 @@ def test_build_report_best_values_and_default_title(run_dir: Path, tmp_path: Pat
     assert "<strong>69.0%</strong>" not in page
 
 
-def _doc() -> dict:
+def _doc() -> dict[str, Any]:
     return {
         "kind": "geo",
         "name": "m",
@@ -374,33 +376,33 @@ def _doc() -> dict:
     }
 
 
-def _drop(key):
-    def edit(doc) -> None:
+def _drop(key: str) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
         del doc[key]
 
     return edit
 
 
-def _set(key, value):
-    def edit(doc) -> None:
+def _set(key: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
         doc[key] = value
 
     return edit
 
 
-def _del_summary(doc) -> None:
+def _del_summary(doc: dict[str, Any]) -> None:
     del doc["summary"]["n"]
 
 
-def _bad_summary_value(doc) -> None:
+def _bad_summary_value(doc: dict[str, Any]) -> None:
     doc["summary"]["acc_1km"] = "12%"
 
 
-def _short_row(doc) -> None:
+def _short_row(doc: dict[str, Any]) -> None:
     doc["tables"]["t"]["rows"].append([1])
 
 
-def _table_without_rows(doc) -> None:
+def _table_without_rows(doc: dict[str, Any]) -> None:
     del doc["tables"]["t"]["rows"]
 
 
@@ -425,7 +427,7 @@ def _table_without_rows(doc) -> None:
     ],
 )
 def test_malformed_contract_files_name_file_and_key(
-    tmp_path: Path, edit, field: str, problem: str
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], field: str, problem: str
 ) -> None:
     folder = tmp_path / "run"
     folder.mkdir()
@@ -498,7 +500,9 @@ def test_other_thresholds_and_ks_are_columns_in_order(tmp_path: Path) -> None:
         "extra",
     ]
     assert "≤ 10 km" in geo and "≤ 100 km" in geo and "≤ 2500 km" in geo
-    custom_row = re.search(r"<tr><td[^>]*><a href=[^>]*>custom</a>.*?</tr>", geo).group(0)
+    found = re.search(r"<tr><td[^>]*><a href=[^>]*>custom</a>.*?</tr>", geo)
+    assert found is not None
+    custom_row = found.group(0)
     assert custom_row.count('<td class="na">–</td>') == 8  # the keys it lacks
     assert "40.0%" in custom_row and "80.0%" in custom_row
     assert "missing_predictions" in page
@@ -623,7 +627,7 @@ def test_captions_describe_the_figures_not_their_file_names(tmp_path: Path) -> N
     for name in ("leakage-random.png", "range-danaus-plexippus.png", "p.reference_im2gps.png",
                  "leakage-cell.png"):  # fmt: skip
         (tmp_path / name).write_bytes(png.read_bytes())
-    runs = {
+    runs: dict[str, dict[str, Any]] = {
         "fg_geo.catalog.json": {"kind": "catalog", "figures": ["map.png"]},
         "splits.split.json": {
             "kind": "split",
