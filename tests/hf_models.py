@@ -8,6 +8,11 @@ Random weights from a config, a word-level vocabulary of a few dozen words, the 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 WORDS = " ".join(
     [
@@ -18,7 +23,7 @@ WORDS = " ".join(
 ).split()
 
 
-def _tokenizer(transformers, max_len: int):  # type: ignore[no-untyped-def]
+def _tokenizer(transformers: ModuleType, max_len: int) -> tuple[PreTrainedTokenizerFast, int]:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
     special = ["<pad>", "<unk>", "<s>", "</s>"]

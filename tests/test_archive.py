@@ -4,6 +4,7 @@ import io
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -11,7 +12,9 @@ from geoaware.errors import InputFileError, UnsafeArchiveError
 from geoaware.sources.archive import extract
 
 
-def make_tar(path, members, mode="w:gz"):
+def make_tar(
+    path: Path, members: list[tuple[str, str, bytes]], mode: Literal["w", "w:gz"] = "w:gz"
+) -> Path:
     with tarfile.open(path, mode) as tf:
         for name, kind, payload in members:
             info = tarfile.TarInfo(name)
@@ -31,7 +34,7 @@ def make_tar(path, members, mode="w:gz"):
     return path
 
 
-def make_zip(path, members):
+def make_zip(path: Path, members: list[tuple[str, bytes]]) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, payload in members:
             zf.writestr(name, payload)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -143,7 +144,7 @@ def test_missing_paths(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def batches():
+    def batches() -> Iterator[pa.Table]:
         yield small_table()
         raise OSError("source broke")
 
@@ -159,7 +160,7 @@ def test_failed_rewrite_keeps_the_old_catalog(
     for target in ("c.parquet", "folder"):
         write_catalog(small_table(), tmp_path / target)
 
-    def boom(*args, **kwargs) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", boom)

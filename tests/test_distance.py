@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ lons = st.floats(-180, 180, allow_nan=False)
     ],
 )
 def test_haversine_exact_geometry(
-    a: tuple[float, float], b: tuple[float, float], expected_km
+    a: tuple[float, float], b: tuple[float, float], expected_km: float
 ) -> None:
     assert float(haversine_km(*a, *b)) == pytest.approx(expected_km, abs=1e-6)
 
@@ -93,14 +94,18 @@ def test_geodesic_nearly_antipodal_and_poles() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(lats, lons, lats, lons)
-def test_haversine_agrees_with_geopy_great_circle(lat1, lon1, lat2, lon2) -> None:
+def test_haversine_agrees_with_geopy_great_circle(
+    lat1: float, lon1: float, lat2: float, lon2: float
+) -> None:
     expected = geopy_great_circle((lat1, lon1), (lat2, lon2), radius=R).km
     assert float(haversine_km(lat1, lon1, lat2, lon2)) == pytest.approx(expected, abs=5e-4)
 
 
 @settings(max_examples=100, deadline=None)
 @given(lats, lons, lats, lons)
-def test_geodesic_agrees_with_geopy_geodesic(lat1, lon1, lat2, lon2) -> None:
+def test_geodesic_agrees_with_geopy_geodesic(
+    lat1: float, lon1: float, lat2: float, lon2: float
+) -> None:
     expected = geopy_geodesic((lat1, lon1), (lat2, lon2)).km
     assert float(geodesic_km(lat1, lon1, lat2, lon2)) == pytest.approx(expected, abs=1e-6)
 
@@ -129,7 +134,7 @@ def test_symmetry_and_triangle_inequality() -> None:
 
 
 @pytest.mark.parametrize("fn", [haversine_km, geodesic_km])
-def test_out_of_range_is_an_error_naming_the_index(fn) -> None:
+def test_out_of_range_is_an_error_naming_the_index(fn: Callable[..., object]) -> None:
     with pytest.raises(
         InvalidCoordinateError, match=r"point 2 longitude out of \[-180, 180\] at index 1: 200.0"
     ):

@@ -14,6 +14,7 @@ from geoaware.catalog import read_catalog, write_catalog
 from geoaware.errors import InputFileError
 from geoaware.evaluate import (
     Bucket,
+    ClassificationReport,
     EvaluationError,
     TopK,
     evaluate_classification,
@@ -73,7 +74,7 @@ def hand_predictions() -> TopK:
     return TopK.from_lists(list(PREDICTED), list(PREDICTED.values()))
 
 
-def table_rows(report, title: str) -> dict[str, dict[str, object]]:
+def table_rows(report: ClassificationReport, title: str) -> dict[str, dict[str, object]]:
     table = report.to_dict()["tables"][title]
     return {row[0]: dict(zip(table["columns"], row, strict=True)) for row in table["rows"]}
 
@@ -259,7 +260,7 @@ def test_top_k_matches_a_sort_on_random_tied_scores() -> None:
 
 
 # --- the file formats agree -------------------------------------------------------------------
-def dense_case():
+def dense_case() -> tuple[list[str], pa.Table, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     n, c = 40, 12
     ids = [f"v{i}" for i in range(n)]
@@ -279,6 +280,7 @@ def dense_case():
 def test_npz_parquet_and_csv_give_the_same_result(tmp_path: Path) -> None:
     ids, truth, scores, class_ids = dense_case()
     expected = TopK.from_scores(ids, scores, class_ids=class_ids, k=5)
+    assert expected.scores is not None
 
     np.savez(tmp_path / "dense.npz", image_id=np.array(ids), scores=scores, class_ids=class_ids)
     np.savez(
@@ -376,7 +378,7 @@ def test_reader_errors_name_the_line(tmp_path: Path) -> None:
         read_predictions(tmp_path / "bad.parquet")
 
 
-def _touch(path):
+def _touch(path: Path) -> Path:
     path.write_text("{}")
     return path
 

@@ -68,7 +68,7 @@ def test_osv5m_countries_agree_with_published_labels(shared_data: Path) -> None:
         "pred_country_base": countries(t.pred_lat_base, t.pred_lon_base),
     }
     disagreements = [
-        (i, col, t[col][i], ours[col][i])
+        (int(i), col, t[col][i], ours[col][i])
         for col in ours
         for i in np.flatnonzero(ours[col] != t[col].to_numpy())
     ]
@@ -151,6 +151,7 @@ def test_bad_rows_are_listed_with_line_numbers_and_footer_is_skipped(tmp_path: P
         ("line 4", "predicted_lat", "north", "not a number"),
         ("line 5", "gt_lat", "95.0", "out of range"),
     ]
+    assert preds.image_id is not None
     assert list(preds.image_id) == ["a", "e"]
     report = evaluate_geo(preds, hit_rates=False)
     assert report.summary["skipped_rows"] == 3  # data rows; the 2 footer rows are apart

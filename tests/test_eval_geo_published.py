@@ -47,13 +47,18 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
-def _published(shared_data):
+def _published(shared_data: Path) -> list[float]:
     table = pd.read_csv(shared_data / DEMO)
     d = table["great_circle_distance"].to_numpy()  # the authors' own per-image distances
     return [float(np.mean(d <= t)) for t in (1, 25, 200, 750, 2500)] + [float(d.mean())]
 
 
-def _variant(shared_data, tmp_path: Path, kind: str):
+def _figure(value: float | None) -> float:
+    assert value is not None
+    return value
+
+
+def _variant(shared_data: Path, tmp_path: Path, kind: str) -> tuple[Path, list[float]]:
     """The real demo rows with a GeoEstimation summary block, in one of its variants."""
     rows = (shared_data / DEMO).read_bytes().replace(b"\r\n", b"\n")
     vals = _published(shared_data)
@@ -62,8 +67,8 @@ def _variant(shared_data, tmp_path: Path, kind: str):
         summary = ",".join(f"{100 * v:.4f}" for v in vals[:5]) + f",{vals[5]:.4f}"
     block = f"{NAMES}\n{summary}\n".encode()
     if kind == "pairs":
-        block = "".join(f"{n},{v:.6f}\n" for n, v in zip(NAMES.split(","), vals, strict=True))
-        block = block.encode()
+        pairs = "".join(f"{n},{v:.6f}\n" for n, v in zip(NAMES.split(","), vals, strict=True))
+        block = pairs.encode()
     data = rows + (b"" if kind == "no_blank" else b"\n") + block
     if kind == "crlf":
         data = data.replace(b"\n", b"\r\n")
@@ -83,10 +88,11 @@ def test_summary_block_is_kept_out_and_matches_ours(
     report = evaluate_geo(preds, hit_rates=False)
     s = report.summary
     for t, v in zip((1, 25, 200, 750, 2500), vals, strict=False):
-        assert abs(s[f"acc_{t}km"] - v) <= 5e-4
-    assert abs(s["mean_km"] - vals[5]) <= 0.05
+        assert abs(_figure(s[f"acc_{t}km"]) - v) <= 5e-4
+    assert abs(_figure(s["mean_km"]) - vals[5]) <= 0.05
     assert s["skipped_rows"] == 0
     pub = report.published
+    assert pub is not None
     assert pub["agrees"] and len(pub["rows"]) == 6
     assert pub["scale"] == ("percent" if kind == "percent" else "fraction")
     assert report.to_dict()["footer"]["reason"].startswith("a summary block")
@@ -121,6 +127,7 @@ def test_bad_rows_duplicates_and_counts(tmp_path: Path, capsys: pytest.CaptureFi
         "a,10,10,30,30\n"
     )
     preds = read_geo_predictions(path)
+    assert preds.image_id is not None
     assert preds.n == 2 and list(preds.image_id) == ["a", "c"]
     assert preds.skipped_rows == 3  # rows, not fields
     assert preds.skip_reasons() == {
@@ -134,7 +141,7 @@ def test_bad_rows_duplicates_and_counts(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0 and "3 rows skipped" in out and "line 3, line 4, line 6" in out
 
 
-def _no_bad_cells(path):
+def _no_bad_cells(path: Path) -> Path:
     clean = path.with_name("clean.csv")
     clean.write_text(path.read_text().replace("b,x,y,10,10\n", "b,1,1,10,10\n"))
     return clean
@@ -288,7 +295,7 @@ def test_published_results_file_parses_and_every_row_has_a_source() -> None:
         ).map(b"".join),
     )
 )
-def test_fuzz_any_bytes_give_a_result_or_one_clear_error(tmp_path: Path, data) -> None:
+def test_fuzz_any_bytes_give_a_result_or_one_clear_error(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "fuzz.csv"
     path.write_bytes(data)
     try:

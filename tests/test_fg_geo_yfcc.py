@@ -48,7 +48,7 @@ def test_reads_the_real_release(
     assert validate_table(t).ok
 
 
-def _zip(tmp_path: Path, text: str, member: str = FgGeoYfcc.member):
+def _zip(tmp_path: Path, text: str, member: str = FgGeoYfcc.member) -> tuple[Path, Path]:
     root = tmp_path / "root"
     path = root / FgGeoYfcc.files["csv"].path
     path.parent.mkdir(parents=True)

@@ -16,7 +16,7 @@ from geoaware.geolocate.model import load_geolocator, save_geolocator
 SMALL = dict(rff_dim=64, hidden=64, embed_dim=32, image_hidden=64, batch_size=256, lr=3e-3)
 
 
-def synthetic(n: int, seed: int = 0, dim: int = 32):
+def synthetic(n: int, seed: int = 0, dim: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Places around 25 centres; an image vector is a fixed smooth nonlinear map of its place."""
     rng = np.random.default_rng(seed)
     world = np.random.default_rng(123)  # the same map and centres for train and test

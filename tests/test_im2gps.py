@@ -13,6 +13,7 @@ from geoaware.catalog import conform, validate_table
 from geoaware.errors import DatasetNotFoundError, InputFileError
 from geoaware.geo import haversine_km
 from geoaware.sources.csvio import json_objects, read_csv_columns
+from geoaware.sources.download import RemoteFile
 from geoaware.sources.im2gps import (
     CELL_HEADER,
     PARTITIONS,
@@ -59,7 +60,7 @@ def no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
 
 
-def _write(root, remote, text: str, newline: str = "\r\n"):
+def _write(root: Path, remote: RemoteFile, text: str, newline: str = "\r\n") -> Path:
     path = root / remote.path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.replace("\n", newline).encode())
@@ -286,7 +287,7 @@ def test_header_only_file_gives_an_empty_catalog() -> None:
     ],
 )
 def test_bad_metadata_names_file_line_and_field(
-    tmp_path: Path, no_mirror: None, text, message: str
+    tmp_path: Path, no_mirror: None, text: str, message: str
 ) -> None:
     path = _write(tmp_path, Im2gps3k.files["meta"], text)
     with pytest.raises(InputFileError, match=rf"^{re.escape(str(path))}, {message}"):
@@ -360,7 +361,7 @@ def test_tiny_cells_file(tmp_path: Path) -> None:
         (CELL_HEAD + "\n" + CELL_ROWS[0].replace("8747c", ""), r"line 4, field 'hex_id': empty"),
     ],
 )
-def test_bad_cells_file(tmp_path: Path, text, message: str) -> None:
+def test_bad_cells_file(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "cells.csv"
     path.write_text(text + "\n")
     with pytest.raises(InputFileError, match=rf"^{re.escape(str(path))}, record {message}"):

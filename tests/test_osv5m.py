@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,9 @@ TEST_ROWS = [
 QUAD_ROW = "0,-54.887208333333,-176.81130912065618,-21.501435738728247,-87.92788457595303,-43.532155669434445,-175.16965440053036"
 
 
-def _test_csv(root, header=TEST_HEADER, rows=TEST_ROWS):
+def _test_csv(
+    root: Path, header: Sequence[str] = TEST_HEADER, rows: Sequence[str] = TEST_ROWS
+) -> Path:
     path = root / Osv5m.files["test"].path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
@@ -98,7 +101,10 @@ def test_test_csv_with_fewer_columns() -> None:
     ],
 )
 def test_bad_test_csv(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change, message: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[list[str], list[str]], tuple[list[str], list[str]]],
+    message: str,
 ) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     header, rows = change(list(TEST_HEADER), list(TEST_ROWS))

@@ -31,12 +31,12 @@ def tiles(draw: st.DrawFn) -> Tile:
 
 @given(tiles())
 @example(Tile(0, 0, 0))
-def test_format_parse_round_trip(t) -> None:
+def test_format_parse_round_trip(t: Tile) -> None:
     assert parse_tile(format_tile(t)) == t
 
 
 @given(tiles())
-def test_center_lies_inside_bounds_and_maps_back_to_tile(t) -> None:
+def test_center_lies_inside_bounds_and_maps_back_to_tile(t: Tile) -> None:
     b = tile_bounds(t)
     c = tile_center(t)
     assert b.west < c.lon < b.east
@@ -45,7 +45,7 @@ def test_center_lies_inside_bounds_and_maps_back_to_tile(t) -> None:
 
 
 @given(tiles())
-def test_center_is_mercator_midpoint_not_corner(t) -> None:
+def test_center_is_mercator_midpoint_not_corner(t: Tile) -> None:
     # The centre is half a tile from each edge in mercator metres, not the NW corner.
     c = tile_center(t)
     b = tile_bounds(t)
