@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from benchkit import add_quick, sized
+
 TARGET_RATIO = 3.0
 TARGET_MEMORY_RATIO = 1.5
 BASELINE = "json.load + pandas merge"
@@ -424,7 +426,7 @@ def child(side: str, root: Path, out: Path) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2_700_000, help="train images (N)")
+    parser.add_argument("--images", type=int, default=None, help="train images (2.7M; 600k quick)")
     parser.add_argument("--categories", type=int, default=10_000, help="categories")
     parser.add_argument("--val-per-category", type=int, default=10, help="val images each")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -436,7 +438,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="compare the JSON decoding step alone: ours against msgspec, DuckDB read_json and "
         "pyarrow.json (instead of the ingest against json.load + pandas)",
     )
+    add_quick(parser)
     args = parser.parse_args(argv)
+    sized(args, images=(2_700_000, 600_000))
     if args.images < 1 or args.categories < 1 or args.val_per_category < 0:
         parser.error("--images and --categories must be positive")
     return args
@@ -462,6 +466,7 @@ def compare_parsers(args: argparse.Namespace, work: Path, json_bytes: int, n: in
           f"{'agree' if agree else 'DISAGREE'}")  # fmt: skip
     figures: dict[str, Any] = {
         "benchmark": "ingest_parsers",
+        "quick": args.quick,
         "baseline": best,
         "ratio": ratio,
         "images": args.images,
@@ -513,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "benchmark": "ingest",
+                "quick": args.quick,
                 "baseline": BASELINE,
                 "ratio": ratio,
                 "memory_ratio": memory_ratio,

@@ -107,6 +107,7 @@ def test_fit_predict_eval_chain(files: dict[str, Path]) -> None:
     assert ev["n"] == 18 and ev["acc_200km"] == 1.0 and ev["acc_2500km"] == 1.0
     assert ev["median_km"] == pytest.approx(res["summary"]["median_km"])
     assert ev["acc_1km"] == pytest.approx(res["summary"]["acc_1km"])
+    assert ev["warnings"][0].startswith("1 of 18 test locations")  # --json carries it too
     # the overlap report travels with the predictions into eval geo, its run and the report
     assert (
         json.loads((files["dir"] / "pred.parquet.overlap.json").read_text())["overlap"]
@@ -197,7 +198,8 @@ def test_errors_are_clear(files: dict[str, Path], tmp_path: Path) -> None:
     r = runner.invoke(_app(), ["geolocate", "fit", str(files["emb"]), "--catalog",
                                str(files["catalog"]), "--k", "3", "--epochs", "2",
                                "--out", str(tmp_path / "m")])  # fmt: skip
-    assert r.exit_code != 0 and "option 'epochs' does not apply to method 'knn'" in r.output
+    assert r.exit_code != 0  # a geoaware error: the top-level app prints it as one line
+    assert "option 'epochs' does not apply to method 'knn'" in str(r.exception)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text('{"method": "nope"}')
     with pytest.raises(Exception, match="unknown geolocation method 'nope'"):
@@ -273,3 +275,15 @@ def test_cells_from_a_published_partition_file(files: dict[str, Path], shared_da
     assert np.allclose(published.lat[cell], got["pred_lat"]) and len(published) == 3298
     # ... and, the test images being near six cities, mostly the right city's cell
     assert _eval_cli(pred, files["catalog"])["acc_200km"] >= 0.8
+
+
+def test_fit_usage_error_is_one_line(files: dict[str, Path]) -> None:
+    """A bad value the library refuses (k = 0) is one red line and exit 2, not a usage box."""
+    done = subprocess.run(
+        [str(GEOAWARE), "geolocate", "fit", str(files["emb"]), "--catalog", str(files["catalog"]),
+         "--k", "0", "--out", str(files["dir"] / "k0")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "k" in lines[0], done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -685,3 +686,26 @@ def test_cli_out_follows_the_run_folder_rules(zs_files: dict[str, Path], tmp_pat
     manifest = read_manifest(run)
     assert manifest is not None and manifest["kind"] == "run"
     assert str(zs_files["img"]) in [i["path"] for i in manifest["inputs"]]
+
+
+def test_cli_out_keeps_runs_of_embeddings_that_share_a_name(
+    zs_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """a/emb.parquet then b/emb.parquet into one run folder: two files, not one replaced;
+    rerunning the second replaces its own file only."""
+    run = tmp_path / "run"
+    for folder in ("a", "b", "b"):
+        emb = tmp_path / folder / "emb.parquet"
+        emb.parent.mkdir(exist_ok=True)
+        shutil.copy(zs_files["img"], emb)
+        args = _zs_args({**zs_files, "img": emb}, "--text-embeddings", str(zs_files["text"]),
+                        "--out", str(run))  # fmt: skip
+        r = runner.invoke(_app(), args)
+        assert r.exit_code == 0, r.output
+    files = sorted(p.name for p in run.glob("*.zeroshot.json"))
+    assert files == ["b-emb.zeroshot.json", "emb.zeroshot.json"]
+    docs = {f: json.loads((run / f).read_text()) for f in files}
+    assert docs["emb.zeroshot.json"]["embeddings"] == str(
+        (tmp_path / "a" / "emb.parquet").resolve()
+    )
+    assert docs["b-emb.zeroshot.json"]["name"] == "b-emb"

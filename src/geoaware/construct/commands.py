@@ -136,6 +136,19 @@ def _show_leakage(r: dict[str, Any]) -> None:
     out.print("[red]leaks found[/]" if r["leaks"] else "[green]no leak[/]")
 
 
+def _partition_figure(value: float | None, *, counts: bool) -> str:
+    """One cell of the per-client table: whole counts as integers, no "-0.00" from rounding.
+
+    >>> _partition_figure(1.0, counts=True), _partition_figure(-1e-12, counts=False)
+    ('1', '0.00')
+    """
+    if value is None:
+        return "-"
+    if counts or float(value).is_integer():
+        return f"{round(value):,}"
+    return f"{max(value, 0.0):,.2f}"
+
+
 def _show_partition(r: dict[str, Any], out_dir: Path) -> None:
     title = (
         f"{r['scheme']}: {r['clients']:,} clients, {r['rows_assigned']:,} rows assigned, "
@@ -143,14 +156,15 @@ def _show_partition(r: dict[str, Any], out_dir: Path) -> None:
     )
     figures = ("mean", "std", "min", "median", "max")
     rows = [
-        [label] + ["-" if r[name][k] is None else f"{r[name][k]:,.2f}" for k in figures]
+        [label] + [_partition_figure(r[name][k], counts=k in ("min", "max") and
+                                     name != "label_entropy_bits") for k in figures]
         for name, label in (
             ("samples_per_client", "images"),
             ("labels_per_client", "labels"),
             ("label_entropy_bits", "label entropy (bits)"),
         )
         if name in r
-    ]
+    ]  # fmt: skip
     out.print(table(title, ["per client", *figures], rows))
     left = {k: v for k, v in r["left_out"].items() if v}
     if left:

@@ -56,7 +56,8 @@ app.add_typer(eval_app, name="eval")
     "skipped_rows (data rows left out), skipped (reason -> rows, first records), footer (rows, "
     "first_line, reason of a summary block cut from the end), published_summary (the file's own "
     "summary beside ours: rows, agrees, largest_difference), tables (the --by breakdowns and "
-    "the hit rates), reference (with --reference: dataset, columns, rows); with several files, "
+    "the hit rates), reference (with --reference: dataset, columns, rows), warnings (e.g. test "
+    "photos that sit on training photos); with several files, "
     "one such object per file name.",
 )
 def eval_geo(
@@ -163,6 +164,7 @@ def _geo_json(report: Any, preds: Any) -> dict[str, Any]:
     data["published_summary"] = doc.get("published_summary")
     data["tables"] = {k: v for k, v in report.tables.items()}
     data["reference"] = doc.get("reference")
+    data["warnings"] = list(report.warnings)
     return data
 
 
@@ -379,6 +381,36 @@ def _claim_run(run: Path | None) -> None:
         claim_output(run, "run")
 
 
+def _run_file(run: Path, kind: RunKind, name: str | None, embeddings: Path) -> tuple[Path, str]:
+    """Return the run file and name for ``embeddings``; a rerun replaces its own file only.
+
+    The default name is the embeddings' file or folder name; when that file in the run folder
+    holds a run of other embeddings (``a/emb`` then ``b/emb``), the parent folder's name is put
+    in front (``b-emb``). A name given with ``--name`` is used as it is.
+    """
+    import orjson
+
+    from geoaware.outputs import OutputError
+    from geoaware.runs import run_path
+
+    if name is not None:
+        return run_path(run, name, kind), name
+    stem = embeddings.stem if embeddings.suffix else embeddings.name
+    for candidate in (stem, f"{embeddings.resolve().parent.name}-{stem}"):
+        path = run_path(run, candidate, kind)
+        if not path.exists():
+            return path, candidate
+        try:
+            earlier = orjson.loads(path.read_bytes()).get("embeddings")
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            earlier = None
+        if earlier in (None, str(embeddings.resolve())):
+            return path, candidate
+    raise OutputError(
+        f"{run_path(run, stem, kind)} holds a {kind} run of other embeddings; give --name"
+    )
+
+
 def _write_out(
     report: Any,
     kind: RunKind,
@@ -396,11 +428,13 @@ def _write_out(
     data = report.to_dict()
     if run is not None:
         from geoaware.outputs import record_output
-        from geoaware.runs import run_path
+        from geoaware.runs import write_run
 
         embeddings, source = inputs
-        name = name or (embeddings.stem if embeddings.suffix else embeddings.name)
-        data["run_file"] = str(report.save(run_path(run, name, kind), name, str(source)))
+        path, name = _run_file(run, kind, name, embeddings)
+        doc = report.run_document(name, str(source))
+        doc["embeddings"] = str(embeddings.resolve())
+        data["run_file"] = str(write_run(path, doc))
         record_output(run, "run", inputs=list(inputs))
     if json:
         emit_json(data)
@@ -436,7 +470,11 @@ def zeroshot(
     encoder: EncoderOpt = None,
     text_embeddings: Annotated[
         Path | None,
-        typer.Option(help="Precomputed text vectors keyed by class name or '<class>|<prompt>'."),
+        typer.Option(
+            help="Precomputed text vectors keyed by class name or '<class>|<prompt>', made by "
+            "the same encoder as the image embeddings (the encoder name in both files' "
+            "metadata must match)."
+        ),
     ] = None,
     split: SplitOpt = None,
     k: Annotated[str, typer.Option("--k", help="Comma-separated k of top-k accuracy.")] = "1,5",
@@ -510,7 +548,10 @@ def retrieval(
     encoder: EncoderOpt = None,
     text_embeddings: Annotated[
         Path | None,
-        typer.Option(help="Precomputed caption vectors keyed by caption id."),
+        typer.Option(
+            help="Precomputed caption vectors keyed by caption id, made by the same encoder "
+            "as the image embeddings (the encoder name in both files' metadata must match)."
+        ),
     ] = None,
     split: SplitOpt = None,
     k: Annotated[str, typer.Option("--k", help="Comma-separated k of recall at k.")] = "1,5,10",

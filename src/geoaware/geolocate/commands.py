@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from geoaware.clikit import JsonOpt, OverwriteOpt, emit_json, err, fmt_metric, out, table
+from geoaware.errors import GeoawareError
 
 __all__ = ["app", "geolocate_app"]
 
@@ -203,6 +204,8 @@ def fit(
             progress=progress,
             **options,
         )
+    except GeoawareError:
+        raise  # one red line (the CLI's error layer), not a usage box
     except (TypeError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     record_output(out_dir, "folder", inputs=[embeddings, catalog, gallery], seed=seed)

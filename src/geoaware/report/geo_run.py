@@ -81,6 +81,7 @@ def write_geo_run(
                 r.errors_km,
                 out_dir / f"{r.name}.error_map.png",
                 title=r.name,
+                distance="geodesic" if geodesic else "sphere",
             ).name
         )
         if "by continent" in r.tables:
