@@ -8,6 +8,11 @@ Random weights from a config, a word-level vocabulary of a few dozen words, the 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 WORDS = " ".join(
     [
@@ -18,7 +23,7 @@ WORDS = " ".join(
 ).split()
 
 
-def _tokenizer(transformers, max_len: int):  # type: ignore[no-untyped-def]
+def _tokenizer(transformers: ModuleType, max_len: int) -> tuple[PreTrainedTokenizerFast, int]:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
     special = ["<pad>", "<unk>", "<s>", "</s>"]
@@ -66,6 +71,9 @@ def build_tiny(folder: Path, kind: str, *, side: int = 32, seed: int = 0) -> Pat
         image_size=side,
         patch_size=8,
     )
+    config: transformers.PreTrainedConfig
+    model: transformers.PreTrainedModel
+    processor: transformers.BaseImageProcessor
     if kind == "clip":
         config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=24)
         model = transformers.CLIPModel(config)
@@ -79,7 +87,8 @@ def build_tiny(folder: Path, kind: str, *, side: int = 32, seed: int = 0) -> Pat
     else:
         raise ValueError(kind)
     folder.mkdir(parents=True, exist_ok=True)
-    model.eval().save_pretrained(folder)
+    model.train(False)  # eval mode; PreTrainedModel.eval() is unannotated
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -3,6 +3,8 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
+from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -10,7 +12,9 @@ from geoaware.errors import InputFileError, UnsafeArchiveError
 from geoaware.sources.archive import extract
 
 
-def make_tar(path, members, mode="w:gz"):
+def make_tar(
+    path: Path, members: list[tuple[str, str, bytes]], mode: Literal["w", "w:gz"] = "w:gz"
+) -> Path:
     with tarfile.open(path, mode) as tf:
         for name, kind, payload in members:
             info = tarfile.TarInfo(name)
@@ -30,14 +34,14 @@ def make_tar(path, members, mode="w:gz"):
     return path
 
 
-def make_zip(path, members):
+def make_zip(path: Path, members: list[tuple[str, bytes]]) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, payload in members:
             zf.writestr(name, payload)
     return path
 
 
-def test_tar_and_zip_extract_with_layout(tmp_path):
+def test_tar_and_zip_extract_with_layout(tmp_path: Path) -> None:
     tar = make_tar(
         tmp_path / "a.tar.gz",
         [
@@ -71,7 +75,9 @@ def test_tar_and_zip_extract_with_layout(tmp_path):
         ([("pipe", "fifo", b"")], "special file refused"),
     ],
 )
-def test_unsafe_tar_members_are_refused_before_writing(tmp_path, members, message):
+def test_unsafe_tar_members_are_refused_before_writing(
+    tmp_path: Path, members: list[tuple[str, str, bytes]], message: str
+) -> None:
     tar = make_tar(tmp_path / "bad.tar", members, mode="w")
     dest = tmp_path / "out"
     with pytest.raises(UnsafeArchiveError, match=message):
@@ -80,7 +86,7 @@ def test_unsafe_tar_members_are_refused_before_writing(tmp_path, members, messag
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_unsafe_zip_members_are_refused(tmp_path):
+def test_unsafe_zip_members_are_refused(tmp_path: Path) -> None:
     z = make_zip(tmp_path / "bad.zip", [("fine.txt", b"1"), ("../../escape.txt", b"x")])
     with pytest.raises(UnsafeArchiveError, match=r"bad.zip, member '../../escape.txt'"):
         extract(z, tmp_path / "out")
@@ -94,7 +100,7 @@ def test_unsafe_zip_members_are_refused(tmp_path):
         extract(tmp_path / "link.zip", tmp_path / "out")
 
 
-def test_truncated_archives_leave_nothing(tmp_path):
+def test_truncated_archives_leave_nothing(tmp_path: Path) -> None:
     tar = make_tar(tmp_path / "t.tar.gz", [("big.bin", "file", bytes(range(256)) * 4000)])
     data = tar.read_bytes()
     tar.write_bytes(data[: len(data) // 2])
@@ -107,7 +113,9 @@ def test_truncated_archives_leave_nothing(tmp_path):
         extract(junk, tmp_path / "out")
 
 
-def test_source_fetch_downloads_verifies_and_extracts_once(tmp_path, monkeypatch):
+def test_source_fetch_downloads_verifies_and_extracts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import hashlib
     from typing import ClassVar
 
@@ -148,7 +156,9 @@ def test_source_fetch_downloads_verifies_and_extracts_once(tmp_path, monkeypatch
         assert len(files.requests) == 1
 
 
-def test_fetch_defaults_to_the_catalog_parts(tmp_path, monkeypatch):
+def test_fetch_defaults_to_the_catalog_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typing import ClassVar
 
     import pyarrow as pa

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,7 +43,7 @@ def small_table() -> pa.Table:
     )
 
 
-def test_conform_orders_casts_and_keeps_extra_columns():
+def test_conform_orders_casts_and_keeps_extra_columns() -> None:
     t = conform(small_table())
     assert t.schema.names[: len(SCHEMA)] == SCHEMA.names
     assert t.schema.names[-1] == "partition_id"
@@ -53,7 +55,7 @@ def test_conform_orders_casts_and_keeps_extra_columns():
     assert json.loads(t.schema.metadata[b"geoaware.columns"])[0] == "source"
 
 
-def test_conform_errors_name_column_and_row():
+def test_conform_errors_name_column_and_row() -> None:
     with pytest.raises(
         SchemaError, match=r"f.parquet: required column is missing|field 'image_id'"
     ):
@@ -70,7 +72,7 @@ def test_conform_errors_name_column_and_row():
 
 
 @pytest.mark.parametrize("name", ["one.parquet", "parts"])
-def test_write_then_read_round_trip(tmp_path, name):
+def test_write_then_read_round_trip(tmp_path: Path, name: str) -> None:
     path = write_catalog(small_table(), tmp_path / name, rows_per_part=3)
     back = read_catalog(path)
     assert back.num_rows == 4
@@ -92,14 +94,14 @@ def test_write_then_read_round_trip(tmp_path, name):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_rewriting_a_folder_replaces_it_whole(tmp_path):
+def test_rewriting_a_folder_replaces_it_whole(tmp_path: Path) -> None:
     write_catalog(small_table(), tmp_path / "c", rows_per_part=1)
     write_catalog(small_table().slice(0, 1), tmp_path / "c")
     assert read_catalog(tmp_path / "c").num_rows == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c"]
 
 
-def test_truncated_parquet_is_a_clear_error(tmp_path):
+def test_truncated_parquet_is_a_clear_error(tmp_path: Path) -> None:
     path = write_catalog(small_table(), tmp_path / "c.parquet")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -107,14 +109,14 @@ def test_truncated_parquet_is_a_clear_error(tmp_path):
         read_catalog(path)
 
 
-def test_missing_required_column_names_the_file(tmp_path):
+def test_missing_required_column_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "nosource.parquet"
     pq.write_table(pa.table({"image_id": ["1"]}), path)
     with pytest.raises(SchemaError, match=rf"^{path}, field 'source': required column is missing"):
         read_catalog(path)
 
 
-def test_wrong_type_in_one_part_names_that_part(tmp_path):
+def test_wrong_type_in_one_part_names_that_part(tmp_path: Path) -> None:
     folder = tmp_path / "cat"
     write_catalog(small_table(), folder, rows_per_part=2)
     bad = folder / "part-00001.parquet"
@@ -123,7 +125,7 @@ def test_wrong_type_in_one_part_names_that_part(tmp_path):
         read_catalog(folder)
 
 
-def test_newer_schema_version_is_refused(tmp_path):
+def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.parquet"
     t = pa.table({"source": ["s"], "image_id": ["1"]}).replace_schema_metadata(
         {b"geoaware.schema_version": b"99"}
@@ -133,7 +135,7 @@ def test_newer_schema_version_is_refused(tmp_path):
         read_catalog(path)
 
 
-def test_missing_paths(tmp_path):
+def test_missing_paths(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no such file or folder"):
         read_catalog(tmp_path / "nope.parquet")
     (tmp_path / "empty").mkdir()
@@ -141,8 +143,8 @@ def test_missing_paths(tmp_path):
         read_catalog(tmp_path / "empty")
 
 
-def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    def batches():
+def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def batches() -> Iterator[pa.Table]:
         yield small_table()
         raise OSError("source broke")
 
@@ -152,11 +154,13 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_failed_rewrite_keeps_the_old_catalog(tmp_path, monkeypatch):
+def test_failed_rewrite_keeps_the_old_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for target in ("c.parquet", "folder"):
         write_catalog(small_table(), tmp_path / target)
 
-    def boom(*args, **kwargs):
+    def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", boom)
@@ -170,7 +174,7 @@ def test_failed_rewrite_keeps_the_old_catalog(tmp_path, monkeypatch):
     assert read_catalog(tmp_path / "folder").num_rows == 4
 
 
-def test_batches_stream_into_parts(tmp_path):
+def test_batches_stream_into_parts(tmp_path: Path) -> None:
     parts = (small_table().slice(i, 1) for i in range(4))
     folder = write_catalog_batches(parts, tmp_path / "cat")
     assert len(list(folder.iterdir())) == 4
@@ -178,7 +182,7 @@ def test_batches_stream_into_parts(tmp_path):
     assert read_catalog(write_catalog_batches(iter(()), tmp_path / "empty.parquet")).num_rows == 0
 
 
-def test_query_over_parts_and_outputs(tmp_path):
+def test_query_over_parts_and_outputs(tmp_path: Path) -> None:
     folder = write_catalog(small_table(), tmp_path / "cat", rows_per_part=1)
     result = query_catalog(
         folder,
@@ -199,7 +203,7 @@ def test_query_over_parts_and_outputs(tmp_path):
         query_catalog(folder, "SELECT no_such_column FROM catalog")
 
 
-def test_stats_counts_users_and_skew():
+def test_stats_counts_users_and_skew() -> None:
     t = conform(
         pa.table(
             {
@@ -226,7 +230,7 @@ def test_stats_counts_users_and_skew():
     assert json.dumps(d)
 
 
-def test_validate_finds_every_kind_of_problem():
+def test_validate_finds_every_kind_of_problem() -> None:
     t = conform(
         pa.table(
             {
@@ -282,7 +286,7 @@ def test_validate_finds_every_kind_of_problem():
     assert clean.ok
 
 
-def test_written_files_get_the_normal_mode(tmp_path):
+def test_written_files_get_the_normal_mode(tmp_path: Path) -> None:
     path = write_catalog(small_table(), tmp_path / "c.parquet")
     mask = os.umask(0)
     os.umask(mask)

@@ -36,7 +36,7 @@ def geoaware(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_help_lists_every_command_and_each_has_an_example():
+def test_help_lists_every_command_and_each_has_an_example() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for cmd in COMMANDS:
@@ -52,7 +52,7 @@ TOP_LEVEL = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest",
              "eval", "submission", "build", "check", "fl", "prior", "geolocate"]  # fmt: skip
 
 
-def test_stage_apps_merge_into_the_top_level_and_every_command_has_an_example():
+def test_stage_apps_merge_into_the_top_level_and_every_command_has_an_example() -> None:
     """cli.py adds each stage's commands app; every command keeps its name and its example."""
     import click
     import typer
@@ -97,7 +97,7 @@ def _bad_catalog(tmp_path: Path) -> Path:
     )
 
 
-def test_validate_strict_exit_codes_and_json(tmp_path):
+def test_validate_strict_exit_codes_and_json(tmp_path: Path) -> None:
     path = _bad_catalog(tmp_path)
     result = runner.invoke(app, ["validate", str(path), "--json"])
     assert result.exit_code == 0
@@ -108,7 +108,7 @@ def test_validate_strict_exit_codes_and_json(tmp_path):
     assert runner.invoke(app, ["validate", str(path), "--strict"]).exit_code == 1
 
 
-def test_stats_json_and_map(tmp_path):
+def test_stats_json_and_map(tmp_path: Path) -> None:
     path = _bad_catalog(tmp_path)
     png = tmp_path / "m.png"
     result = runner.invoke(app, ["stats", str(path), "--map", str(png), "--json"])
@@ -127,7 +127,7 @@ def test_stats_json_and_map(tmp_path):
     assert png.exists()
 
 
-def test_query_writes_csv(tmp_path):
+def test_query_writes_csv(tmp_path: Path) -> None:
     path = _bad_catalog(tmp_path)
     out = tmp_path / "r.csv"
     result = runner.invoke(
@@ -137,7 +137,7 @@ def test_query_writes_csv(tmp_path):
     assert out.read_text().split() == ['"image_id"', '"a"', '"a"', '"b"']
 
 
-def test_bad_input_gives_one_clear_line(tmp_path):
+def test_bad_input_gives_one_clear_line(tmp_path: Path) -> None:
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1 not really")
     proc = geoaware("validate", str(broken))
@@ -158,7 +158,9 @@ def test_bad_input_gives_one_clear_line(tmp_path):
     assert proc.returncode == 2 and "unknown source 'no_such_source'" in proc.stderr
 
 
-def test_sources_fetch_and_ingest(shared_data, tmp_path, monkeypatch):
+def test_sources_fetch_and_ingest(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GEOAWARE_MIRROR", str(shared_data))
     result = runner.invoke(app, ["sources", "--json"])
     data = json.loads(result.stdout)
@@ -175,12 +177,12 @@ def test_sources_fetch_and_ingest(shared_data, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("cmd", ["validate", "stats"])
-def test_missing_catalog(cmd, tmp_path):
+def test_missing_catalog(cmd: str, tmp_path: Path) -> None:
     proc = geoaware(cmd, str(tmp_path / "missing.parquet"))
     assert proc.returncode == 2 and "no such file or folder" in proc.stderr
 
 
-def test_scan_images_on_the_real_photos(shared_data, tmp_path):
+def test_scan_images_on_the_real_photos(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "photos.parquet"
     result = runner.invoke(
         app, ["scan-images", str(shared_data / "exif_gps_samples"), "--out", str(out), "--json"]
@@ -192,7 +194,7 @@ def test_scan_images_on_the_real_photos(shared_data, tmp_path):
     assert table.num_rows == 9 and table.column("lat").null_count == 0
 
 
-def test_eval_geo_reproduces_the_published_im2gps_table(shared_data, tmp_path):
+def test_eval_geo_reproduces_the_published_im2gps_table(shared_data: Path, tmp_path: Path) -> None:
     path = shared_data / "im2gps/demo/scene_M_p_im2gps.csv"
     result = runner.invoke(app, ["eval", "geo", str(path), "--json"])
     assert result.exit_code == 0, result.output
@@ -223,7 +225,7 @@ def test_eval_geo_reproduces_the_published_im2gps_table(shared_data, tmp_path):
     assert s["n"] == 237 and s["skipped_rows"] == 0
 
 
-def test_eval_geo_run_folder_and_html_report(shared_data, tmp_path):
+def test_eval_geo_run_folder_and_html_report(shared_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     osv = shared_data / "osv5m/select.csv"
     result = runner.invoke(
@@ -260,7 +262,7 @@ def test_eval_geo_run_folder_and_html_report(shared_data, tmp_path):
     assert "data:image/png;base64," in text and "by continent" in text
 
 
-def test_eval_geo_bad_columns_option(tmp_path):
+def test_eval_geo_bad_columns_option(tmp_path: Path) -> None:
     p = tmp_path / "p.csv"
     p.write_text("a,b,c,d\n1,2,3,4\n")
     result = runner.invoke(app, ["eval", "geo", str(p), "--columns", "a,b,c"])
@@ -283,7 +285,7 @@ def _labelled_catalog(tmp_path: Path) -> Path:
     )
 
 
-def test_eval_classify_and_submissions(tmp_path):
+def test_eval_classify_and_submissions(tmp_path: Path) -> None:
     import numpy as np
 
     catalog = _labelled_catalog(tmp_path)
@@ -336,7 +338,7 @@ def test_eval_classify_and_submissions(tmp_path):
     )
 
 
-def test_help_imports_no_heavy_library():
+def test_help_imports_no_heavy_library() -> None:
     """`geoaware --help` stays fast: importing the CLI (every stage's commands module) loads
     no numpy, pandas, pyarrow, torch, DuckDB or matplotlib."""
     code = (

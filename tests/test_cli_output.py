@@ -139,6 +139,7 @@ def test_fetch_all_plans_metadata_first_and_warns_before_image_archives(
     src = SOURCES["inat2017"]("unused")
     order = src.plan(["all"])
     assert set(order) == set(src.files)
+    assert src.catalog_parts is not None
     archives = [p for p in order if p not in src.catalog_parts]
     assert archives == order[-len(archives) :] and "train_val_images" in archives
     _warn_large_parts(src, ["all"])

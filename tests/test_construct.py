@@ -64,7 +64,8 @@ def test_stratified_split_keeps_labels_on_all_sides() -> None:
     def sides_per_label(stratify: str | None) -> list[int]:
         r = assign_split(t, "random", stratify=stratify, seed=1)
         frame = r.table.select(["label_name", "split"]).to_pandas()
-        return frame.groupby("label_name")["split"].nunique().tolist()
+        sides: list[int] = frame.groupby("label_name")["split"].nunique().tolist()
+        return sides
 
     assert sides_per_label("label") == [3] * len(sizes)  # `label` stands for the label name
     assert sides_per_label(None).count(3) < len(sizes) // 2

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,16 +31,18 @@ lons = st.floats(-180, 180, allow_nan=False)
         ((0.0, -180.0), (0.0, 180.0), 0.0),  # the same meridian
     ],
 )
-def test_haversine_exact_geometry(a, b, expected_km):
+def test_haversine_exact_geometry(
+    a: tuple[float, float], b: tuple[float, float], expected_km: float
+) -> None:
     assert float(haversine_km(*a, *b)) == pytest.approx(expected_km, abs=1e-6)
 
 
-def test_haversine_antipodes_within_float64_rounding():
+def test_haversine_antipodes_within_float64_rounding() -> None:
     # asin(sqrt(a)) at a = 1 - 1ulp is 0.2 m short of pi*R: the formula's known limit.
     assert float(haversine_km(10.0, 20.0, -10.0, -160.0)) == pytest.approx(math.pi * R, abs=5e-4)
 
 
-def test_haversine_matches_published_im2gps_distances(shared_data):
+def test_haversine_matches_published_im2gps_distances(shared_data: Path) -> None:
     """The published Im2GPS result file lists each image's great-circle error (km, 2 dp)."""
     with open(shared_data / "im2gps/demo/scene_M_p_im2gps.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -62,7 +66,7 @@ def test_haversine_matches_published_im2gps_distances(shared_data):
     assert np.abs(wrong - cols["great_circle_distance"]).max() > 1.0
 
 
-def test_haversine_matches_published_osv5m_distances_and_geoscores(shared_data):
+def test_haversine_matches_published_osv5m_distances_and_geoscores(shared_data: Path) -> None:
     with open(shared_data / "osv5m/select.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     f = {
@@ -74,14 +78,14 @@ def test_haversine_matches_published_osv5m_distances_and_geoscores(shared_data):
     np.testing.assert_allclose(5000 * np.exp(-d / 1492.7), f["score"], rtol=1e-9)
 
 
-def test_geodesic_matches_geographiclib_published_example():
+def test_geodesic_matches_geographiclib_published_example() -> None:
     # GeographicLib documentation: Wellington, NZ to Salamanca, Spain on WGS84.
     assert float(geodesic_km(-41.32, 174.81, 40.96, -5.50)) == pytest.approx(
         19959.67926735382, abs=1e-6
     )
 
 
-def test_geodesic_nearly_antipodal_and_poles():
+def test_geodesic_nearly_antipodal_and_poles() -> None:
     assert float(geodesic_km(0.0, 0.0, 0.5, 179.7)) == pytest.approx(
         geopy_geodesic((0.0, 0.0), (0.5, 179.7)).km, abs=1e-6
     )
@@ -90,19 +94,23 @@ def test_geodesic_nearly_antipodal_and_poles():
 
 @settings(max_examples=200, deadline=None)
 @given(lats, lons, lats, lons)
-def test_haversine_agrees_with_geopy_great_circle(lat1, lon1, lat2, lon2):
+def test_haversine_agrees_with_geopy_great_circle(
+    lat1: float, lon1: float, lat2: float, lon2: float
+) -> None:
     expected = geopy_great_circle((lat1, lon1), (lat2, lon2), radius=R).km
     assert float(haversine_km(lat1, lon1, lat2, lon2)) == pytest.approx(expected, abs=5e-4)
 
 
 @settings(max_examples=100, deadline=None)
 @given(lats, lons, lats, lons)
-def test_geodesic_agrees_with_geopy_geodesic(lat1, lon1, lat2, lon2):
+def test_geodesic_agrees_with_geopy_geodesic(
+    lat1: float, lon1: float, lat2: float, lon2: float
+) -> None:
     expected = geopy_geodesic((lat1, lon1), (lat2, lon2)).km
     assert float(geodesic_km(lat1, lon1, lat2, lon2)) == pytest.approx(expected, abs=1e-6)
 
 
-def test_vectorised_shapes_broadcast_and_nan():
+def test_vectorised_shapes_broadcast_and_nan() -> None:
     lat = np.array([[0.0, 10.0], [20.0, np.nan]])
     d = haversine_km(lat, 0.0, 0.0, 0.0)
     assert d.shape == (2, 2)
@@ -112,7 +120,7 @@ def test_vectorised_shapes_broadcast_and_nan():
     np.testing.assert_allclose(g[~np.isnan(g)], d[~np.isnan(d)], rtol=0.006)
 
 
-def test_symmetry_and_triangle_inequality():
+def test_symmetry_and_triangle_inequality() -> None:
     rng = np.random.default_rng(0)
     la = rng.uniform(-90, 90, (3, 1000))
     lo = rng.uniform(-180, 180, (3, 1000))
@@ -126,7 +134,7 @@ def test_symmetry_and_triangle_inequality():
 
 
 @pytest.mark.parametrize("fn", [haversine_km, geodesic_km])
-def test_out_of_range_is_an_error_naming_the_index(fn):
+def test_out_of_range_is_an_error_naming_the_index(fn: Callable[..., object]) -> None:
     with pytest.raises(
         InvalidCoordinateError, match=r"point 2 longitude out of \[-180, 180\] at index 1: 200.0"
     ):
@@ -135,7 +143,7 @@ def test_out_of_range_is_an_error_naming_the_index(fn):
         fn(-90.5, 0.0, 0.0, 0.0)
 
 
-def test_great_circle_dispatch():
+def test_great_circle_dispatch() -> None:
     assert float(great_circle_km(0, 0, 0, 1, method="geodesic")) == pytest.approx(
         111.3195, abs=1e-4
     )
@@ -151,12 +159,14 @@ def test_great_circle_dispatch():
         ((45.0, 1.0), (45.00001, 1.0)),
     ],
 )
-def test_short_distances_near_poles_to_the_centimetre(a, b):
+def test_short_distances_near_poles_to_the_centimetre(
+    a: tuple[float, float], b: tuple[float, float]
+) -> None:
     expected = geopy_great_circle(a, b, radius=R).km
     assert float(haversine_km(*a, *b)) == pytest.approx(expected, abs=1e-5)
 
 
-def test_parallel_path_equals_single_thread():
+def test_parallel_path_equals_single_thread() -> None:
     from geoaware.blocks import PARALLEL_MIN
     from geoaware.geo.distance import _haversine
 
@@ -169,7 +179,7 @@ def test_parallel_path_equals_single_thread():
     )
 
 
-def test_agrees_with_the_textbook_sin_asin_form():
+def test_agrees_with_the_textbook_sin_asin_form() -> None:
     """The tangent/arctan kernel equals the textbook formula to a relative 1e-9, far and near."""
     import math
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ def remote(base: str, path: str = "/d/file.bin", **kw: str) -> RemoteFile:
     )
 
 
-def test_download_verifies_and_renames(tmp_path, monkeypatch):
+def test_download_verifies_and_renames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     files = Files({"/d/file.bin": PAYLOAD})
     with serve(files) as base:
@@ -38,7 +39,9 @@ def test_download_verifies_and_renames(tmp_path, monkeypatch):
         assert len(files.requests) == n
 
 
-def test_interrupted_download_resumes_with_range(tmp_path, monkeypatch):
+def test_interrupted_download_resumes_with_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     files = Files({"/d/file.bin": PAYLOAD}, cut_after={"/d/file.bin": 1_000_000})
     with serve(files) as base:
@@ -49,7 +52,9 @@ def test_interrupted_download_resumes_with_range(tmp_path, monkeypatch):
     assert 900_000 <= int(files.requests[1][1].removeprefix("bytes=").rstrip("-")) <= 1_000_000
 
 
-def test_part_left_by_an_earlier_run_is_resumed(tmp_path, monkeypatch):
+def test_part_left_by_an_earlier_run_is_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds/file.bin.part").write_bytes(PAYLOAD[:2_000_000])
@@ -60,7 +65,9 @@ def test_part_left_by_an_earlier_run_is_resumed(tmp_path, monkeypatch):
     assert files.requests == [("/d/file.bin", "bytes=2000000-")]
 
 
-def test_server_without_range_support_restarts_cleanly(tmp_path, monkeypatch):
+def test_server_without_range_support_restarts_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds/file.bin.part").write_bytes(b"garbage" * 10)
@@ -69,7 +76,9 @@ def test_server_without_range_support_restarts_cleanly(tmp_path, monkeypatch):
         assert fetch(remote(base), tmp_path, progress=False).read_bytes() == PAYLOAD
 
 
-def test_checksum_mismatch_deletes_the_download(tmp_path, monkeypatch):
+def test_checksum_mismatch_deletes_the_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     files = Files({"/d/file.bin": PAYLOAD[:-1] + b"!"})
     with (
@@ -80,7 +89,9 @@ def test_checksum_mismatch_deletes_the_download(tmp_path, monkeypatch):
     assert list((tmp_path / "ds").iterdir()) == []
 
 
-def test_not_found_tries_the_next_url_then_fails(tmp_path, monkeypatch):
+def test_not_found_tries_the_next_url_then_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     files = Files({"/good": PAYLOAD})
     with serve(files) as base:
@@ -94,7 +105,9 @@ def test_not_found_tries_the_next_url_then_fails(tmp_path, monkeypatch):
             fetch(bad, tmp_path, progress=False)
 
 
-def test_mirror_is_used_before_the_network_and_verified(tmp_path, monkeypatch):
+def test_mirror_is_used_before_the_network_and_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mirror = tmp_path / "mirror"
     (mirror / "ds").mkdir(parents=True)
     (mirror / "ds/file.bin").write_bytes(PAYLOAD)
@@ -106,7 +119,7 @@ def test_mirror_is_used_before_the_network_and_verified(tmp_path, monkeypatch):
         fetch(r, tmp_path / "dl", progress=False)
 
 
-def test_changed_file_is_verified_again(tmp_path, monkeypatch):
+def test_changed_file_is_verified_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     files = Files({"/d/file.bin": PAYLOAD})
     with serve(files) as base:
@@ -116,7 +129,9 @@ def test_changed_file_is_verified_again(tmp_path, monkeypatch):
             fetch(remote(base), tmp_path, progress=False)
 
 
-def test_a_url_with_wrong_bytes_is_skipped_for_the_next(tmp_path, monkeypatch):
+def test_a_url_with_wrong_bytes_is_skipped_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     files = Files({"/stale": PAYLOAD + b"changed upstream", "/good": PAYLOAD})
     with serve(files) as base:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -26,7 +28,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint():
+def s3_endpoint() -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -35,7 +37,7 @@ def s3_endpoint():
 
 
 @pytest.fixture
-def s3(s3_endpoint, monkeypatch):
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, str]]]:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -56,14 +58,16 @@ def s3(s3_endpoint, monkeypatch):
     boto3.DEFAULT_SESSION = None
 
 
-def test_s3_download_is_requester_pays_and_verified(s3, tmp_path):
+def test_s3_download_is_requester_pays_and_verified(
+    s3: list[dict[str, str]], tmp_path: Path
+) -> None:
     r = RemoteFile("inat/file.bin", ("s3://inat-bucket/2017/file.bin",), sha256=SHA)
     path = fetch(r, tmp_path, progress=False)
     assert path.read_bytes() == PAYLOAD
     assert s3 and all(h.get("x-amz-request-payer") == "requester" for h in s3)
 
 
-def test_s3_download_resumes_from_part(s3, tmp_path):
+def test_s3_download_resumes_from_part(s3: list[dict[str, str]], tmp_path: Path) -> None:
     (tmp_path / "inat").mkdir()
     (tmp_path / "inat/file.bin.part").write_bytes(PAYLOAD[:100_000])
     r = RemoteFile("inat/file.bin", ("s3://inat-bucket/2017/file.bin",), sha256=SHA)
@@ -72,7 +76,7 @@ def test_s3_download_resumes_from_part(s3, tmp_path):
     assert get and get[-1]["Range"] == "bytes=100000-"
 
 
-def test_https_mirror_is_tried_before_s3(s3, tmp_path):
+def test_https_mirror_is_tried_before_s3(s3: list[dict[str, str]], tmp_path: Path) -> None:
     files = Files({"/pub/file.bin": PAYLOAD})
     with serve(files) as base:
         r = RemoteFile(
@@ -83,7 +87,9 @@ def test_https_mirror_is_tried_before_s3(s3, tmp_path):
     assert s3 == []
 
 
-def test_missing_key_and_missing_credentials(s3, tmp_path, monkeypatch):
+def test_missing_key_and_missing_credentials(
+    s3: list[dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     r = RemoteFile("inat/none.bin", ("s3://inat-bucket/2017/none.bin",), sha256=SHA)
     with pytest.raises(DownloadError, match=r"s3://inat-bucket/2017/none.bin: .*404"):
         fetch(r, tmp_path, progress=False)

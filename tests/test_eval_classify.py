@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -13,6 +14,7 @@ from geoaware.catalog import read_catalog, write_catalog
 from geoaware.errors import InputFileError
 from geoaware.evaluate import (
     Bucket,
+    ClassificationReport,
     EvaluationError,
     TopK,
     evaluate_classification,
@@ -64,7 +66,7 @@ def catalog_rows() -> pa.Table:
 
 
 @pytest.fixture
-def catalog(tmp_path):
+def catalog(tmp_path: Path) -> pa.Table:
     return read_catalog(write_catalog(catalog_rows(), tmp_path / "catalog.parquet"))
 
 
@@ -72,13 +74,13 @@ def hand_predictions() -> TopK:
     return TopK.from_lists(list(PREDICTED), list(PREDICTED.values()))
 
 
-def table_rows(report, title: str) -> dict[str, dict[str, object]]:
+def table_rows(report: ClassificationReport, title: str) -> dict[str, dict[str, object]]:
     table = report.to_dict()["tables"][title]
     return {row[0]: dict(zip(table["columns"], row, strict=True)) for row in table["rows"]}
 
 
 # --- the metric -------------------------------------------------------------------------------
-def test_first_match_rank_and_error_by_hand():
+def test_first_match_rank_and_error_by_hand() -> None:
     predicted = [[4, 2, 9], [1, 1, -1], [5, 6, 7], [-1, -1, -1]]
     truth = [2, 1, 0, 3]
     assert first_match_rank(predicted, truth).tolist() == [2, 1, 0, 0]
@@ -87,11 +89,11 @@ def test_first_match_rank_and_error_by_hand():
     assert top_k_error(predicted, truth, k=5) == 0.5
 
 
-def test_padding_never_matches_a_negative_truth():
+def test_padding_never_matches_a_negative_truth() -> None:
     assert first_match_rank([[-1, -1]], [-1]).tolist() == [0]
 
 
-def test_summary_by_hand(catalog):
+def test_summary_by_hand(catalog: pa.Table) -> None:
     report = evaluate_classification(hand_predictions(), catalog, split="val")
     s = report.summary
     assert s["n"] == 6
@@ -120,7 +122,7 @@ def test_summary_by_hand(catalog):
     assert "'x9'" in notes
 
 
-def test_per_supercategory_and_taxonomic_levels(catalog):
+def test_per_supercategory_and_taxonomic_levels(catalog: pa.Table) -> None:
     report = evaluate_classification(hand_predictions(), catalog, split="val")
     sc = table_rows(report, "by supercategory")
     assert sc["Plantae"]["n"] == 3 and sc["Aves"]["n"] == 3
@@ -139,7 +141,7 @@ def test_per_supercategory_and_taxonomic_levels(catalog):
     assert levels["family"]["top1_error"] == pytest.approx(1 / 6)
 
 
-def test_frequency_buckets_from_the_catalog_train_rows(catalog):
+def test_frequency_buckets_from_the_catalog_train_rows(catalog: pa.Table) -> None:
     report = evaluate_classification(hand_predictions(), catalog, split="val")
     b = table_rows(report, "by train frequency")
     assert list(b) == ["few", "medium", "many"]
@@ -156,7 +158,7 @@ def test_frequency_buckets_from_the_catalog_train_rows(catalog):
     assert (b["many"]["n"], b["many"]["top1_acc"], b["many"]["top5_acc"]) == (1, 0.0, 1.0)
 
 
-def test_frequency_buckets_from_a_train_table_and_custom_buckets(catalog):
+def test_frequency_buckets_from_a_train_table_and_custom_buckets(catalog: pa.Table) -> None:
     train = pa.table({"label": [0] * 3 + [3] * 7})
     buckets = (Bucket("rare", 0, 4), Bucket("common", 5, None))
     report = evaluate_classification(
@@ -175,7 +177,7 @@ def test_frequency_buckets_from_a_train_table_and_custom_buckets(catalog):
         )
 
 
-def test_no_train_counts_is_said(catalog):
+def test_no_train_counts_is_said(catalog: pa.Table) -> None:
     val_only = catalog.filter(pa.compute.equal(catalog.column("split"), "val"))
     report = evaluate_classification(hand_predictions(), val_only, split="val")
     assert "by train frequency" not in report.tables
@@ -183,7 +185,7 @@ def test_no_train_counts_is_said(catalog):
     assert any(n.startswith("train counts unavailable") for n in notes)
 
 
-def test_split_none_takes_every_labelled_row_and_bad_splits_are_clear(catalog):
+def test_split_none_takes_every_labelled_row_and_bad_splits_are_clear(catalog: pa.Table) -> None:
     report = evaluate_classification(hand_predictions(), catalog)
     assert report.summary["n"] == catalog.num_rows
     notes = [r[0] for r in report.tables["notes"]["rows"]]
@@ -199,7 +201,7 @@ def test_split_none_takes_every_labelled_row_and_bad_splits_are_clear(catalog):
         evaluate_classification(hand_predictions(), unlabelled, split="test")
 
 
-def test_other_ks_and_catalog_path(tmp_path, catalog):
+def test_other_ks_and_catalog_path(tmp_path: Path, catalog: pa.Table) -> None:
     path = write_catalog(catalog_rows(), tmp_path / "cat")
     report = evaluate_classification(hand_predictions(), path, split="val", ks=(2, 1))
     assert list(report.summary)[:5] == ["n", "top1_error", "top2_error", "top1_acc", "top2_acc"]
@@ -208,13 +210,13 @@ def test_other_ks_and_catalog_path(tmp_path, catalog):
         evaluate_classification(hand_predictions(), catalog, ks=(0,))
 
 
-def test_duplicate_prediction_ids_are_refused(catalog):
+def test_duplicate_prediction_ids_are_refused(catalog: pa.Table) -> None:
     preds = TopK.from_lists(["v1", "v1"], [[0], [1]])
     with pytest.raises(EvaluationError, match="'v1' has two predictions"):
         evaluate_classification(preds, catalog, split="val")
 
 
-def test_to_dict_is_the_run_folder_shape(tmp_path, catalog):
+def test_to_dict_is_the_run_folder_shape(tmp_path: Path, catalog: pa.Table) -> None:
     report = evaluate_classification(hand_predictions(), catalog, split="val", name="mine")
     d = report.to_dict()
     assert list(d) == ["kind", "name", "source", "summary", "tables", "figures"]
@@ -227,7 +229,7 @@ def test_to_dict_is_the_run_folder_shape(tmp_path, catalog):
 
 
 # --- dense scores: ties and top-k ---------------------------------------------------------------
-def test_ties_break_to_the_lower_class_id():
+def test_ties_break_to_the_lower_class_id() -> None:
     scores = [[0.1, 0.4, 0.4, 0.2, 0.4], [1.0, 1.0, 1.0, 1.0, 1.0]]
     labels, top = top_k_from_scores(scores, k=2)
     assert labels.tolist() == [[1, 2], [0, 1]]
@@ -239,13 +241,13 @@ def test_ties_break_to_the_lower_class_id():
     assert labels.tolist() == [[10, 20]]
 
 
-def test_nan_ranks_last_and_k_above_the_class_count():
+def test_nan_ranks_last_and_k_above_the_class_count() -> None:
     labels, top = top_k_from_scores([[np.nan, 0.1, np.nan]], k=5)
     assert labels.tolist() == [[1, 0, 2]]
     assert top[0, 0] == 0.1 and np.isneginf(top[0, 1:]).all()
 
 
-def test_top_k_matches_a_sort_on_random_tied_scores():
+def test_top_k_matches_a_sort_on_random_tied_scores() -> None:
     rng = np.random.default_rng(3)
     scores = rng.integers(0, 4, size=(300, 9)).astype(np.float32)  # many ties
     class_ids = rng.permutation(np.arange(100, 109))
@@ -258,7 +260,7 @@ def test_top_k_matches_a_sort_on_random_tied_scores():
 
 
 # --- the file formats agree -------------------------------------------------------------------
-def dense_case():
+def dense_case() -> tuple[list[str], pa.Table, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     n, c = 40, 12
     ids = [f"v{i}" for i in range(n)]
@@ -275,9 +277,10 @@ def dense_case():
     return ids, truth, scores, class_ids
 
 
-def test_npz_parquet_and_csv_give_the_same_result(tmp_path):
+def test_npz_parquet_and_csv_give_the_same_result(tmp_path: Path) -> None:
     ids, truth, scores, class_ids = dense_case()
     expected = TopK.from_scores(ids, scores, class_ids=class_ids, k=5)
+    assert expected.scores is not None
 
     np.savez(tmp_path / "dense.npz", image_id=np.array(ids), scores=scores, class_ids=class_ids)
     np.savez(
@@ -334,7 +337,7 @@ def test_npz_parquet_and_csv_give_the_same_result(tmp_path):
         assert got.labels.tolist() == expected.labels.tolist(), name
 
 
-def test_csv_quirks_are_tolerated(tmp_path):
+def test_csv_quirks_are_tolerated(tmp_path: Path) -> None:
     f = tmp_path / "p.csv"
     f.write_bytes(b'id,predicted\r\n1 , 3  4\t5 \r\n\r\n   \n2,\n007,9\n"8", " 1 2"\n\n')
     p = read_predictions(f)
@@ -345,7 +348,7 @@ def test_csv_quirks_are_tolerated(tmp_path):
     assert len(read_predictions(f)) == 0
 
 
-def test_reader_errors_name_the_line(tmp_path):
+def test_reader_errors_name_the_line(tmp_path: Path) -> None:
     f = tmp_path / "p.csv"
     f.write_text("id,predicted\n1,3\n\n2,3 x4 5\n3,y\n")
     with pytest.raises(
@@ -375,12 +378,12 @@ def test_reader_errors_name_the_line(tmp_path):
         read_predictions(tmp_path / "bad.parquet")
 
 
-def _touch(path):
+def _touch(path: Path) -> Path:
     path.write_text("{}")
     return path
 
 
-def test_parquet_dense_without_class_ids_uses_positions(tmp_path):
+def test_parquet_dense_without_class_ids_uses_positions(tmp_path: Path) -> None:
     t = pa.table({"image_id": ["a", "b"], "scores": [[0.1, 0.9, 0.5], [0.7, 0.2, 0.1]]})
     pq.write_table(t, tmp_path / "d.parquet")
     p = read_predictions(tmp_path / "d.parquet", k=2)

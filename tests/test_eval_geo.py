@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ KEYS = [
 ]
 
 
-def test_published_im2gps_result_file(shared_data):
+def test_published_im2gps_result_file(shared_data: Path) -> None:
     path = shared_data / "im2gps/demo/scene_M_p_im2gps.csv"
     preds = read_geo_predictions(path)
     assert preds.columns == ("gt_lat", "gt_long", "predicted_lat", "predicted_long")
@@ -46,7 +47,7 @@ def test_published_im2gps_result_file(shared_data):
     assert s["median_km"] == pytest.approx(np.median(published), abs=0.01)
 
 
-def test_published_osv5m_scores_for_both_models(shared_data):
+def test_published_osv5m_scores_for_both_models(shared_data: Path) -> None:
     path = shared_data / "osv5m/select.csv"
     table = pd.read_csv(path)
     for cols, dist, score in (
@@ -59,7 +60,7 @@ def test_published_osv5m_scores_for_both_models(shared_data):
         assert report.summary["geoscore"] == pytest.approx(table[score].mean(), rel=1e-6)
 
 
-def test_osv5m_countries_agree_with_published_labels(shared_data):
+def test_osv5m_countries_agree_with_published_labels(shared_data: Path) -> None:
     t = pd.read_csv(shared_data / "osv5m/select.csv")
     ours = {
         "country": countries(t.true_lat, t.true_lon),
@@ -67,7 +68,7 @@ def test_osv5m_countries_agree_with_published_labels(shared_data):
         "pred_country_base": countries(t.pred_lat_base, t.pred_lon_base),
     }
     disagreements = [
-        (i, col, t[col][i], ours[col][i])
+        (int(i), col, t[col][i], ours[col][i])
         for col in ours
         for i in np.flatnonzero(ours[col] != t[col].to_numpy())
     ]
@@ -79,7 +80,7 @@ def test_osv5m_countries_agree_with_published_labels(shared_data):
     assert (hit_base == t.country_hit_base).all()
 
 
-def test_hand_computed_summary_and_thresholds_inclusive():
+def test_hand_computed_summary_and_thresholds_inclusive() -> None:
     d = np.array([0.0, 1.0, 24.9, 25.0, 199.0, 800.0, 2500.0, 2600.0, math.pi * 6371.0])
     s = geo_summary(d)
     assert s["acc_1km"] == pytest.approx(2 / 9)
@@ -93,7 +94,7 @@ def test_hand_computed_summary_and_thresholds_inclusive():
     assert empty["n"] == 0 and empty["median_km"] is None
 
 
-def test_grouped_summary_matches_per_group_loop():
+def test_grouped_summary_matches_per_group_loop() -> None:
     rng = np.random.default_rng(3)
     d = rng.exponential(500, 1000)
     g = rng.choice(["Europe", "Asia", "Africa", "Oceania"], 1000, p=[0.5, 0.3, 0.15, 0.05])
@@ -115,7 +116,7 @@ def test_grouped_summary_matches_per_group_loop():
         assert r["median_km"] == pytest.approx(ref["median_km"])
 
 
-def test_classic_distance_cases_through_a_file(tmp_path):
+def test_classic_distance_cases_through_a_file(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text(
         "id,lat,lon,pred_lat,pred_lon\n"
@@ -131,7 +132,7 @@ def test_classic_distance_cases_through_a_file(tmp_path):
     assert g.errors_km[2] == pytest.approx(22.2639, abs=1e-3)  # WGS84 equator, 0.2 degrees
 
 
-def test_bad_rows_are_listed_with_line_numbers_and_footer_is_skipped(tmp_path):
+def test_bad_rows_are_listed_with_line_numbers_and_footer_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
     path.write_text(
         "img_id,gt_lat,gt_long,predicted_lat,predicted_long\n"
@@ -150,6 +151,7 @@ def test_bad_rows_are_listed_with_line_numbers_and_footer_is_skipped(tmp_path):
         ("line 4", "predicted_lat", "north", "not a number"),
         ("line 5", "gt_lat", "95.0", "out of range"),
     ]
+    assert preds.image_id is not None
     assert list(preds.image_id) == ["a", "e"]
     report = evaluate_geo(preds, hit_rates=False)
     assert report.summary["skipped_rows"] == 3  # data rows; the 2 footer rows are apart
@@ -161,7 +163,7 @@ def test_bad_rows_are_listed_with_line_numbers_and_footer_is_skipped(tmp_path):
         read_geo_predictions(path, strict=True)
 
 
-def test_columns_option_and_missing_columns(tmp_path):
+def test_columns_option_and_missing_columns(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("a,b,c,d\n1,2,1,2\n")
     with pytest.raises(InputFileError, match="no predicted latitude/longitude columns"):
@@ -171,7 +173,7 @@ def test_columns_option_and_missing_columns(tmp_path):
         read_geo_predictions(path, ("a", "b", "c", "x"))
 
 
-def test_truth_from_catalog_and_breakdowns(tmp_path):
+def test_truth_from_catalog_and_breakdowns(tmp_path: Path) -> None:
     catalog = conform(
         pa.table(
             {
@@ -216,7 +218,7 @@ def test_truth_from_catalog_and_breakdowns(tmp_path):
         read_geo_predictions(path)
 
 
-def test_unreadable_file(tmp_path):
+def test_unreadable_file(tmp_path: Path) -> None:
     p = tmp_path / "x.parquet"
     p.write_bytes(b"nope")
     with pytest.raises(InputFileError, match="not a readable CSV or Parquet file"):
@@ -228,7 +230,7 @@ def test_unreadable_file(tmp_path):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 1001, 20_000])
-def test_median_from_counts_equals_numpy_median(n):
+def test_median_from_counts_equals_numpy_median(n: int) -> None:
     from geoaware.evaluate.geo import median_from_counts
 
     rng = np.random.default_rng(n)
@@ -239,7 +241,7 @@ def test_median_from_counts_equals_numpy_median(n):
     assert np.isnan(median_from_counts(np.array([1.0, np.nan]), {}))
 
 
-def test_grouped_medians_with_ties_and_many_groups():
+def test_grouped_medians_with_ties_and_many_groups() -> None:
     rng = np.random.default_rng(11)
     d = np.round(rng.lognormal(np.log(300), 2.5, 50_000), 0)
     g = rng.integers(0, 150, 50_000).astype(str)
@@ -253,7 +255,7 @@ def test_grouped_medians_with_ties_and_many_groups():
 
 
 @pytest.mark.parametrize("n", [7, 1_100_003])  # one block; many blocks on all cores
-def test_block_summaries_equal_plain_numpy(n):
+def test_block_summaries_equal_plain_numpy(n: int) -> None:
     """The blocked, threaded passes give numpy's own figures, per group and overall."""
     rng = np.random.default_rng(n)
     d = rng.exponential(800, n)
@@ -271,7 +273,7 @@ def test_block_summaries_equal_plain_numpy(n):
         assert row["mean_km"] == pytest.approx(float(x.mean()), rel=1e-12)
 
 
-def test_grouped_summary_of_a_categorical_skips_unused_categories():
+def test_grouped_summary_of_a_categorical_skips_unused_categories() -> None:
     cat = pd.Categorical(["b", "b", "c"], categories=["a", "b", "c"])
     rows = grouped_geo_summary([10.0, 30.0, 5.0], cat)
     assert [(r["group"], r["n"], r["median_km"]) for r in rows] == [("b", 2, 20.0), ("c", 1, 5.0)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ NAMES = (
 DEMO = "im2gps/demo/scene_M_p_im2gps.csv"
 
 
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the console entry point as a user would; return (exit code, stdout, stderr)."""
     old = sys.argv
     sys.argv = ["geoaware", *args]
@@ -46,13 +47,18 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def _published(shared_data):
+def _published(shared_data: Path) -> list[float]:
     table = pd.read_csv(shared_data / DEMO)
     d = table["great_circle_distance"].to_numpy()  # the authors' own per-image distances
     return [float(np.mean(d <= t)) for t in (1, 25, 200, 750, 2500)] + [float(d.mean())]
 
 
-def _variant(shared_data, tmp_path, kind: str):
+def _figure(value: float | None) -> float:
+    assert value is not None
+    return value
+
+
+def _variant(shared_data: Path, tmp_path: Path, kind: str) -> tuple[Path, list[float]]:
     """The real demo rows with a GeoEstimation summary block, in one of its variants."""
     rows = (shared_data / DEMO).read_bytes().replace(b"\r\n", b"\n")
     vals = _published(shared_data)
@@ -61,8 +67,8 @@ def _variant(shared_data, tmp_path, kind: str):
         summary = ",".join(f"{100 * v:.4f}" for v in vals[:5]) + f",{vals[5]:.4f}"
     block = f"{NAMES}\n{summary}\n".encode()
     if kind == "pairs":
-        block = "".join(f"{n},{v:.6f}\n" for n, v in zip(NAMES.split(","), vals, strict=True))
-        block = block.encode()
+        pairs = "".join(f"{n},{v:.6f}\n" for n, v in zip(NAMES.split(","), vals, strict=True))
+        block = pairs.encode()
     data = rows + (b"" if kind == "no_blank" else b"\n") + block
     if kind == "crlf":
         data = data.replace(b"\n", b"\r\n")
@@ -72,7 +78,9 @@ def _variant(shared_data, tmp_path, kind: str):
 
 
 @pytest.mark.parametrize("kind", ["blank", "no_blank", "crlf", "percent", "pairs"])
-def test_summary_block_is_kept_out_and_matches_ours(shared_data, tmp_path, kind):
+def test_summary_block_is_kept_out_and_matches_ours(
+    shared_data: Path, tmp_path: Path, kind: str
+) -> None:
     path, vals = _variant(shared_data, tmp_path, kind)
     preds = read_geo_predictions(path)
     assert preds.n == 237  # every image row, the summary not among them
@@ -80,18 +88,19 @@ def test_summary_block_is_kept_out_and_matches_ours(shared_data, tmp_path, kind)
     report = evaluate_geo(preds, hit_rates=False)
     s = report.summary
     for t, v in zip((1, 25, 200, 750, 2500), vals, strict=False):
-        assert abs(s[f"acc_{t}km"] - v) <= 5e-4
-    assert abs(s["mean_km"] - vals[5]) <= 0.05
+        assert abs(_figure(s[f"acc_{t}km"]) - v) <= 5e-4
+    assert abs(_figure(s["mean_km"]) - vals[5]) <= 0.05
     assert s["skipped_rows"] == 0
     pub = report.published
+    assert pub is not None
     assert pub["agrees"] and len(pub["rows"]) == 6
     assert pub["scale"] == ("percent" if kind == "percent" else "fraction")
     assert report.to_dict()["footer"]["reason"].startswith("a summary block")
 
 
 def test_the_issue_example_rounded_summary_agrees_and_a_wrong_one_warns(
-    shared_data, tmp_path, capsys
-):
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = (shared_data / DEMO).read_bytes()
     good = tmp_path / "good.csv"
     good.write_bytes(rows + f"\r\n{NAMES}\r\n0.17,0.43,0.52,0.67,0.80,1732.9\r\n".encode())
@@ -107,7 +116,7 @@ def test_the_issue_example_rounded_summary_agrees_and_a_wrong_one_warns(
     assert "disagrees" in out and "street acc (1km)" in out
 
 
-def test_bad_rows_duplicates_and_counts(tmp_path, capsys):
+def test_bad_rows_duplicates_and_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "p.csv"
     path.write_text(
         "id,true_lat,true_lon,pred_lat,pred_lon\n"
@@ -118,6 +127,7 @@ def test_bad_rows_duplicates_and_counts(tmp_path, capsys):
         "a,10,10,30,30\n"
     )
     preds = read_geo_predictions(path)
+    assert preds.image_id is not None
     assert preds.n == 2 and list(preds.image_id) == ["a", "c"]
     assert preds.skipped_rows == 3  # rows, not fields
     assert preds.skip_reasons() == {
@@ -131,13 +141,13 @@ def test_bad_rows_duplicates_and_counts(tmp_path, capsys):
     assert code == 0 and "3 rows skipped" in out and "line 3, line 4, line 6" in out
 
 
-def _no_bad_cells(path):
+def _no_bad_cells(path: Path) -> Path:
     clean = path.with_name("clean.csv")
     clean.write_text(path.read_text().replace("b,x,y,10,10\n", "b,1,1,10,10\n"))
     return clean
 
 
-def test_truth_joins_and_errors(tmp_path, capsys):
+def test_truth_joins_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     truth = tmp_path / "truth.parquet"
     import pyarrow.parquet as pq
 
@@ -158,7 +168,7 @@ def test_truth_joins_and_errors(tmp_path, capsys):
     assert code == 2 and "record line 3" in err and "'zz' is not in the truth catalog" in err
 
 
-def test_clear_errors_not_tracebacks(tmp_path, capsys):
+def test_clear_errors_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ok = tmp_path / "ok.csv"
     ok.write_text("id,true_lat,true_lon,pred_lat,pred_lon\na,1,1,1,1\n")
     header = tmp_path / "header.csv"
@@ -180,7 +190,9 @@ def test_clear_errors_not_tracebacks(tmp_path, capsys):
     assert existing.read_text() == "keep me"
 
 
-def test_two_inputs_with_one_name_keep_both(tmp_path, capsys):
+def test_two_inputs_with_one_name_keep_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for sub, lat in (("a", 1), ("b", 50)):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / "results.csv").write_text(
@@ -198,7 +210,9 @@ def test_two_inputs_with_one_name_keep_both(tmp_path, capsys):
     ]
 
 
-def test_json_has_breakdowns_hit_rates_and_reference(shared_data, tmp_path, capsys):
+def test_json_has_breakdowns_hit_rates_and_reference(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = shared_data / DEMO
     run = tmp_path / "run"
     args = ["eval", "geo", str(path), "--by", "continent", "--reference", "im2gps"]
@@ -227,7 +241,7 @@ def test_json_has_breakdowns_hit_rates_and_reference(shared_data, tmp_path, caps
     assert code == 0 and "GeoCLIP" in out and "NeurIPS 2023, Table 1" in out
 
 
-def test_published_results_file_parses_and_every_row_has_a_source():
+def test_published_results_file_parses_and_every_row_has_a_source() -> None:
     rows = published_results()
     assert len(rows) >= 10
     for r in rows:
@@ -281,7 +295,7 @@ def test_published_results_file_parses_and_every_row_has_a_source():
         ).map(b"".join),
     )
 )
-def test_fuzz_any_bytes_give_a_result_or_one_clear_error(tmp_path, data):
+def test_fuzz_any_bytes_give_a_result_or_one_clear_error(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "fuzz.csv"
     path.write_bytes(data)
     try:

@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import csv
 import json
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
@@ -26,13 +30,26 @@ def _dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
     return IFDRational(d, 1), IFDRational(m, 1), IFDRational(round(s * 10_000), 10_000)
 
 
-def _gps(lat: float, lon: float, **more) -> dict:
-    tags = {1: "N" if lat >= 0 else "S", 2: _dms(lat), 3: "E" if lon >= 0 else "W", 4: _dms(lon)}
+def _gps(lat: float, lon: float, **more: object) -> dict[Any, object]:
+    tags: dict[Any, object] = {
+        1: "N" if lat >= 0 else "S",
+        2: _dms(lat),
+        3: "E" if lon >= 0 else "W",
+        4: _dms(lon),
+    }
     tags.update(more)
     return tags
 
 
-def _photo(path, *, size=(40, 20), fmt="JPEG", gps=None, exif=None, ifd0=None):
+def _photo(
+    path: Path,
+    *,
+    size: tuple[int, int] = (40, 20),
+    fmt: str = "JPEG",
+    gps: dict[Any, object] | None = None,
+    exif: dict[int, object] | None = None,
+    ifd0: dict[int, object] | None = None,
+) -> Path:
     ex = Image.Exif()
     ex[0x010F] = "TestCam"  # Make; Pillow's PNG writer drops an EXIF whose IFD0 is empty
     for tag, value in (ifd0 or {}).items():
@@ -46,11 +63,11 @@ def _photo(path, *, size=(40, 20), fmt="JPEG", gps=None, exif=None, ifd0=None):
     return path
 
 
-def _rows(table):
+def _rows(table: pa.Table) -> dict[str, dict[str, Any]]:
     return {r["image_id"]: {**r, "extra": json.loads(r["extra"])} for r in table.to_pylist()}
 
 
-def test_reference_photos_match_their_manifest(shared_data):
+def test_reference_photos_match_their_manifest(shared_data: Path) -> None:
     folder = shared_data / "exif_gps_samples"
     with open(folder / "manifest_from_exif.csv", newline="") as fh:
         manifest = list(csv.DictReader(fh))
@@ -91,7 +108,7 @@ HEMISPHERES = {
 }
 
 
-def test_every_hemisphere(tmp_path):
+def test_every_hemisphere(tmp_path: Path) -> None:
     for name, (lat, lon) in HEMISPHERES.items():
         _photo(tmp_path / name, gps=_gps(lat, lon))
     # refs as NUL-padded lower-case bytes, as some phones write them
@@ -108,7 +125,7 @@ def test_every_hemisphere(tmp_path):
     assert report.with_gps == 5 and report.without_gps == 0
 
 
-def test_without_gps_and_without_a_fix(tmp_path):
+def test_without_gps_and_without_a_fix(tmp_path: Path) -> None:
     _photo(tmp_path / "plain.jpg")
     zero = (IFDRational(0, 0), IFDRational(0, 0), IFDRational(0, 0))
     _photo(tmp_path / "no_fix.jpg", gps={1: "N", 2: zero, 3: "E", 4: zero})
@@ -126,7 +143,7 @@ def test_without_gps_and_without_a_fix(tmp_path):
     assert validate_table(conform(table)).ok
 
 
-def test_times_offsets_subseconds_and_fallbacks(tmp_path):
+def test_times_offsets_subseconds_and_fallbacks(tmp_path: Path) -> None:
     _photo(
         tmp_path / "offset.jpg",
         exif={0x9003: "2020:06:01 12:00:00", 0x9011: "+09:00", 0x9291: "25"},
@@ -160,7 +177,7 @@ def test_times_offsets_subseconds_and_fallbacks(tmp_path):
     assert preferred["naive.jpg"]["taken_at"] == datetime(2020, 6, 1, 12, tzinfo=UTC)
 
 
-def test_orientation_6_swaps_width_and_height(tmp_path):
+def test_orientation_6_swaps_width_and_height(tmp_path: Path) -> None:
     _photo(tmp_path / "turned.jpg", size=(40, 20), ifd0={0x0112: 6})
     _photo(tmp_path / "upright.jpg", size=(40, 20), ifd0={0x0112: 1})
     _photo(tmp_path / "upside_down.jpg", size=(40, 20), ifd0={0x0112: 3})
@@ -173,7 +190,7 @@ def test_orientation_6_swaps_width_and_height(tmp_path):
     assert "stored_size" not in rows["upright.jpg"]["extra"]
 
 
-def test_corrupt_truncated_and_non_image_files_are_reported_not_fatal(tmp_path):
+def test_corrupt_truncated_and_non_image_files_are_reported_not_fatal(tmp_path: Path) -> None:
     good = tmp_path / "good.jpg"
     ex = Image.Exif()
     ex.get_ifd(GPS).update(_gps(5.0, 6.0))
@@ -205,7 +222,7 @@ def test_corrupt_truncated_and_non_image_files_are_reported_not_fatal(tmp_path):
     assert fast.corrupt == 2 and "truncated.jpg" in fast_table.column("image_id").to_pylist()
 
 
-def test_png_tiff_uncertainty_altitude_and_nested_ids(tmp_path):
+def test_png_tiff_uncertainty_altitude_and_nested_ids(tmp_path: Path) -> None:
     gps = _gps(-1.25, 36.75, **{"31": IFDRational(12, 1), "5": b"\x01", "6": IFDRational(20, 1)})
     _photo(tmp_path / "a" / "b" / "x.png", fmt="PNG", gps={int(k): v for k, v in gps.items()})
     _photo(tmp_path / "a" / "y.TIF", fmt="TIFF", size=(30, 10))
@@ -225,16 +242,16 @@ def test_png_tiff_uncertainty_altitude_and_nested_ids(tmp_path):
     assert only_png.column("image_id").to_pylist() == ["a/b/x.png"]
 
 
-def test_process_pool_gives_the_same_table(tmp_path, monkeypatch):
+def test_process_pool_gives_the_same_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(6):
         _photo(tmp_path / f"{i}.jpg", gps=_gps(10.0 + i, -20.0 - i))
     (tmp_path / "bad.jpg").write_bytes(b"nope")
     serial, serial_report = scan_images(tmp_path, progress=False, workers=1)
     monkeypatch.setattr(exif_module, "_POOL_MIN_FILES", 0)
-    pools = []
+    pools: list[int] = []
 
-    class Spy(exif_module.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
+    class Spy(ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             pools.append(kwargs["max_workers"])
             super().__init__(*args, **kwargs)
 
@@ -245,18 +262,18 @@ def test_process_pool_gives_the_same_table(tmp_path, monkeypatch):
     assert pooled_report == serial_report
 
 
-def test_not_a_folder(tmp_path):
+def test_not_a_folder(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="not a folder"):
         scan_images(tmp_path / "missing", progress=False)
 
 
-def test_empty_folder(tmp_path):
+def test_empty_folder(tmp_path: Path) -> None:
     table, report = scan_images(tmp_path, progress=False)
     assert table.num_rows == 0 and report == ScanReport(str(tmp_path))
     assert conform(table).num_rows == 0
 
 
-def test_read_photo_raises_on_garbage(tmp_path):
+def test_read_photo_raises_on_garbage(tmp_path: Path) -> None:
     (tmp_path / "x.jpg").write_bytes(b"junk")
     with pytest.raises(OSError):
         read_photo(tmp_path / "x.jpg")
@@ -280,7 +297,7 @@ def test_read_photo_raises_on_garbage(tmp_path):
         (None, "N", None),
     ],
 )
-def test_gps_degrees(value, ref, expected):
+def test_gps_degrees(value: object, ref: str | None, expected: float | None) -> None:
     got = gps_degrees(value, ref)
     if expected is None:
         assert got is None
@@ -310,13 +327,19 @@ def test_gps_degrees(value, ref, expected):
         (None, None, None, None, None),
     ],
 )
-def test_parse_exif_time(text, subsec, offset, expected, label):
+def test_parse_exif_time(
+    text: str | bytes | None,
+    subsec: str | None,
+    offset: str | None,
+    expected: datetime | None,
+    label: str | None,
+) -> None:
     got, got_label = parse_exif_time(text, subsec, offset)
     assert got == (expected.replace(tzinfo=UTC) if expected else None)
     assert got_label == label
 
 
-def test_undecodable_file_name(tmp_path):
+def test_undecodable_file_name(tmp_path: Path) -> None:
     good = _photo(tmp_path / "ok.jpg", gps=_gps(1.0, 2.0))
     (tmp_path / "ok.jpg").rename(tmp_path / b"caf\xe9.jpg".decode("utf-8", "surrogateescape"))
     (tmp_path / b"bad\xff.jpg".decode("utf-8", "surrogateescape")).write_bytes(b"junk")

@@ -435,7 +435,7 @@ def test_train_softmax_proximal_term_holds_weights_near_the_start() -> None:
     x = rng.normal(size=(64, 2))
     y = (x[:, 0] > 0).astype(np.int64)
     w0 = np.zeros((3, 2))
-    kw = {"epochs": 5, "lr": 0.1, "batch_size": 8}
+    kw: dict[str, Any] = {"epochs": 5, "lr": 0.1, "batch_size": 8}
     free, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), **kw)
     held, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), mu=5.0, **kw)
     same, _ = train_softmax(w0, x, y, rng=np.random.default_rng(1), mu=0.0, **kw)
@@ -486,12 +486,12 @@ def test_prior_model_learning_rate_decays_across_rounds() -> None:
 
 
 def test_heldout_accuracy_in_chunks_matches_all_at_once() -> None:
-    from geoaware.federated.models import SoftmaxModel, topk_accuracy
+    from geoaware.federated.models import SoftmaxModel, Weights, topk_accuracy
     from geoaware.federated.simulate import heldout_accuracy
 
     rng = np.random.default_rng(0)
     m = SoftmaxModel(9)
-    w = [rng.normal(size=(5, 9))]
+    w: Weights = [rng.normal(size=(5, 9))]
     x, y = rng.normal(size=(1001, 4)), rng.integers(0, 9, 1001)
     whole = topk_accuracy(m.scores(w, x), y)
     chunked = heldout_accuracy(m, w, x, y, chunk=64)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ from geoaware.sources.fg_geo_yfcc import HEADER, parse_csv
 pytestmark = pytest.mark.usefixtures("hand_made_releases")
 
 
-def test_reads_the_real_release(shared_data, tmp_path, monkeypatch):
+def test_reads_the_real_release(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GEOAWARE_MIRROR", str(shared_data))
     source = FgGeoYfcc(tmp_path)
     paths = source.fetch(progress=False)
@@ -45,7 +48,7 @@ def test_reads_the_real_release(shared_data, tmp_path, monkeypatch):
     assert validate_table(t).ok
 
 
-def _zip(tmp_path, text: str, member: str = FgGeoYfcc.member):
+def _zip(tmp_path: Path, text: str, member: str = FgGeoYfcc.member) -> tuple[Path, Path]:
     root = tmp_path / "root"
     path = root / FgGeoYfcc.files["csv"].path
     path.parent.mkdir(parents=True)
@@ -60,7 +63,9 @@ def _zip(tmp_path, text: str, member: str = FgGeoYfcc.member):
 ROW = "abc123,7,Vireo griseus,29.5,-94.3,http://f/x.jpg,https://m/x.jpg"
 
 
-def test_tiny_fake_release_with_macosx_entry(tmp_path, monkeypatch):
+def test_tiny_fake_release_with_macosx_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     root, _ = _zip(tmp_path, ",".join(HEADER) + "\n" + ROW + "\n0001,8,Anas,1,2,u,v")
     t = FgGeoYfcc(root).read()
@@ -68,7 +73,7 @@ def test_tiny_fake_release_with_macosx_entry(tmp_path, monkeypatch):
     assert t.column("genus").to_pylist() == ["Vireo", "Anas"]
 
 
-def test_wrong_header_names_file_and_line(tmp_path, monkeypatch):
+def test_wrong_header_names_file_and_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     root, path = _zip(tmp_path, "id,lat,lon\n1,2,3")
     with pytest.raises(
@@ -78,7 +83,9 @@ def test_wrong_header_names_file_and_line(tmp_path, monkeypatch):
         FgGeoYfcc(root).read()
 
 
-def test_bad_coordinate_names_line_and_field(tmp_path, monkeypatch):
+def test_bad_coordinate_names_line_and_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     bad = ROW.replace("29.5", "twenty")
     root, _ = _zip(tmp_path, ",".join(HEADER) + "\n" + ROW + "\n" + bad)
@@ -88,7 +95,7 @@ def test_bad_coordinate_names_line_and_field(tmp_path, monkeypatch):
         FgGeoYfcc(root).read()
 
 
-def test_missing_member_and_corrupt_zip(tmp_path, monkeypatch):
+def test_missing_member_and_corrupt_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     root, path = _zip(tmp_path, "x", member="other.csv")
     with pytest.raises(
@@ -100,23 +107,25 @@ def test_missing_member_and_corrupt_zip(tmp_path, monkeypatch):
         FgGeoYfcc(root).read()
 
 
-def test_not_fetched_says_how_to_fetch(tmp_path, monkeypatch):
+def test_not_fetched_says_how_to_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     with pytest.raises(DatasetNotFoundError, match="run `geoaware fetch fg_geo_yfcc"):
         FgGeoYfcc(tmp_path).read()
 
 
-def test_registry_and_unknown_part(tmp_path):
+def test_registry_and_unknown_part(tmp_path: Path) -> None:
     assert SOURCES["fg_geo_yfcc"] is FgGeoYfcc
     with pytest.raises(ValueError, match="unknown part"):
         FgGeoYfcc(tmp_path).fetch(["nope"])
 
 
-def test_parse_csv_header_only():
+def test_parse_csv_header_only() -> None:
     assert parse_csv(",".join(HEADER).encode(), "x.csv").num_rows == 0
 
 
-def test_labels_mapped_to_inat2017_ids_when_categories_are_given(tmp_path, monkeypatch):
+def test_labels_mapped_to_inat2017_ids_when_categories_are_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     root, _ = _zip(tmp_path, ",".join(HEADER) + "\n" + ROW + "\n0001,8,Anas,1,2,u,v")
     cats = tmp_path / "train2017.json"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +19,9 @@ import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from geoaware.construct.leakage import leakage_report  # noqa: E402
 from geoaware.construct.partition import IidPartitioner, UserPartitioner  # noqa: E402
@@ -45,6 +48,16 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
 
 def _ticks(axis: Any) -> list[str]:
     return [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+
+
+def _legend_texts(ax: Axes) -> list[str]:
+    legend = ax.get_legend()
+    assert legend is not None, "no legend"
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def _bars(ax: Axes) -> Sequence[Rectangle]:
+    return cast("Sequence[Rectangle]", ax.patches)  # a bar chart's patches are its bars
 
 
 def _assert_degree_ticks(ax: Any) -> None:
@@ -80,24 +93,27 @@ def _split_with_twins(n_clean: int = 60, n_pairs: int = 7) -> pa.Table:
     )
 
 
-def test_leakage_map_two_labelled_categories_leaked_on_top(tmp_path: Path, drawn) -> None:
+def test_leakage_map_two_labelled_categories_leaked_on_top(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     out = tmp_path / "deep" / "folder" / "split.parquet.png"
     report = leakage_report(_split_with_twins(), map_png=out, where=str(tmp_path / "split.parquet"))
     assert report["same_outing"]["images"] == 14 and out.exists()
     (fig,) = drawn
     assert len(fig.axes) == 1  # no continuous colour bar standing for leaked / not leaked
     ax = fig.axes[0]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = _legend_texts(ax)
     assert legend == ["no same-outing twin (60)", "same outing on another side (14)"]
     clean, leaked = ax.collections  # the two scatters, in drawing order
     assert leaked.get_zorder() > clean.get_zorder()
-    assert len(leaked.get_offsets()) == 14 and len(clean.get_offsets()) == 60
+    assert len(np.asarray(leaked.get_offsets())) == 14
+    assert len(np.asarray(clean.get_offsets())) == 60
     title = ax.get_title()
     assert title.startswith("split.parquet: same-outing leaks") and str(tmp_path) not in title
     _assert_degree_ticks(ax)
 
 
-def test_world_map_ticks_carry_degrees_and_hemispheres(tmp_path: Path, drawn) -> None:
+def test_world_map_ticks_carry_degrees_and_hemispheres(tmp_path: Path, drawn: list[Figure]) -> None:
     world_map([48.85, -33.87], [2.35, 151.21], tmp_path / "m.png", title="two cities")
     ax = drawn[0].axes[0]
     _assert_degree_ticks(ax)
@@ -126,7 +142,9 @@ def _heavy_users(seed: int = 0) -> pa.Table:
     )
 
 
-def test_partition_plots_log_scales_whole_clients_and_scheme(tmp_path: Path, drawn) -> None:
+def test_partition_plots_log_scales_whole_clients_and_scheme(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     p = UserPartitioner()
     p.catalog = _heavy_users()
     stats = write_partitions(p, tmp_path / "parts")
@@ -140,11 +158,13 @@ def test_partition_plots_log_scales_whole_clients_and_scheme(tmp_path: Path, dra
         counts = _ticks(ax.yaxis)
         assert counts and all(re.fullmatch(r"[\d,]+", t) for t in counts), counts
     # the single biggest client is a bar of its own, visible on the log y-axis
-    heights = [patch.get_height() for patch in images.patches]
+    heights = [patch.get_height() for patch in _bars(images)]
     assert heights[-1] == 1 and max(heights) > 50
 
 
-def test_partition_plot_of_near_equal_clients_has_whole_number_bars(tmp_path: Path, drawn) -> None:
+def test_partition_plot_of_near_equal_clients_has_whole_number_bars(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     n = 9_001
     p = IidPartitioner(4, seed=0)
     p.catalog = pa.table({"image_id": [f"img{i}" for i in range(n)],
@@ -152,17 +172,19 @@ def test_partition_plot_of_near_equal_clients_has_whole_number_bars(tmp_path: Pa
     write_partitions(p, tmp_path / "iid")
     ax = drawn[0].axes[0]
     assert ax.get_xscale() == "linear" and ax.get_title().startswith("images per client: IID")
-    sizes = sorted({round(patch.get_x() + patch.get_width() / 2) for patch in ax.patches})
+    sizes = sorted({round(patch.get_x() + patch.get_width() / 2) for patch in _bars(ax)})
     assert sizes == [2250, 2251]  # one bar per size, centred on it
     assert all(re.fullmatch(r"[\d,]+", t) for t in _ticks(ax.xaxis) + _ticks(ax.yaxis))
-    assert sum(patch.get_height() for patch in ax.patches) == 4
+    assert sum(patch.get_height() for patch in _bars(ax)) == 4
 
 
 # ----------------------------------------------------------------------------------------------
 # evaluation figures
 
 
-def test_error_cdf_names_its_distance_title_and_median_line(tmp_path: Path, drawn) -> None:
+def test_error_cdf_names_its_distance_title_and_median_line(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     errors = {"model A": np.array([0.5, 30.0, 800.0, 5000.0])}
     error_cdf(errors, tmp_path / "a.png", title="share of images located within d")
     error_cdf(errors, tmp_path / "b.png", distance="geodesic")
@@ -172,14 +194,15 @@ def test_error_cdf_names_its_distance_title_and_median_line(tmp_path: Path, draw
     assert sphere.get_title() == "share of images located within d"
     texts = [t.get_text() for t in sphere.texts]
     assert "50 % (median error)" in texts
-    assert any(line.get_ydata()[0] == 0.5 and line.get_ydata()[1] == 0.5 for line in sphere.lines)
-    assert "model A: median 415 km (n=4)" in [t.get_text() for t in sphere.get_legend().get_texts()]
+    ydata = [np.asarray(line.get_ydata()) for line in sphere.lines]
+    assert any(y[0] == 0.5 and y[1] == 0.5 for y in ydata)
+    assert "model A: median 415 km (n=4)" in _legend_texts(sphere)
     with pytest.raises(ValueError, match="distance 'vincenty'"):
         error_cdf(errors, tmp_path / "c.png", distance="vincenty")
 
 
 def test_error_map_colour_bar_names_the_distance_and_ticks_have_hemispheres(
-    tmp_path: Path, drawn
+    tmp_path: Path, drawn: list[Figure]
 ) -> None:
     error_map([48.85, -33.87], [2.35, 151.21], [3.0, 1200.0], tmp_path / "a.png", title="m")
     error_map([48.85], [2.35], [3.0], tmp_path / "b.png", distance="geodesic")
@@ -206,7 +229,9 @@ def _predictions_csv(path: Path) -> Path:
     return path
 
 
-def test_eval_geo_run_figures_continent_bars_with_1km_and_titles(tmp_path: Path, drawn) -> None:
+def test_eval_geo_run_figures_continent_bars_with_1km_and_titles(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
     """Through the real command: the continent chart has the 1 km bar and a title."""
     from typer.testing import CliRunner
 
@@ -219,7 +244,7 @@ def test_eval_geo_run_figures_continent_bars_with_1km_and_titles(tmp_path: Path,
     assert result.exit_code == 0, result.output
     titles = {fig.axes[0].get_title(): fig for fig in drawn}
     bars = titles["pred: accuracy by continent of the true location"].axes[0]
-    legend = [t.get_text() for t in bars.get_legend().get_texts()]
+    legend = _legend_texts(bars)
     assert legend == [f"within {d} km" for d in ("1", "25", "200", "750", "2,500")]
     groups = [t.get_text() for t in bars.get_xticklabels()]
     assert groups == ["Europe\nn=2", "North America\nn=2", "Oceania\nn=1"]
@@ -227,7 +252,7 @@ def test_eval_geo_run_figures_continent_bars_with_1km_and_titles(tmp_path: Path,
     assert cdf.get_xlabel().startswith("great-circle error (6371 km sphere)")
 
 
-def test_group_bars_default_title_and_percent_labels(tmp_path: Path, drawn) -> None:
+def test_group_bars_default_title_and_percent_labels(tmp_path: Path, drawn: list[Figure]) -> None:
     rows = [{"continent": "Europe", "n": 4, "acc_1km": 0.25}, {"continent": "Asia", "n": 2,
             "acc_1km": 0.0}]  # fmt: skip
     group_bars(rows, tmp_path / "b.png", value="acc_1km")
@@ -265,7 +290,9 @@ def small_prior() -> Any:
     return prior
 
 
-def test_range_map_is_scaled_per_map_and_says_so(tmp_path: Path, drawn, small_prior) -> None:
+def test_range_map_is_scaled_per_map_and_says_so(
+    tmp_path: Path, drawn: list[Figure], small_prior: Any
+) -> None:
     from geoaware.priors.plots import range_map
 
     r = range_map(small_prior, "Species 0", tmp_path / "world.png", step=8)
@@ -285,7 +312,9 @@ def test_range_map_is_scaled_per_map_and_says_so(tmp_path: Path, drawn, small_pr
     assert ax.images[-1].norm.vmax == 1.0 and "absolute scale 0 to 1" in ax.get_title()
 
 
-def test_range_map_bounds_zoom_with_their_own_ticks(tmp_path: Path, drawn, small_prior) -> None:
+def test_range_map_bounds_zoom_with_their_own_ticks(
+    tmp_path: Path, drawn: list[Figure], small_prior: Any
+) -> None:
     from geoaware.priors.plots import parse_bounds, range_map
 
     bounds = parse_bounds("0,40,12,50")
@@ -296,5 +325,6 @@ def test_range_map_bounds_zoom_with_their_own_ticks(tmp_path: Path, drawn, small
     assert _ticks(ax.yaxis) == ["40°N", "42°N", "44°N", "46°N", "48°N", "50°N"]
     assert r["bounds"] == [0.0, 40.0, 12.0, 50.0]
     # a 0.25-degree raster of the region, not the world's
-    assert ax.images[-1].get_array().shape == (40, 48)
+    raster = ax.images[-1].get_array()
+    assert raster is not None and raster.shape == (40, 48)
     assert "12 training points (12 inside the map)" in ax.get_title()

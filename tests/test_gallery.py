@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,9 @@ pytestmark = pytest.mark.usefixtures("hand_made_releases")
 GALLERY = GpsGallery.files["geoclip_100k"]
 
 
-def test_real_geoclip_gallery(shared_data, tmp_path, monkeypatch):
+def test_real_geoclip_gallery(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GEOAWARE_MIRROR", str(shared_data))
     source = GpsGallery(tmp_path)
     path = source.fetch(progress=False)["geoclip_100k"]  # checksum verified against the mirror
@@ -37,7 +40,7 @@ def test_real_geoclip_gallery(shared_data, tmp_path, monkeypatch):
     assert not [f for f in report.findings if f.severity == "error"]
 
 
-def test_tiny_gallery_as_a_source(tmp_path, monkeypatch):
+def test_tiny_gallery_as_a_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     path = tmp_path / GALLERY.path
     path.parent.mkdir(parents=True)
@@ -51,7 +54,7 @@ def test_tiny_gallery_as_a_source(tmp_path, monkeypatch):
     assert conform(catalog).num_rows == 3
 
 
-def test_header_only_and_no_trailing_newline():
+def test_header_only_and_no_trailing_newline() -> None:
     assert read_gps_gallery(b"LAT,LON\n", where="g.csv").num_rows == 0
     assert read_gps_gallery(b"LAT,LON\n1,2", where="g.csv").to_pylist() == [
         {"lat": 1.0, "lon": 2.0}
@@ -71,14 +74,14 @@ def test_header_only_and_no_trailing_newline():
         ("LAT,LON\n1,2\n1,2,3\n", r"record line 3: 3 fields where the header has 2"),
     ],
 )
-def test_bad_gallery_names_file_line_and_field(tmp_path, text, message):
+def test_bad_gallery_names_file_line_and_field(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "coordinates.csv"
     path.write_text(text)
     with pytest.raises(InputFileError, match=rf"^{re.escape(str(path))}, {message}"):
         read_gps_gallery(path)
 
 
-def test_not_fetched(tmp_path, monkeypatch):
+def test_not_fetched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     with pytest.raises(DatasetNotFoundError, match="geoclip_gallery/coordinates_100K.csv"):
         GpsGallery(tmp_path).read()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -25,26 +27,26 @@ CITIES = {
 }
 
 
-def test_countries_and_continents_of_known_places():
+def test_countries_and_continents_of_known_places() -> None:
     lat = np.array([v[0] for v in CITIES.values()])
     lon = np.array([v[1] for v in CITIES.values()])
     assert countries(lat, lon).tolist() == [v[2] for v in CITIES.values()]
     assert continents(lat, lon).tolist() == [v[3] for v in CITIES.values()]
 
 
-def test_nan_points_are_unknown_and_bad_points_raise():
+def test_nan_points_are_unknown_and_bad_points_raise() -> None:
     assert countries([np.nan, 48.85], [0.0, 2.35]).tolist() == ["", "FR"]
     assert continents([np.nan], [np.nan]).tolist() == [""]
     with pytest.raises(InvalidCoordinateError):
         countries([0.0], [181.0])
 
 
-def test_every_continent_name_is_known():
+def test_every_continent_name_is_known() -> None:
     mapped = set(continent_of_country(["FR", "NG", "AQ", "CN", "MX", "NZ", "AR"]).tolist())
     assert mapped == set(CONTINENTS)
 
 
-def test_is_land_and_the_map_background_agree():
+def test_is_land_and_the_map_background_agree() -> None:
     lat = np.array([48.8566, 0.0, -33.87, 30.0, np.nan])
     lon = np.array([2.3522, -30.0, 151.0, -40.0, 0.0])
     assert is_land(lat, lon).tolist() == [True, False, True, False, False]
@@ -55,7 +57,7 @@ def test_is_land_and_the_map_background_agree():
     assert 0.28 < grid.mean() < 0.36
 
 
-def test_world_map_png(tmp_path, shared_data):
+def test_world_map_png(tmp_path: Path, shared_data: Path) -> None:
     lat = np.array([48.85, -33.87, np.nan, 40.7])
     lon = np.array([2.35, 151.21, 0.0, -74.0])
     png = world_map(lat, lon, tmp_path / "sub" / "map.png", title="t", color=[1.0, 2.0, 3.0, 4.0])
@@ -69,7 +71,7 @@ def test_world_map_png(tmp_path, shared_data):
     assert not list(png.parent.glob(".*part"))
 
 
-def test_world_map_samples_large_inputs(tmp_path):
+def test_world_map_samples_large_inputs(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     png = world_map(
         rng.uniform(-60, 60, 5000),
@@ -80,7 +82,7 @@ def test_world_map_samples_large_inputs(tmp_path):
     assert png.stat().st_size > 10_000
 
 
-def test_country_grid_gives_exactly_the_exact_search(shared_data):
+def test_country_grid_gives_exactly_the_exact_search(shared_data: Path) -> None:
     from geoaware.geo.geocode import _nearest_places, _places
 
     rng = np.random.default_rng(7)

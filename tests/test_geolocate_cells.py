@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pytest
@@ -17,6 +19,9 @@ from geoaware.geo.cells import s2_leaf_ids
 from geoaware.geolocate.cells import CellPartition, build_cells, parents
 from geoaware.sources.im2gps import read_cell_mapping, read_places365, read_s2_cells
 
+if TYPE_CHECKING:
+    from geoaware.geolocate.cellhead import CellGeolocator
+
 PUBLISHED = {
     5000: (3298, "8744", 3376, 39.28162046949048, -107.94343695171831),
     2000: (7202, None, None, None, None),
@@ -25,12 +30,12 @@ PUBLISHED = {
 NUM_IMAGES = 4_723_695
 
 
-def cells_file(shared_data, tau_max):
+def cells_file(shared_data: Path, tau_max: int) -> Path:
     return shared_data / "im2gps" / "geo-cells" / f"cells_50_{tau_max}.csv"
 
 
 @pytest.fixture(scope="module")
-def published():
+def published() -> dict[int, CellPartition]:
     from tests.conftest import SHARED_DATA
 
     if not SHARED_DATA.is_dir():
@@ -38,7 +43,7 @@ def published():
     return {t: CellPartition.from_file(cells_file(SHARED_DATA, t)) for t in PUBLISHED}
 
 
-def centres(cells):
+def centres(cells: CellPartition) -> tuple[np.ndarray, np.ndarray]:
     points = [s2sphere.CellId.from_token(t).to_lat_lng() for t in cells.tokens.tolist()]
     return (
         np.array([p.lat().degrees for p in points]),
@@ -46,22 +51,28 @@ def centres(cells):
     )
 
 
-def partition(tokens, counts=None, lat=None, lon=None, num_images=None):
+def partition(
+    tokens: list[str],
+    counts: list[int] | None = None,
+    lat: list[float] | None = None,
+    lon: list[float] | None = None,
+    num_images: int | None = None,
+) -> CellPartition:
     n = len(tokens)
-    counts = np.full(n, 60) if counts is None else np.asarray(counts)
+    count = np.full(n, 60) if counts is None else np.asarray(counts)
     return CellPartition(
         np.array(tokens),
-        counts,
+        count,
         np.zeros(n) if lat is None else np.asarray(lat, float),
         np.zeros(n) if lon is None else np.asarray(lon, float),
-        int(counts.sum()) if num_images is None else num_images,
+        int(count.sum()) if num_images is None else num_images,
     )
 
 
 # --- leaf cell ids ---------------------------------------------------------------------------
 
 
-def test_leaf_cell_ids_equal_s2sphere():
+def test_leaf_cell_ids_equal_s2sphere() -> None:
     rng = np.random.default_rng(3)
     lat = np.degrees(np.arcsin(rng.uniform(-1, 1, 3000)))
     lon = rng.uniform(-180, 180, 3000)
@@ -77,7 +88,7 @@ def test_leaf_cell_ids_equal_s2sphere():
     assert ids.tolist() == expected
 
 
-def test_leaf_cell_ids_nan_and_range():
+def test_leaf_cell_ids_nan_and_range() -> None:
     assert s2_leaf_ids([np.nan, 0.0], [0.0, np.nan]).tolist() == [0, 0]
     with pytest.raises(InvalidCoordinateError, match="latitude"):
         s2_leaf_ids([91.0], [0.0])
@@ -89,7 +100,7 @@ def test_leaf_cell_ids_nan_and_range():
 
 
 @pytest.mark.parametrize("tau_max", list(PUBLISHED))
-def test_published_file_read_exactly(shared_data, tau_max):
+def test_published_file_read_exactly(shared_data: Path, tau_max: int) -> None:
     path = cells_file(shared_data, tau_max)
     cells = CellPartition.from_file(path)
     rows, token, count, lat, lon = PUBLISHED[tau_max]
@@ -115,21 +126,23 @@ def test_published_file_read_exactly(shared_data, tau_max):
     assert cells.to_table().column("hex_id").to_pylist() == cells.tokens.tolist()
 
 
-def test_published_write_round_trip(published, tmp_path):
+def test_published_write_round_trip(published: dict[int, CellPartition], tmp_path: Path) -> None:
     out = published[5000].write(tmp_path / "cells.csv")
     again = CellPartition.from_file(out)
     assert again.tokens.tolist() == published[5000].tokens.tolist()
     assert again.lat.tolist() == published[5000].lat.tolist()
 
 
-def test_published_cells_hold_their_centres_and_means(published):
+def test_published_cells_hold_their_centres_and_means(published: dict[int, CellPartition]) -> None:
     for cells in published.values():
         lat, lon = centres(cells)
         assert cells.assign(lat, lon).tolist() == list(range(len(cells)))
         assert cells.assign(cells.lat, cells.lon).tolist() == list(range(len(cells)))
 
 
-def test_published_hierarchy_and_yfcc26k_mapping(shared_data, published):
+def test_published_hierarchy_and_yfcc26k_mapping(
+    shared_data: Path, published: dict[int, CellPartition]
+) -> None:
     coarse, middle, fine = published[5000], published[2000], published[1000]
     to_coarse, to_middle = parents(fine, coarse), parents(fine, middle)
     assert (to_coarse >= 0).all() and (to_middle >= 0).all()
@@ -160,7 +173,9 @@ MERGES = {5000: (6, 2), 2000: (35, 15), 1000: (206, 98)}  # published cells -> b
 
 
 @pytest.mark.parametrize("tau_max", list(PUBLISHED))
-def test_build_reproduces_published_cells(published, tau_max):
+def test_build_reproduces_published_cells(
+    published: dict[int, CellPartition], tau_max: int
+) -> None:
     pub = published[tau_max]
     lat, lon = centres(pub)
     built = build_cells(lat, lon, 50, tau_max, weights=pub.counts)
@@ -203,7 +218,9 @@ def test_build_reproduces_published_cells(published, tau_max):
 
 
 @pytest.mark.slow
-def test_build_reproduces_published_coarse_cells_one_point_per_image(published):
+def test_build_reproduces_published_coarse_cells_one_point_per_image(
+    published: dict[int, CellPartition],
+) -> None:
     pub = published[5000]
     lat, lon = centres(pub)
     t0 = time.perf_counter()
@@ -218,7 +235,7 @@ def test_build_reproduces_published_coarse_cells_one_point_per_image(published):
 # --- build_cells on hand-made points ---------------------------------------------------------
 
 
-def test_all_points_in_one_place_make_one_cell():
+def test_all_points_in_one_place_make_one_cell() -> None:
     lat, lon = np.full(100, 48.8566), np.full(100, 2.3522)
     cells = build_cells(lat, lon, 5, 1000)
     assert cells.tokens.tolist() == ["47"] and cells.levels.tolist() == [2]
@@ -231,7 +248,7 @@ def test_all_points_in_one_place_make_one_cell():
     assert deep.tokens.tolist() == [format(leaf, "016x").rstrip("0")]
 
 
-def test_split_and_tau_min_drop():
+def test_split_and_tau_min_drop() -> None:
     rng = np.random.default_rng(0)
     paris = (48.85 + rng.normal(0, 0.01, 300), 2.35 + rng.normal(0, 0.01, 300))
     lonely = (np.full(3, -33.9), np.full(3, 18.4))  # Cape Town: 3 images
@@ -251,7 +268,7 @@ def test_split_and_tau_min_drop():
     assert list(kept.ids) == sorted(kept.ids)
 
 
-def test_mean_location_across_the_antimeridian_and_at_a_pole():
+def test_mean_location_across_the_antimeridian_and_at_a_pole() -> None:
     cells = build_cells([10.0, 10.0, 10.0], [179.9, -179.9, 180.0], 0, 10, min_level=0)
     assert len(cells) == 1
     assert cells.lat[0] == pytest.approx(10.0, abs=1e-3)
@@ -260,14 +277,14 @@ def test_mean_location_across_the_antimeridian_and_at_a_pole():
     assert polar.lat[0] == pytest.approx(90.0)
 
 
-def test_weights_equal_repeated_points():
+def test_weights_equal_repeated_points() -> None:
     lat, lon, w = np.array([10.0, 10.5, -20.0]), np.array([5.0, 5.5, 30.0]), np.array([7, 0, 3])
     a = build_cells(lat, lon, 1, 5, weights=w)
     b = build_cells(np.repeat(lat, w), np.repeat(lon, w), 1, 5)
     assert a.tokens.tolist() == b.tokens.tolist() and a.counts.tolist() == b.counts.tolist()
 
 
-def test_build_cells_refuses_bad_input():
+def test_build_cells_refuses_bad_input() -> None:
     with pytest.raises(ValueError, match="tau_min < tau_max"):
         build_cells([0.0], [0.0], 10, 10)
     with pytest.raises(ValueError, match="min_level"):
@@ -282,7 +299,7 @@ def test_build_cells_refuses_bad_input():
 
 
 @pytest.mark.slow
-def test_build_cells_a_million_points_in_seconds():
+def test_build_cells_a_million_points_in_seconds() -> None:
     rng = np.random.default_rng(0)
     n = 1_000_000
     c = rng.integers(0, 2000, n)
@@ -298,7 +315,7 @@ def test_build_cells_a_million_points_in_seconds():
 # --- CellPartition ---------------------------------------------------------------------------
 
 
-def test_assign_and_parents_by_hand():
+def test_assign_and_parents_by_hand() -> None:
     coarse = partition(["4c", "44"])  # two level-1 cells of face 2
     fine = partition(["47", "41", "54"])  # level 2, level 2, and a level-1 cell elsewhere
     assert parents(fine, coarse).tolist() == [1, 1, -1]
@@ -309,7 +326,7 @@ def test_assign_and_parents_by_hand():
     assert parents(fine, empty).tolist() == [-1, -1, -1]
 
 
-def test_partition_refuses_bad_cells():
+def test_partition_refuses_bad_cells() -> None:
     with pytest.raises(ValueError, match="overlap"):
         partition(["44", "47"])
     with pytest.raises(ValueError, match="not a valid cell"):
@@ -320,7 +337,7 @@ def test_partition_refuses_bad_cells():
         CellPartition(np.array(["47", "89"]), np.array([1]), np.zeros(2), np.zeros(2), 1)
 
 
-def test_from_file_errors_name_file_record_field():
+def test_from_file_errors_name_file_record_field() -> None:
     head = b"num_images: 9\r\nmin_concept_probability: ---\r\n" + (
         b"class_label,hex_id,imgs_per_cell,latitude_mean,longitude_mean\r\n"
     )
@@ -338,7 +355,9 @@ def test_from_file_errors_name_file_record_field():
 # --- the classifier --------------------------------------------------------------------------
 
 
-def synthetic_world(noise_seed, n_regions=12, per=100, dim=16):
+def synthetic_world(
+    noise_seed: int, n_regions: int = 12, per: int = 100, dim: int = 16
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Regions far apart, ~5 km across, each with its own cluster of embeddings."""
     rng = np.random.default_rng(0)
     clat, clon = rng.uniform(-60, 60, n_regions), rng.uniform(-180, 180, n_regions)
@@ -352,7 +371,7 @@ def synthetic_world(noise_seed, n_regions=12, per=100, dim=16):
 
 
 @pytest.fixture(scope="module")
-def world_model():
+def world_model() -> CellGeolocator:
     from geoaware.geolocate.cellhead import CellGeolocator
 
     x, lat, lon = synthetic_world(0)
@@ -362,7 +381,7 @@ def world_model():
     return model
 
 
-def test_fit_predict_synthetic_world(world_model):
+def test_fit_predict_synthetic_world(world_model: CellGeolocator) -> None:
     x, lat, lon = synthetic_world(1)  # new images of the same world
     p = world_model.predict(x, k=3)
     fine = world_model.partitions[world_model.finest]
@@ -378,7 +397,7 @@ def test_fit_predict_synthetic_world(world_model):
     assert world_model.training["outside_cells"] == [0, 0]
 
 
-def test_fit_is_seeded():
+def test_fit_is_seeded() -> None:
     from geoaware.geolocate.cellhead import CellGeolocator
 
     x, lat, lon = synthetic_world(0, n_regions=4, per=30)
@@ -389,7 +408,7 @@ def test_fit_is_seeded():
     assert np.array_equal(a.cand_score, b.cand_score)
 
 
-def test_hierarchical_scores_by_hand():
+def test_hierarchical_scores_by_hand() -> None:
     from geoaware.geolocate.cellhead import hierarchical_scores
 
     fine = np.log([[0.4, 0.35, 0.25]])
@@ -404,7 +423,7 @@ def test_hierarchical_scores_by_hand():
     np.testing.assert_allclose(np.exp(orphan).sum(), 1.0)
 
 
-def hand_model(hidden=0):
+def hand_model(hidden: int = 0) -> CellGeolocator:
     """A model whose heads ignore the input: logits = biases = chosen log-probabilities."""
     import torch
 
@@ -416,13 +435,14 @@ def hand_model(hidden=0):
     coarse = partition(["4c", "44"], lat=[50.0, 45.0], lon=[1.0, 1.0])
     net = _net(4, [2, 3], hidden)
     with torch.no_grad():
-        for head, p in zip(net.heads, ([0.3, 0.7], [0.5, 0.2, 0.3]), strict=True):
+        heads = cast("list[torch.nn.Linear]", net.heads)  # a ModuleList of Linear layers
+        for head, p in zip(heads, ([0.3, 0.7], [0.5, 0.2, 0.3]), strict=True):
             head.weight.zero_()
             head.bias.copy_(torch.log(torch.tensor(p)))
     return CellGeolocator([coarse, fine], net, CellConfig(["given", "given"]), dim=4)
 
 
-def test_predict_combines_levels_by_hand():
+def test_predict_combines_levels_by_hand() -> None:
     model = hand_model()
     assert model.finest == 1 and model.links[0].tolist() == [1, 1, -1]
     p = model.predict(np.zeros((2, 4), np.float32), k=5)
@@ -437,7 +457,7 @@ def test_predict_combines_levels_by_hand():
         model.predict(np.zeros((1, 4)), k=0)
 
 
-def test_save_load_round_trip(world_model, tmp_path):
+def test_save_load_round_trip(world_model: CellGeolocator, tmp_path: Path) -> None:
     from geoaware.geolocate.cellhead import CellGeolocator
 
     world_model.save(tmp_path / "model")
@@ -464,7 +484,7 @@ def test_save_load_round_trip(world_model, tmp_path):
     assert np.array_equal(ref_lat, lat) and np.array_equal(ref_lon, lon)
 
 
-def test_hidden_layer_save_load(tmp_path):
+def test_hidden_layer_save_load(tmp_path: Path) -> None:
     from geoaware.geolocate.cellhead import CellGeolocator
 
     x, lat, lon = synthetic_world(0, n_regions=4, per=30)
@@ -474,7 +494,7 @@ def test_hidden_layer_save_load(tmp_path):
     assert np.array_equal(model.predict(x).cand_score, loaded.predict(x).cand_score)
 
 
-def test_load_errors_name_the_file(world_model, tmp_path):
+def test_load_errors_name_the_file(world_model: CellGeolocator, tmp_path: Path) -> None:
     from geoaware.geolocate.cellhead import CellGeolocator
 
     world_model.save(tmp_path)
@@ -491,7 +511,7 @@ def test_load_errors_name_the_file(world_model, tmp_path):
         CellGeolocator.load(tmp_path, config)
 
 
-def test_training_image_outside_every_cell():
+def test_training_image_outside_every_cell() -> None:
     from geoaware.geolocate.cellhead import CellGeolocator
 
     x, lat, lon = synthetic_world(0, n_regions=3, per=20)
@@ -502,7 +522,7 @@ def test_training_image_outside_every_cell():
     assert model.predict(x[-1:]).k == min(5, model.sizes[model.finest])
 
 
-def test_fit_with_published_or_given_partitions(published):
+def test_fit_with_published_or_given_partitions(published: dict[int, CellPartition]) -> None:
     from geoaware.geolocate.cellhead import CellGeolocator
     from tests.conftest import SHARED_DATA
 
@@ -517,7 +537,7 @@ def test_fit_with_published_or_given_partitions(published):
     assert np.isin(p.lat, published[2000].lat).all()
 
 
-def test_fit_refuses_bad_input():
+def test_fit_refuses_bad_input() -> None:
     from geoaware.geolocate.cellhead import CellGeolocator
 
     x, lat, lon = synthetic_world(0, n_regions=2, per=10)
@@ -533,7 +553,7 @@ def test_fit_refuses_bad_input():
         CellGeolocator.fit(x, lat, lon, partitions=[])
 
 
-def test_import_does_not_load_torch():
+def test_import_does_not_load_torch() -> None:
     code = "import sys, geoaware.geolocate.cellhead; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

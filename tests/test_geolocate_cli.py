@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -11,17 +12,18 @@ import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("faiss")
-typer = pytest.importorskip("typer")
-from typer.testing import CliRunner  # noqa: E402
+import typer
+from click.testing import Result
+from typer.testing import CliRunner
 
-from geoaware.catalog import write_catalog  # noqa: E402
-from geoaware.evaluate.geo import evaluate_geo  # noqa: E402
-from geoaware.geolocate.base import PlacePredictions  # noqa: E402
-from geoaware.geolocate.commands import app as stage_app  # noqa: E402
-from geoaware.geolocate.model import load_geolocator, write_predictions  # noqa: E402
-from geoaware.predictions.geo import read_geo_predictions  # noqa: E402
-from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings  # noqa: E402
-from tests.conftest import command_app  # noqa: E402
+from geoaware.catalog import write_catalog
+from geoaware.evaluate.geo import evaluate_geo
+from geoaware.geolocate.base import PlacePredictions
+from geoaware.geolocate.commands import app as stage_app
+from geoaware.geolocate.model import load_geolocator, write_predictions
+from geoaware.predictions.geo import read_geo_predictions
+from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings
+from tests.conftest import command_app
 
 runner = CliRunner()
 CITIES = np.array([[48.85, 2.35], [40.71, -74.0], [-33.87, 151.21], [35.68, 139.69],
@@ -33,9 +35,10 @@ def _app() -> typer.Typer:
     return command_app(stage_app)
 
 
-def _json(result) -> dict:
+def _json(result: Result) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    doc: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return doc
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +71,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "gallery": gallery}  # fmt: skip
 
 
-def _eval_cli(pred: Path, catalog: Path) -> dict:
+def _eval_cli(pred: Path, catalog: Path) -> dict[str, Any]:
     out = subprocess.run(
         [str(GEOAWARE), "eval", "geo", str(pred), "--truth", str(catalog), "--json"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    doc: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return doc
 
 
 def test_fit_predict_eval_chain(files: dict[str, Path]) -> None:

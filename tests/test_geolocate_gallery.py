@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from geoaware.geolocate.model import load_geolocator, save_geolocator
 SMALL = dict(rff_dim=64, hidden=64, embed_dim=32, image_hidden=64, batch_size=256, lr=3e-3)
 
 
-def synthetic(n: int, seed: int = 0, dim: int = 32):
+def synthetic(n: int, seed: int = 0, dim: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Places around 25 centres; an image vector is a fixed smooth nonlinear map of its place."""
     rng = np.random.default_rng(seed)
     world = np.random.default_rng(123)  # the same map and centres for train and test
@@ -33,7 +34,7 @@ def synthetic(n: int, seed: int = 0, dim: int = 32):
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
+def _one_thread() -> Iterator[None]:
     """Tiny networks: one torch thread is faster than two on a shared 2-core machine."""
     import torch
 
@@ -51,7 +52,9 @@ def trained() -> tuple[GalleryGeolocator, float]:
     return model, time.perf_counter() - t
 
 
-def test_learns_the_mapping_far_better_than_random(trained) -> None:
+def test_learns_the_mapping_far_better_than_random(
+    trained: tuple[GalleryGeolocator, float],
+) -> None:
     model, _ = trained
     x, lat, lon = synthetic(400, seed=1)
     p = model.predict(x, k=5)
@@ -65,7 +68,7 @@ def test_learns_the_mapping_far_better_than_random(trained) -> None:
     assert p.cand_lat.shape == (400, 5) and np.all(np.diff(p.cand_score, axis=1) <= 0)
 
 
-def test_save_load_identical(trained, tmp_path: Path) -> None:
+def test_save_load_identical(trained: tuple[GalleryGeolocator, float], tmp_path: Path) -> None:
     model, _ = trained
     x, _, _ = synthetic(50, seed=2)
     again = load_geolocator(save_geolocator(model, tmp_path / "g"))
@@ -75,7 +78,7 @@ def test_save_load_identical(trained, tmp_path: Path) -> None:
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
 
 
-def test_external_gallery_and_without(trained) -> None:
+def test_external_gallery_and_without(trained: tuple[GalleryGeolocator, float]) -> None:
     model, _ = trained
     x, _lat, _lon = synthetic(20, seed=3)
     keep = np.ones(len(model.gallery_lat), bool)

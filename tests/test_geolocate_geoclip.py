@@ -160,6 +160,7 @@ def test_fit_init_geoclip_starts_from_the_published_weights(tmp_path: Path) -> N
         gallery_lat=g_lat,
         gallery_lon=g_lon,
     )
+    assert isinstance(tuned, GalleryGeolocator)
     assert tuned.config.lr == 3e-5 and tuned.training["losses"][-1] < tuned.training["losses"][0]
     again = load_geolocator(save_geolocator(tuned, tmp_path / "ft"))
     np.testing.assert_allclose(again.predict(x, k=3).cand_score, tuned.predict(x, k=3).cand_score)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ CITIES = np.array(
 
 def clustered(
     n_per: int, dim: int = 16, noise: float = 0.15, seed: int = 0, jitter_deg: float = 0.05
-):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Gallery points around the cities; embedding = the city's centre + noise."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(len(CITIES), dim))
@@ -111,7 +112,7 @@ def test_without_skips_excluded_points() -> None:
 
 
 @pytest.mark.parametrize("options", [{"k": 5}, {"k": 3, "index": "ivfpq", "nprobe": 4}])
-def test_save_load_round_trip(tmp_path: Path, options: dict) -> None:
+def test_save_load_round_trip(tmp_path: Path, options: dict[str, Any]) -> None:
     x, lat, lon, _, centres = clustered(100, dim=16)
     model = KnnGeolocator.fit(x, lat, lon, ids=[f"i{j}" for j in range(len(x))], **options)
     folder = save_geolocator(model, tmp_path / "m")

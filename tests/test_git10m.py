@@ -3,6 +3,8 @@ from __future__ import annotations
 import io
 import json
 import math
+from pathlib import Path
+from typing import Any
 
 import mercantile
 import numpy as np
@@ -26,7 +28,15 @@ def _encoded(color: tuple[int, int, int], fmt: str, size: tuple[int, int] = (8, 
     return buf.getvalue()
 
 
-def _row(name, location, *, resolution=None, fmt="PNG", color=(10, 200, 30), size=(8, 8)):
+def _row(
+    name: str | None,
+    location: str | None,
+    *,
+    resolution: float | str | None = None,
+    fmt: str = "PNG",
+    color: tuple[int, int, int] = (10, 200, 30),
+    size: tuple[int, int] = (8, 8),
+) -> dict[str, Any]:
     return {
         "image": _encoded(color, fmt, size),
         "img_name": name,
@@ -38,7 +48,14 @@ def _row(name, location, *, resolution=None, fmt="PNG", color=(10, 200, 30), siz
     }
 
 
-def _write(path, rows, *, struct_images=True, resolution_type=None, **kwargs):
+def _write(
+    path: Path,
+    rows: list[dict[str, Any]],
+    *,
+    struct_images: bool = True,
+    resolution_type: pa.DataType | None = None,
+    **kwargs: Any,
+) -> Path:
     """Write a shard with exactly Git-10M's columns (HF Image struct by default)."""
     images = [r["image"] for r in rows]
     image = (
@@ -64,7 +81,7 @@ def _write(path, rows, *, struct_images=True, resolution_type=None, **kwargs):
     return path
 
 
-def test_centre_not_corner_bounds_tile_and_gsd(tmp_path):
+def test_centre_not_corner_bounds_tile_and_gsd(tmp_path: Path) -> None:
     _write(
         tmp_path / "data" / "train-00000-of-00001.parquet",
         [
@@ -122,7 +139,7 @@ def test_centre_not_corner_bounds_tile_and_gsd(tmp_path):
     assert report.ok, report.to_dict()
 
 
-def test_resolution_column_sets_the_tile_size(tmp_path):
+def test_resolution_column_sets_the_tile_size(tmp_path: Path) -> None:
     _write(
         tmp_path / "s.parquet",
         [
@@ -144,7 +161,7 @@ def test_resolution_column_sets_the_tile_size(tmp_path):
     assert source.counts == {"resolution_inconsistent": 1}
 
 
-def test_resolution_as_strings(tmp_path):
+def test_resolution_as_strings(tmp_path: Path) -> None:
     rows = [_row("a", "16_3_3", resolution="2m"), _row("b", "16_3_3", resolution="junk")]
     _write(tmp_path / "s.parquet", rows, resolution_type=pa.string())
     source = Git10M(tmp_path)
@@ -153,13 +170,15 @@ def test_resolution_as_strings(tmp_path):
     assert source.counts == {"unreadable_resolution": 1}
 
 
-def test_image_bytes_are_not_read_by_default(tmp_path, monkeypatch):
+def test_image_bytes_are_not_read_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = [_row(f"{i}.png", f"12_{i}_{i}", size=(64, 64)) for i in range(20)]
     path = _write(tmp_path / "s.parquet", rows)
     asked: list[list[str]] = []
     original = pq.ParquetFile.iter_batches
 
-    def spy(self, *args, **kwargs):
+    def spy(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
         asked.append(list(kwargs.get("columns") or []))
         return original(self, *args, **kwargs)
 
@@ -185,7 +204,7 @@ def test_image_bytes_are_not_read_by_default(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("struct_images", [True, False])
-def test_iter_images(tmp_path, struct_images):
+def test_iter_images(tmp_path: Path, struct_images: bool) -> None:
     rows = [
         _row("red.png", "14_1_1", color=(255, 0, 0), size=(16, 8)),
         _row("blue.jpg", "14_2_2", fmt="JPEG", color=(0, 0, 255), size=(8, 16)),
@@ -198,7 +217,7 @@ def test_iter_images(tmp_path, struct_images):
     assert images[0].convert("RGB").getpixel((0, 0)) == (255, 0, 0)
 
 
-def test_iter_images_skips_rows_without_bytes(tmp_path):
+def test_iter_images_skips_rows_without_bytes(tmp_path: Path) -> None:
     table = pa.table(
         {
             "image": pa.array([{"bytes": None, "path": "x.png"}], IMAGE_TYPE),
@@ -223,7 +242,7 @@ def test_iter_images_skips_rows_without_bytes(tmp_path):
         ("lat=3,lon=4", "expected 'Z_X_Y'"),
     ],
 )
-def test_malformed_location_names_shard_row_and_field(tmp_path, bad, why):
+def test_malformed_location_names_shard_row_and_field(tmp_path: Path, bad: str, why: str) -> None:
     rows = [_row(f"{i}", "12_5_5") for i in range(5)]
     rows[3]["Google_location"] = bad
     shard = _write(tmp_path / "d" / "train-00003.parquet", rows)
@@ -235,7 +254,7 @@ def test_malformed_location_names_shard_row_and_field(tmp_path, bad, why):
     assert why in str(err) and "strict=False" in str(err)
 
 
-def test_not_strict_keeps_rows_and_counts(tmp_path):
+def test_not_strict_keeps_rows_and_counts(tmp_path: Path) -> None:
     rows = [
         _row("good", "12_5_5"),
         _row("bad", "12_9999_5"),
@@ -264,7 +283,7 @@ def test_not_strict_keeps_rows_and_counts(tmp_path):
     assert report.ok  # no (0, 0) for the zoom-0 row
 
 
-def test_batches_bounded_and_counts_reset(tmp_path):
+def test_batches_bounded_and_counts_reset(tmp_path: Path) -> None:
     _write(tmp_path / "a.parquet", [_row(f"a{i}", f"9_{i}_{i}") for i in range(5)])
     _write(tmp_path / "sub" / "b.parquet", [_row(f"b{i}", f"9_{i}_1") for i in range(3)])
     source = Git10M(tmp_path, batch_size=2)
@@ -279,7 +298,7 @@ def test_batches_bounded_and_counts_reset(tmp_path):
     assert source.counts == {}
 
 
-def test_no_shards_says_where_to_download(tmp_path):
+def test_no_shards_says_where_to_download(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match=HOMEPAGE.replace(".", r"\.")):
         Git10M(tmp_path).read()
     with pytest.raises(DatasetNotFoundError, match="no \\*.parquet shards found"):
@@ -287,7 +306,7 @@ def test_no_shards_says_where_to_download(tmp_path):
     assert Git10M.files == {}
 
 
-def test_broken_shards(tmp_path):
+def test_broken_shards(tmp_path: Path) -> None:
     (tmp_path / "x.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(InputFileError, match="x.parquet: not a readable Parquet file"):
         Git10M(tmp_path).read()
@@ -299,20 +318,20 @@ def test_broken_shards(tmp_path):
         Git10M(tmp_path).read()
 
 
-def test_empty_shard_reads_as_empty_table(tmp_path):
+def test_empty_shard_reads_as_empty_table(tmp_path: Path) -> None:
     _write(tmp_path / "s.parquet", [])
     t = Git10M(tmp_path).read()
     assert t.num_rows == 0 and "tile_z" in t.column_names
 
 
-def test_bad_arguments(tmp_path):
+def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="batch_size must be positive"):
         Git10M(tmp_path, batch_size=0)
     with pytest.raises(ValueError, match="tile_size must be positive"):
         Git10M(tmp_path, tile_size=-1)
 
 
-def test_tile_edges_match_scalar_bounds():
+def test_tile_edges_match_scalar_bounds() -> None:
     rng = np.random.default_rng(0)
     z = rng.integers(1, 20, 200)
     x = (rng.random(200) * 2.0**z).astype(np.int64)
@@ -322,13 +341,13 @@ def test_tile_edges_match_scalar_bounds():
     np.testing.assert_allclose(edges, scalar, rtol=0, atol=1e-9)
 
 
-def test_parse_locations_chunked_and_slash():
+def test_parse_locations_chunked_and_slash() -> None:
     t = parse_locations(pa.chunked_array([["3_1_2"], ["3/4/5", " 4_0_0 "]]))
     assert t.ok.tolist() == [True, True, True]
     assert (t.z.tolist(), t.x.tolist(), t.y.tolist()) == ([3, 3, 4], [1, 4, 0], [2, 5, 0])
 
 
-def test_fetch_only_finds_local_shards(tmp_path):
+def test_fetch_only_finds_local_shards(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match="huggingface-cli download lcybuaa/Git-10M"):
         Git10M(tmp_path).fetch()
     shard = _write(tmp_path / "data" / "train-00000.parquet", [_row("a", "3_1_1")])
@@ -340,7 +359,7 @@ def test_fetch_only_finds_local_shards(tmp_path):
         Git10M(tmp_path).fetch(["nope.parquet"])
 
 
-def test_null_img_name(tmp_path):
+def test_null_img_name(tmp_path: Path) -> None:
     rows = [_row("a", "3_1_1"), _row(None, "3_1_2")]
     _write(tmp_path / "s.parquet", rows)
     with pytest.raises(InputFileError, match="record row 1, field 'img_name': img_name is null"):

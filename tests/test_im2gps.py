@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ from geoaware.catalog import conform, validate_table
 from geoaware.errors import DatasetNotFoundError, InputFileError
 from geoaware.geo import haversine_km
 from geoaware.sources.csvio import json_objects, read_csv_columns
+from geoaware.sources.download import RemoteFile
 from geoaware.sources.im2gps import (
     CELL_HEADER,
     PARTITIONS,
@@ -48,17 +50,17 @@ LAT_LON_MEAN = (39.28162046949048, -107.94343695171831)
 
 
 @pytest.fixture
-def mirror(shared_data, monkeypatch):
+def mirror(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GEOAWARE_MIRROR", str(shared_data))
     return shared_data
 
 
 @pytest.fixture
-def no_mirror(monkeypatch):
+def no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
 
 
-def _write(root, remote, text: str, newline: str = "\r\n"):
+def _write(root: Path, remote: RemoteFile, text: str, newline: str = "\r\n") -> Path:
     path = root / remote.path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.replace("\n", newline).encode())
@@ -68,7 +70,7 @@ def _write(root, remote, text: str, newline: str = "\r\n"):
 # --- the real files ------------------------------------------------------------------------
 
 
-def test_im2gps_real_file(mirror, tmp_path):
+def test_im2gps_real_file(mirror: Path, tmp_path: Path) -> None:
     source = Im2gps(tmp_path)
     assert source.fetch(progress=False)["meta"] == mirror / Im2gps.files["meta"].path
     table = source.read()
@@ -102,7 +104,7 @@ def test_im2gps_real_file(mirror, tmp_path):
     assert set(catalog.column("split").to_pylist()) == {"test"}
 
 
-def test_im2gps3k_real_file(mirror, tmp_path):
+def test_im2gps3k_real_file(mirror: Path, tmp_path: Path) -> None:
     source = Im2gps3k(tmp_path)
     table = source.read()
     assert table.num_rows == 2_997
@@ -115,7 +117,7 @@ def test_im2gps3k_real_file(mirror, tmp_path):
     assert validate_table(conform(table)).ok
 
 
-def test_yfcc26k_real_file_and_cell_mapping(mirror, tmp_path):
+def test_yfcc26k_real_file_and_cell_mapping(mirror: Path, tmp_path: Path) -> None:
     source = Yfcc26k(tmp_path)
     paths = source.fetch(progress=False)
     assert paths["mapping"] == mirror / Yfcc26k.files["mapping"].path
@@ -147,7 +149,7 @@ def test_yfcc26k_real_file_and_cell_mapping(mirror, tmp_path):
         assert pc.max(mapping.column(level)).as_py() < size
 
 
-def test_s2_cells_real_files(mirror, tmp_path):
+def test_s2_cells_real_files(mirror: Path, tmp_path: Path) -> None:
     source = Mp16(tmp_path)
     parts = source.fetch([f"cells_{p}" for p in PARTITIONS], progress=False)
     assert parts["cells_fine"] == mirror / "im2gps/geo-cells/cells_50_1000.csv"
@@ -183,7 +185,7 @@ def test_s2_cells_real_files(mirror, tmp_path):
     assert np.median(km) < 10
 
 
-def test_published_files_are_listed():
+def test_published_files_are_listed() -> None:
     assert {f.path for f in S2_CELL_FILES.values()} == {
         f"im2gps/geo-cells/{stem}.csv" for stem in PARTITIONS.values()
     }
@@ -198,7 +200,7 @@ def test_published_files_are_listed():
 # --- tiny files of the published shapes ----------------------------------------------------
 
 
-def test_tiny_im2gps_place_prefix_and_crlf(tmp_path, no_mirror):
+def test_tiny_im2gps_place_prefix_and_crlf(tmp_path: Path, no_mirror: None) -> None:
     _write(tmp_path, Im2gps.files["meta"], f"{HEADER}\n{PLAIN_ROW}\n{PLACE_ROW}\n")
     source = Im2gps(tmp_path)
     table = source.read()
@@ -209,7 +211,7 @@ def test_tiny_im2gps_place_prefix_and_crlf(tmp_path, no_mirror):
     assert "AUTHOR" not in json.loads(table.column("extra")[0].as_py())
 
 
-def test_tiny_yfcc4k_and_mp16_use_author(tmp_path, no_mirror):
+def test_tiny_yfcc4k_and_mp16_use_author(tmp_path: Path, no_mirror: None) -> None:
     _write(tmp_path, Yfcc4k.files["meta"], f"{HEADER}\n{YFCC_ROW.replace('2e/b5/', '')}\n", "\n")
     yfcc4k = Yfcc4k(tmp_path).read()
     assert yfcc4k.to_pylist()[0]["image_id"] == "4325164013"
@@ -234,7 +236,7 @@ def test_tiny_yfcc4k_and_mp16_use_author(tmp_path, no_mirror):
     }
 
 
-def test_place_names_with_underscores():
+def test_place_names_with_underscores() -> None:
     name = "New_York_00012_2287446426_aa0e34b5f2_2283_23021245@N05.jpg"
     data = f"{HEADER}\n{name},aa0e34b5f2_2283_23021245@N05,40.7,-74,2,12,3,0.1,0.1,0.8\n"
     table, counts = read_places365(data.encode(), name="im2gps", split="test", where="x.csv")
@@ -243,7 +245,7 @@ def test_place_names_with_underscores():
     assert counts == {"author_differs_from_file_name": 1}
 
 
-def test_unknown_name_shape_keeps_the_name_as_id(tmp_path):
+def test_unknown_name_shape_keeps_the_name_as_id(tmp_path: Path) -> None:
     data = f"{HEADER}\nfoo.png,someone,1,2,0,0,0,0,0,0\n".encode()
     table, counts = read_places365(data, name="x", split="test", where="x.csv")
     assert table.to_pylist()[0]["image_id"] == "foo.png"
@@ -251,7 +253,7 @@ def test_unknown_name_shape_keeps_the_name_as_id(tmp_path):
     assert counts == {}
 
 
-def test_header_only_file_gives_an_empty_catalog():
+def test_header_only_file_gives_an_empty_catalog() -> None:
     table, counts = read_places365(HEADER.encode(), name="x", split="test", where="x.csv")
     assert table.num_rows == 0 and counts == {}
     assert conform(table).num_rows == 0
@@ -284,13 +286,15 @@ def test_header_only_file_gives_an_empty_catalog():
         ),
     ],
 )
-def test_bad_metadata_names_file_line_and_field(tmp_path, no_mirror, text, message):
+def test_bad_metadata_names_file_line_and_field(
+    tmp_path: Path, no_mirror: None, text: str, message: str
+) -> None:
     path = _write(tmp_path, Im2gps3k.files["meta"], text)
     with pytest.raises(InputFileError, match=rf"^{re.escape(str(path))}, {message}"):
         Im2gps3k(tmp_path).read()
 
 
-def test_not_fetched_says_how_to_fetch(tmp_path, no_mirror):
+def test_not_fetched_says_how_to_fetch(tmp_path: Path, no_mirror: None) -> None:
     with pytest.raises(DatasetNotFoundError, match="run `geoaware fetch yfcc4k"):
         Yfcc4k(tmp_path).read()
 
@@ -298,7 +302,7 @@ def test_not_fetched_says_how_to_fetch(tmp_path, no_mirror):
 # --- S2 cells and the cell mapping ---------------------------------------------------------
 
 
-def test_tiny_cells_file(tmp_path):
+def test_tiny_cells_file(tmp_path: Path) -> None:
     path = tmp_path / "cells_50_5000.csv"
     path.write_bytes(("\r\n".join([CELL_HEAD, *CELL_ROWS]) + "\r\n").encode())
     cells = read_s2_cells(path)
@@ -357,14 +361,14 @@ def test_tiny_cells_file(tmp_path):
         (CELL_HEAD + "\n" + CELL_ROWS[0].replace("8747c", ""), r"line 4, field 'hex_id': empty"),
     ],
 )
-def test_bad_cells_file(tmp_path, text, message):
+def test_bad_cells_file(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "cells.csv"
     path.write_text(text + "\n")
     with pytest.raises(InputFileError, match=rf"^{re.escape(str(path))}, record {message}"):
         read_s2_cells(path)
 
 
-def test_mp16_cells_rejects_unknown_partition(tmp_path):
+def test_mp16_cells_rejects_unknown_partition(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="partition must be one of coarse, middle, fine"):
         Mp16(tmp_path).cells("medium")  # type: ignore[arg-type]
 
@@ -381,14 +385,14 @@ def test_mp16_cells_rejects_unknown_partition(tmp_path):
         (b'{"a.jpg": [1, 7202, 3]}', r"field 'middle': class label 7202 outside 0\.\.7201"),
     ],
 )
-def test_bad_cell_mapping(tmp_path, data, message):
+def test_bad_cell_mapping(tmp_path: Path, data: bytes, message: str) -> None:
     path = tmp_path / "m.json"
     path.write_bytes(data)
     with pytest.raises(InputFileError, match=message):
         read_cell_mapping(path, partition_sizes=SIZES)
 
 
-def test_tiny_cell_mapping_keeps_file_order():
+def test_tiny_cell_mapping_keeps_file_order() -> None:
     table = read_cell_mapping(b'{"b\\/1.jpg": [2, 3, 4], "a\\/0.jpg": [0, 0, 0]}', where="m")
     assert table.column("file_name").to_pylist() == ["b/1.jpg", "a/0.jpg"]
     assert table.schema.field("fine").type == pa.int32()
@@ -398,7 +402,7 @@ def test_tiny_cell_mapping_keeps_file_order():
 # --- the shared CSV helper (sources/csvio.py) ----------------------------------------------
 
 
-def test_csv_helper_keeps_na_blank_lines_and_bools():
+def test_csv_helper_keeps_na_blank_lines_and_bools() -> None:
     data = b"\xef\xbb\xbfcode,flag,x\r\nNA,True,1\r\n\r\n,false,\r\n"
     out = read_csv_columns(
         data, where="c.csv", expected_header=["code", "flag", "x"], bool_columns=["flag"]
@@ -416,7 +420,7 @@ def test_csv_helper_keeps_na_blank_lines_and_bools():
         )
 
 
-def test_csv_helper_extra_columns_and_errors(tmp_path):
+def test_csv_helper_extra_columns_and_errors(tmp_path: Path) -> None:
     out = read_csv_columns(
         b"b,a,z\n1,2,3\n", where="e.csv", expected_header=["a", "b"], extra_columns=True
     )
@@ -435,7 +439,7 @@ def test_csv_helper_extra_columns_and_errors(tmp_path):
         read_csv_columns(path, expected_header=["a"], int_columns=["a"])
 
 
-def test_json_objects_round_trip():
+def test_json_objects_round_trip() -> None:
     strings = ['say "hi"', "back\\slash", "tab\there", None, "é ü 中"]
     columns = {
         "s": pa.array(strings),

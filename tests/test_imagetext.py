@@ -19,6 +19,7 @@ from geoaware.errors import EvaluationError, GeoawareError, InputFileError, Sche
 from geoaware.evaluate.commands import app as stage_app
 from geoaware.evaluate.imagetext import (
     DEFAULT_TEMPLATES,
+    Ties,
     average_template_vectors,
     class_ranks,
     class_text_embeddings,
@@ -44,7 +45,9 @@ runner = CliRunner()
 
 # ----------------------------------------------------------------------------------------------
 # Reference: per-query loops over sorted scores (the obvious, slow way).
-def _ref_ranks(img: np.ndarray, txt: np.ndarray, owner: np.ndarray, pessimistic: bool):
+def _ref_ranks(
+    img: np.ndarray, txt: np.ndarray, owner: np.ndarray, pessimistic: bool
+) -> tuple[np.ndarray, np.ndarray]:
     img = img / np.linalg.norm(img, axis=1, keepdims=True)
     txt = txt / np.linalg.norm(txt, axis=1, keepdims=True)
     s = img @ txt.T
@@ -152,13 +155,13 @@ def test_ties_pessimistic_and_optimistic() -> None:
 
 @pytest.mark.parametrize("ties", ["pessimistic", "optimistic"])
 @pytest.mark.parametrize("max_block", [1, 7, 100, 1 << 24])
-def test_chunked_ranks_match_reference(ties: str, max_block: int) -> None:
+def test_chunked_ranks_match_reference(ties: Ties, max_block: int) -> None:
     rng = np.random.default_rng(3)
     img = rng.normal(size=(23, 5)).round(1)  # rounding makes ties likely
     owner = np.r_[np.arange(20), rng.integers(0, 23, 31)]  # images 20..22 may lack captions
     txt = img[owner] + rng.normal(scale=1.0, size=(owner.size, 5)).round(1)
     txt[::5] = img[owner[::5]]  # exact duplicates: ties with the image's other candidates
-    i2t, t2i = retrieval_ranks(img, txt, owner, ties=ties, max_block=max_block)  # type: ignore[arg-type]
+    i2t, t2i = retrieval_ranks(img, txt, owner, ties=ties, max_block=max_block)
     ref_i2t, ref_t2i = _ref_ranks(img, txt, owner, pessimistic=ties == "pessimistic")
     assert i2t.tolist() == ref_i2t.tolist()
     assert t2i.tolist() == ref_t2i.tolist()
@@ -485,13 +488,13 @@ def fake_encoders(monkeypatch: pytest.MonkeyPatch) -> list[_FakeEncoder]:
         return made[-1]
 
     module = types.ModuleType("geoaware.vision.encoders")
-    module.load_encoder = load_encoder  # type: ignore[attr-defined]
+    monkeypatch.setattr(module, "load_encoder", load_encoder, raising=False)
     monkeypatch.setitem(sys.modules, "geoaware.vision.encoders", module)
     return made
 
 
 def test_cli_zeroshot_with_encoder(
-    zs_files: dict[str, Path], fake_encoders: list, tmp_path: Path
+    zs_files: dict[str, Path], fake_encoders: list[_FakeEncoder], tmp_path: Path
 ) -> None:
     (tmp_path / "t.txt").write_text("a satellite image of {}.\nan aerial photo of {}.\n")
     r = runner.invoke(_app(), _zs_args(zs_files, "--encoder", "fake:clip", "--templates",
@@ -575,7 +578,9 @@ def test_cli_retrieval_catalog_and_table(rt_files: dict[str, Path]) -> None:
     assert "i2t R@1" in r.stdout and "mean recall" in r.stdout and "100.00" in r.stdout
 
 
-def test_cli_retrieval_with_encoder(rt_files: dict[str, Path], fake_encoders: list) -> None:
+def test_cli_retrieval_with_encoder(
+    rt_files: dict[str, Path], fake_encoders: list[_FakeEncoder]
+) -> None:
     args = ["eval", "retrieval", str(rt_files["img"]), "--captions", str(rt_files["caps"]),
             "--encoder", "fake:clip", "--json", "--k", "1"]  # fmt: skip
     r = runner.invoke(_app(), args)

@@ -7,6 +7,8 @@ import re
 import tarfile
 import zipfile
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -32,7 +34,7 @@ UTC = timezone.utc
 
 
 @pytest.fixture(autouse=True)
-def _no_mirror(monkeypatch):
+def _no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
 
 
@@ -40,11 +42,11 @@ def _no_mirror(monkeypatch):
 # Small files of the published shapes
 
 
-def dumps(obj) -> bytes:
+def dumps(obj: object) -> bytes:
     return json.dumps(obj).encode()  # one line, ", " and ": " separators, like the releases
 
 
-def write_zip(path, members: dict[str, bytes]):
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
@@ -53,7 +55,7 @@ def write_zip(path, members: dict[str, bytes]):
     return path
 
 
-def write_tar(path, members: dict[str, bytes]):
+def write_tar(path: Path, members: dict[str, bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz") as tf:
         for name, data in members.items():
@@ -74,7 +76,7 @@ CATS_2017 = [
 ]
 
 
-def img2017(i, cat, split="train_val_images"):
+def img2017(i: int, cat: int, split: str = "train_val_images") -> dict[str, Any]:
     sup = {0: "Aves", 1: "Aves", 2: "Plantae"}[cat]
     name = CATS_2017[cat]["name"]
     return {
@@ -87,8 +89,13 @@ def img2017(i, cat, split="train_val_images"):
     }
 
 
-def coco(images, annotations=None, categories=CATS_2017, key_order=None):
-    doc = {
+def coco(
+    images: list[dict[str, Any]],
+    annotations: list[dict[str, Any]] | None = None,
+    categories: list[dict[str, Any]] = CATS_2017,
+    key_order: list[str] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "info": {"year": 2017, "version": "1.0", "description": "x", "date_created": "2017"},
         "images": images,
         "categories": categories,
@@ -101,7 +108,7 @@ def coco(images, annotations=None, categories=CATS_2017, key_order=None):
     return doc
 
 
-def ann(i, image_id, cat):
+def ann(i: int, image_id: int, cat: int) -> dict[str, Any]:
     return {"id": i, "image_id": image_id, "category_id": cat}
 
 
@@ -111,7 +118,7 @@ TRAIN_2017 = coco(
 )
 VAL_2017 = coco([img2017(20, 0), img2017(21, 2)], [ann(0, 20, 0), ann(1, 21, 2)])
 TEST_2017 = coco([img2017(30, 0, "test2017"), img2017(31, 1, "test2017")])
-LOC_TRAIN_2017 = [
+LOC_TRAIN_2017: list[dict[str, Any]] = [
     {"id": 10, "lat": 29.5, "lon": -94.3, "date": "2017-05-01 10:23:00+00:00", "user_id": 77},
     {"id": 11, "lat": None, "lon": None, "date": "2011-06-03 08:32:21", "user_id": 78},
     {"id": 12, "lat": 40.0, "lon": -120.5, "date": "2010-07-17", "user_id": None},
@@ -123,7 +130,7 @@ LOC_VAL_2017 = [
 ]
 
 
-def bbox(i, image_id, x, y, w, h):
+def bbox(i: int, image_id: int, x: float, y: float, w: float, h: float) -> dict[str, Any]:
     return {"id": i, "image_id": image_id, "category_id": 0, "bbox": [x, y, w, h],
             "area": w * h / 2.0, "iscrowd": 0}  # fmt: skip
 
@@ -135,7 +142,9 @@ BOX_TRAIN_2017 = coco(
 BOX_VAL_2017 = coco([img2017(20, 0)], [bbox(0, 20, 0.5, 1.5, 100, 50)])
 
 
-def make_2017(root, *, zipped=True, **override):
+def make_2017(
+    root: Path, override: dict[str, object] | None = None, *, zipped: bool = True
+) -> Path:
     files = {
         "train2017.json": dumps(TRAIN_2017),
         "val2017.json": dumps(VAL_2017),
@@ -145,7 +154,7 @@ def make_2017(root, *, zipped=True, **override):
         "train_2017_bboxes.json": dumps(BOX_TRAIN_2017),
         "val_2017_bboxes.json": dumps(BOX_VAL_2017),
     }
-    files.update({k: v if isinstance(v, bytes) else dumps(v) for k, v in override.items()})
+    files.update({k: v if isinstance(v, bytes) else dumps(v) for k, v in (override or {}).items()})
     folder = root / "inat2017"
     folder.mkdir(parents=True, exist_ok=True)
     if not zipped:
@@ -173,7 +182,7 @@ def make_2017(root, *, zipped=True, **override):
     return folder
 
 
-def rows_by_id(table):
+def rows_by_id(table: pa.Table) -> dict[str, dict[str, Any]]:
     return {r["image_id"]: r for r in table.to_pylist()}
 
 
@@ -181,7 +190,7 @@ def rows_by_id(table):
 # iNat2017
 
 
-def test_inat2017_zipped_release_joins_everything(tmp_path):
+def test_inat2017_zipped_release_joins_everything(tmp_path: Path) -> None:
     make_2017(tmp_path)
     source = Inat2017(tmp_path)
     t = source.read()
@@ -237,7 +246,7 @@ def test_inat2017_zipped_release_joins_everything(tmp_path):
     assert not [f for f in report.findings if f.severity == "error"]
 
 
-def test_inat2017_extracted_files_read_the_same(tmp_path):
+def test_inat2017_extracted_files_read_the_same(tmp_path: Path) -> None:
     zipped = (
         Inat2017(tmp_path / "a", splits=["train", "val"]).read
         if make_2017(tmp_path / "a")
@@ -248,7 +257,7 @@ def test_inat2017_extracted_files_read_the_same(tmp_path):
     assert Inat2017(tmp_path / "b", splits=["train", "val"]).read().equals(zipped())
 
 
-def test_inat2017_extracted_one_folder_deeper_and_preferred_to_the_zip(tmp_path):
+def test_inat2017_extracted_one_folder_deeper_and_preferred_to_the_zip(tmp_path: Path) -> None:
     folder = make_2017(tmp_path)
     deeper = folder / "train_val2017"
     deeper.mkdir()
@@ -259,7 +268,7 @@ def test_inat2017_extracted_one_folder_deeper_and_preferred_to_the_zip(tmp_path)
     assert t.column("file_name")[0].as_py() == "extracted.jpg"
 
 
-def test_read_batches_are_bounded_and_concatenate_to_read(tmp_path):
+def test_read_batches_are_bounded_and_concatenate_to_read(tmp_path: Path) -> None:
     make_2017(tmp_path)
     source = Inat2017(tmp_path, batch_rows=2)
     source.chunk_bytes = 150  # about one image record per chunk
@@ -268,16 +277,16 @@ def test_read_batches_are_bounded_and_concatenate_to_read(tmp_path):
     assert pa.concat_tables(batches).equals(Inat2017(tmp_path).read())
 
 
-def test_annotations_before_images_read_in_one_pass(tmp_path):
+def test_annotations_before_images_read_in_one_pass(tmp_path: Path) -> None:
     order = ["annotations", "categories", "licenses", "info", "images"]
     train = coco(TRAIN_2017["images"], TRAIN_2017["annotations"], key_order=order)
-    make_2017(tmp_path / "a", **{"train2017.json": train})
+    make_2017(tmp_path / "a", {"train2017.json": train})
     make_2017(tmp_path / "b")
     a = Inat2017(tmp_path / "a", splits=["train"]).read()
     assert a.equals(Inat2017(tmp_path / "b", splits=["train"]).read())
 
 
-def test_files_checksums_and_s3_paths():
+def test_files_checksums_and_s3_paths() -> None:
     """A published md5 is well formed and a file's own; every URL names the same object."""
     seen: dict[str, str] = {}
     for cls in (Inat2017, Inat2018, Inat2021):
@@ -298,14 +307,14 @@ def test_files_checksums_and_s3_paths():
             assert key.rsplit("/", 1)[-1] == remote.name, where
 
 
-def test_unknown_split_and_not_fetched(tmp_path):
+def test_unknown_split_and_not_fetched(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown split"):
         Inat2017(tmp_path, splits=["bogus"])
     with pytest.raises(DatasetNotFoundError, match="run `geoaware fetch inat2017"):
         Inat2017(tmp_path).read()
 
 
-def test_category_ids_for_fg_geo_names(tmp_path):
+def test_category_ids_for_fg_geo_names(tmp_path: Path) -> None:
     folder = make_2017(tmp_path)
     expected = {"Vireo griseus": 0, "Anas": 1, "Abies concolor": 2}
     assert inat2017_category_ids(tmp_path) == expected
@@ -322,19 +331,19 @@ def test_category_ids_for_fg_geo_names(tmp_path):
 # Bad input: one clear error naming file, record and field
 
 
-def where(tmp_path, member):
+def where(tmp_path: Path, member: str) -> str:
     return re.escape(f"{tmp_path / 'inat2017' / 'train_val2017.zip'}:{member}")
 
 
-def test_truncated_json_names_file_and_record(tmp_path):
+def test_truncated_json_names_file_and_record(tmp_path: Path) -> None:
     text = dumps(TRAIN_2017)
-    make_2017(tmp_path / "a", **{"train2017.json": text[: text.index(b'"id": 12') + 8]})
+    make_2017(tmp_path / "a", {"train2017.json": text[: text.index(b'"id": 12') + 8]})
     with pytest.raises(
         InputFileError, match=r"record images\[2\]: truncated: the file ends inside the 'images'"
     ):
         Inat2017(tmp_path / "a", splits=["train"]).read()
     cut = text[: text.index(b'"id": 12') + 3]
-    make_2017(tmp_path, **{"train2017.json": cut})
+    make_2017(tmp_path, {"train2017.json": cut})
     with pytest.raises(
         InputFileError,
         match=rf"^{where(tmp_path, 'train2017.json')}, record images\[2\]: truncated: the file "
@@ -343,9 +352,9 @@ def test_truncated_json_names_file_and_record(tmp_path):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
-def test_invalid_json_inside_a_record(tmp_path):
+def test_invalid_json_inside_a_record(tmp_path: Path) -> None:
     text = dumps(TRAIN_2017).replace(b'"height": 611', b'"height": 6?1')
-    make_2017(tmp_path, **{"train2017.json": text})
+    make_2017(tmp_path, {"train2017.json": text})
     with pytest.raises(InputFileError, match=r"record images\[1\]: malformed JSON"):
         Inat2017(tmp_path, splits=["train"]).read()
 
@@ -365,28 +374,30 @@ def test_invalid_json_inside_a_record(tmp_path):
         ((b"}], \"categories\"", b"},], \"categories\""), r"trailing comma"),
     ],
 )  # fmt: skip
-def test_bad_records_name_record_and_field(tmp_path, edit, message):
+def test_bad_records_name_record_and_field(
+    tmp_path: Path, edit: tuple[bytes, bytes], message: str
+) -> None:
     text = dumps(TRAIN_2017)
     assert edit[0] in text
-    make_2017(tmp_path, **{"train2017.json": text.replace(edit[0], edit[1], 1)})
+    make_2017(tmp_path, {"train2017.json": text.replace(edit[0], edit[1], 1)})
     with pytest.raises(InputFileError, match=rf"^{where(tmp_path, 'train2017.json')}.*{message}"):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
-def test_missing_top_level_keys(tmp_path):
+def test_missing_top_level_keys(tmp_path: Path) -> None:
     no_ann = {k: v for k, v in TRAIN_2017.items() if k != "annotations"}
-    make_2017(tmp_path / "a", **{"train2017.json": no_ann})
+    make_2017(tmp_path / "a", {"train2017.json": no_ann})
     with pytest.raises(InputFileError, match=r"field 'annotations': missing key 'annotations'"):
         Inat2017(tmp_path / "a", splits=["train"]).read()
     no_images = {k: v for k, v in TRAIN_2017.items() if k != "images"}
-    make_2017(tmp_path / "b", **{"train2017.json": no_images})
+    make_2017(tmp_path / "b", {"train2017.json": no_images})
     with pytest.raises(InputFileError, match=r"field 'images': missing key 'images'"):
         Inat2017(tmp_path / "b", splits=["train"]).read()
 
 
-def test_location_without_image_is_an_error_or_counted(tmp_path):
+def test_location_without_image_is_an_error_or_counted(tmp_path: Path) -> None:
     locs = [*LOC_TRAIN_2017, {"id": 99, "lat": 1.0, "lon": 2.0, "date": None, "user_id": 1}]
-    make_2017(tmp_path, **{"train2017_locations.json": locs})
+    make_2017(tmp_path, {"train2017_locations.json": locs})
     loc_file = re.escape(f"{tmp_path / 'inat2017' / 'inat2017_locations.zip'}")
     with pytest.raises(
         InputFileError,
@@ -399,57 +410,57 @@ def test_location_without_image_is_an_error_or_counted(tmp_path):
     assert lenient.counts["locations_without_image"] == 1
 
 
-def test_duplicate_location_record(tmp_path):
+def test_duplicate_location_record(tmp_path: Path) -> None:
     locs = [*LOC_TRAIN_2017, LOC_TRAIN_2017[0]]
-    make_2017(tmp_path, **{"train2017_locations.json": locs})
+    make_2017(tmp_path, {"train2017_locations.json": locs})
     with pytest.raises(InputFileError, match=r"record \[3\], field 'id': image id 10 has a loc"):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
-def test_location_of_wrong_shape(tmp_path):
-    make_2017(tmp_path, **{"train2017_locations.json": {"locations": LOC_TRAIN_2017}})
+def test_location_of_wrong_shape(tmp_path: Path) -> None:
+    make_2017(tmp_path, {"train2017_locations.json": {"locations": LOC_TRAIN_2017}})
     with pytest.raises(InputFileError, match="train2017_locations.json: missing a top-level"):
         Inat2017(tmp_path, splits=["train"]).read()
     bad = [dict(LOC_TRAIN_2017[0], lat="north"), *LOC_TRAIN_2017[1:]]
-    make_2017(tmp_path, **{"train2017_locations.json": bad})
+    make_2017(tmp_path, {"train2017_locations.json": bad})
     with pytest.raises(InputFileError, match=r"record \[0\], field 'lat': Expected float"):
         Inat2017(tmp_path, splits=["train"]).read()
 
 
-def test_references_to_images_not_in_the_split(tmp_path):
+def test_references_to_images_not_in_the_split(tmp_path: Path) -> None:
     train = coco(TRAIN_2017["images"], [*TRAIN_2017["annotations"], ann(4, 55, 0)])
-    make_2017(tmp_path / "a", **{"train2017.json": train})
+    make_2017(tmp_path / "a", {"train2017.json": train})
     with pytest.raises(
         InputFileError, match=r"record annotations\[4\], field 'image_id': image id 55 is not in"
     ):
         Inat2017(tmp_path / "a", splits=["train"]).read()
     boxes = coco([], [*BOX_TRAIN_2017["annotations"], bbox(3, 56, 0, 0, 1, 1)])
-    make_2017(tmp_path / "b", **{"train_2017_bboxes.json": boxes})
+    make_2017(tmp_path / "b", {"train_2017_bboxes.json": boxes})
     with pytest.raises(
         InputFileError,
         match=r"train_2017_bboxes.json, record annotations\[3\], field 'image_id': image id 56",
     ):
         Inat2017(tmp_path / "b", splits=["train"]).read()
     cat = coco(TRAIN_2017["images"], [*TRAIN_2017["annotations"][:3], ann(3, 13, 42)])
-    make_2017(tmp_path / "c", **{"train2017.json": cat})
+    make_2017(tmp_path / "c", {"train2017.json": cat})
     with pytest.raises(
         InputFileError, match=r"record annotations\[3\], field 'category_id': category id 42"
     ):
         Inat2017(tmp_path / "c", splits=["train"]).read()
 
 
-def test_duplicate_image_id_and_bad_box(tmp_path):
+def test_duplicate_image_id_and_bad_box(tmp_path: Path) -> None:
     dup = coco([*TRAIN_2017["images"], img2017(11, 1)], TRAIN_2017["annotations"])
-    make_2017(tmp_path / "a", **{"train2017.json": dup})
+    make_2017(tmp_path / "a", {"train2017.json": dup})
     with pytest.raises(InputFileError, match=r"record images\[4\], field 'id': duplicate image"):
         Inat2017(tmp_path / "a", splits=["train"]).read()
     boxes = coco([], [dict(bbox(0, 10, 1, 2, 3, 4), bbox=[1, 2, 3])])
-    make_2017(tmp_path / "b", **{"train_2017_bboxes.json": boxes})
+    make_2017(tmp_path / "b", {"train_2017_bboxes.json": boxes})
     with pytest.raises(InputFileError, match=r"record annotations\[0\], field 'bbox': a box is"):
         Inat2017(tmp_path / "b", splits=["train"]).read()
 
 
-def test_archive_without_the_member_and_corrupt_archive(tmp_path):
+def test_archive_without_the_member_and_corrupt_archive(tmp_path: Path) -> None:
     folder = make_2017(tmp_path)
     write_zip(folder / "train_val2017.zip", {"other.json": b"{}"})
     with pytest.raises(InputFileError, match="archive holds no train2017.json"):
@@ -479,10 +490,10 @@ CATS_2018 = [
 ]  # fmt: skip
 
 
-def make_2018(root, *, categories=True):
+def make_2018(root: Path, *, categories: bool = True) -> Path:
     folder = root / "inat2018"
 
-    def image(i):
+    def image(i: int) -> dict[str, Any]:
         return {"id": i, "width": 800, "height": 533, "file_name": f"train_val2018/Aves/0/{i}.jpg",
                 "license": 2, "rights_holder": "someone"}  # fmt: skip
 
@@ -506,7 +517,7 @@ def make_2018(root, *, categories=True):
     return folder
 
 
-def test_inat2018_tar_gz_with_real_category_names(tmp_path):
+def test_inat2018_tar_gz_with_real_category_names(tmp_path: Path) -> None:
     make_2018(tmp_path)
     source = Inat2018(tmp_path)
     t = source.read()
@@ -527,7 +538,7 @@ def test_inat2018_tar_gz_with_real_category_names(tmp_path):
     assert source.counts["images_without_location"] == 2
 
 
-def test_inat2018_without_real_names_counts_the_obfuscation(tmp_path):
+def test_inat2018_without_real_names_counts_the_obfuscation(tmp_path: Path) -> None:
     make_2018(tmp_path, categories=False)
     source = Inat2018(tmp_path, splits=["train"])
     t = source.read()
@@ -555,8 +566,10 @@ CATS_2021 = [
 ]  # fmt: skip
 
 
-def img2021(i, cat, *, date="2007-10-31 00:00:00+00:00", lat=-21.93073, lon=114.12239,
-            unc=977, holder="megatherium", split="train"):  # fmt: skip
+def img2021(i: int, cat: int, *, date: str = "2007-10-31 00:00:00+00:00",
+            lat: float | None = -21.93073, lon: float | None = 114.12239,
+            unc: int | None = 977, holder: str = "megatherium",
+            split: str = "train") -> dict[str, Any]:  # fmt: skip
     return {"id": i, "width": 284, "height": 222,
             "file_name": f"{split}/{CATS_2021[cat]['image_dir_name']}/{i:08x}.jpg",
             "license": 2, "rights_holder": holder, "date": date, "latitude": lat,
@@ -578,10 +591,14 @@ VAL_2021 = coco([img2021(5, 1, split="val")], [ann(0, 5, 1)], CATS_2021)
 TEST_2021 = coco([img2021(6, 0, split="public_test")], None, CATS_2021)
 
 
-def make_2021(root, train=TRAIN_2021, *, tar=True):
+def make_2021(root: Path, train: dict[str, Any] | bytes = TRAIN_2021, *, tar: bool = True) -> Path:
     folder = root / "inat2021"
     folder.mkdir(parents=True, exist_ok=True)
-    docs = {"train": train, "val": VAL_2021, "public_test": TEST_2021}
+    docs: dict[str, dict[str, Any] | bytes] = {
+        "train": train,
+        "val": VAL_2021,
+        "public_test": TEST_2021,
+    }
     for name, doc in docs.items():
         data = doc if isinstance(doc, bytes) else dumps(doc)
         if tar:
@@ -591,7 +608,7 @@ def make_2021(root, train=TRAIN_2021, *, tar=True):
     return folder
 
 
-def test_inat2021_locations_users_dates_and_junk_uncertainty(tmp_path):
+def test_inat2021_locations_users_dates_and_junk_uncertainty(tmp_path: Path) -> None:
     make_2021(tmp_path)
     source = Inat2021(tmp_path)
     t = source.read()
@@ -629,7 +646,7 @@ def test_inat2021_locations_users_dates_and_junk_uncertainty(tmp_path):
     assert conform(t).num_rows == 7
 
 
-def test_inat2021_nan_coordinates_and_extracted_files(tmp_path):
+def test_inat2021_nan_coordinates_and_extracted_files(tmp_path: Path) -> None:
     text = dumps(TRAIN_2021).replace(b'"latitude": -21.93073', b'"latitude": NaN', 1)
     make_2021(tmp_path, text, tar=False)
     source = Inat2021(tmp_path, splits=["train"])
@@ -639,7 +656,7 @@ def test_inat2021_nan_coordinates_and_extracted_files(tmp_path):
     assert source.counts["images_without_location"] == 2
 
 
-def test_inat2021_test_split_without_categories(tmp_path):
+def test_inat2021_test_split_without_categories(tmp_path: Path) -> None:
     folder = make_2021(tmp_path)
     bare = {"images": TEST_2021["images"]}
     write_tar(folder / "public_test.json.tar.gz", {"public_test.json": dumps(bare)})
@@ -648,7 +665,7 @@ def test_inat2021_test_split_without_categories(tmp_path):
     assert t.column("extra").to_pylist() == [None]
 
 
-def test_inat2021_train_mini_is_optional(tmp_path):
+def test_inat2021_train_mini_is_optional(tmp_path: Path) -> None:
     folder = make_2021(tmp_path)
     write_tar(folder / "train_mini.json.tar.gz", {"train_mini.json": dumps(VAL_2021)})
     t = Inat2021(tmp_path, splits=["train_mini"]).read()
@@ -659,7 +676,9 @@ def test_inat2021_train_mini_is_optional(tmp_path):
 # The fast path for images (cut at "}, {", checked) against the exact walk
 
 
-def read_both(root, cls=Inat2021, **kw):
+def read_both(
+    root: Path, cls: type[Inat2017 | Inat2021] = Inat2021, **kw: Any
+) -> tuple[pa.Table, pa.Table, Inat2017 | Inat2021, Inat2017 | Inat2021]:
     fast = cls(root, **kw)
     exact = cls(root, **kw)
     exact.guess = False
@@ -667,18 +686,18 @@ def read_both(root, cls=Inat2021, **kw):
 
 
 @pytest.fixture
-def spies(monkeypatch):
-    from geoaware.sources.inat import reader
+def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    from geoaware.sources.inat import reader, stream
 
     calls = {"stretch": 0, "exact": 0}
-    stretch = reader.scan_stretch
+    stretch = stream.scan_stretch
     read_images = reader.InatSource._read_images
 
-    def spy_stretch(*args, **kwargs):
+    def spy_stretch(*args: Any, **kwargs: Any) -> Any:
         calls["stretch"] += 1
         return stretch(*args, **kwargs)
 
-    def spy_read(self, *args, guess, **kwargs):
+    def spy_read(self: Any, *args: Any, guess: bool, **kwargs: Any) -> Any:
         calls["exact"] += not guess
         return read_images(self, *args, guess=guess, **kwargs)
 
@@ -687,7 +706,7 @@ def spies(monkeypatch):
     return calls
 
 
-def test_fast_path_matches_the_exact_walk(tmp_path, spies):
+def test_fast_path_matches_the_exact_walk(tmp_path: Path, spies: dict[str, int]) -> None:
     make_2021(tmp_path)
     fast, exact, a, b = read_both(tmp_path)
     assert fast.equals(exact) and a.counts == b.counts
@@ -695,7 +714,7 @@ def test_fast_path_matches_the_exact_walk(tmp_path, spies):
 
 
 @pytest.mark.parametrize("block_size", [1, 5, 64, 333])
-def test_fast_path_with_tiny_blocks(tmp_path, spies, block_size):
+def test_fast_path_with_tiny_blocks(tmp_path: Path, spies: dict[str, int], block_size: int) -> None:
     make_2021(tmp_path, tar=False)
     fast = Inat2021(tmp_path, splits=["train"])
     fast.block_size, fast.chunk_bytes = block_size, 300
@@ -713,7 +732,9 @@ def test_fast_path_with_tiny_blocks(tmp_path, spies, block_size):
         ("}]", {"stretch": 0, "exact": 1}),  # not followed by ',' or '}': no guess made
     ],
 )
-def test_fast_path_falls_back_on_separators_inside_strings(tmp_path, spies, holder, expected):
+def test_fast_path_falls_back_on_separators_inside_strings(
+    tmp_path: Path, spies: dict[str, int], holder: str, expected: dict[str, int]
+) -> None:
     images = [dict(im) for im in TRAIN_2021["images"]]
     images[2]["rights_holder"] = holder
     make_2021(tmp_path, coco(images, TRAIN_2021["annotations"], CATS_2021))
@@ -724,13 +745,15 @@ def test_fast_path_falls_back_on_separators_inside_strings(tmp_path, spies, hold
 
 
 @pytest.mark.parametrize("style", [{"indent": 1}, {"separators": (",", ":")}])
-def test_fast_path_falls_back_on_other_layouts(tmp_path, style):
+def test_fast_path_falls_back_on_other_layouts(tmp_path: Path, style: dict[str, Any]) -> None:
     make_2021(tmp_path, json.dumps(TRAIN_2021, **style).encode())
     fast, exact, _, _ = read_both(tmp_path, splits=["train"])
     assert fast.equals(exact) and fast.num_rows == 5
 
 
-def test_fast_path_in_small_pieces_and_errors_after_good_pieces(tmp_path, spies):
+def test_fast_path_in_small_pieces_and_errors_after_good_pieces(
+    tmp_path: Path, spies: dict[str, int]
+) -> None:
     make_2017(tmp_path)
     fast = Inat2017(tmp_path, splits=["train"])
     fast.chunk_bytes = 120  # a piece per record or two
@@ -738,7 +761,7 @@ def test_fast_path_in_small_pieces_and_errors_after_good_pieces(tmp_path, spies)
     exact.guess = False
     assert fast.read().equals(exact.read())
     text = dumps(TRAIN_2017).replace(b'{"id": 13, ', b'{"idx": 13, ')
-    make_2017(tmp_path, **{"train2017.json": text})
+    make_2017(tmp_path, {"train2017.json": text})
     fast.counts = {}
     with pytest.raises(InputFileError, match=r"record images\[3\], field 'id': missing required"):
         fast.read()
@@ -771,13 +794,13 @@ def test_fast_path_in_small_pieces_and_errors_after_good_pieces(tmp_path, spies)
         ("May 2017", None),
     ],
 )
-def test_parse_timestamps(text, expected):
+def test_parse_timestamps(text: str, expected: datetime | None) -> None:
     ts, missing, bad = parse_timestamps(pa.array([text]))
     assert ts.to_pylist() == [expected]
     assert (missing, bad) == (0, int(expected is None))
 
 
-def test_parse_timestamps_nulls_empty_and_chunked():
+def test_parse_timestamps_nulls_empty_and_chunked() -> None:
     values = pa.chunked_array([["2010-07-17", None], ["", "x"]])
     ts, missing, bad = parse_timestamps(values)
     assert ts.null_count == 3 and (missing, bad) == (2, 1)
@@ -788,7 +811,7 @@ def test_parse_timestamps_nulls_empty_and_chunked():
 # The streaming scanner against json.loads
 
 
-def test_scanner_matches_json_loads_at_any_block_size():
+def test_scanner_matches_json_loads_at_any_block_size() -> None:
     rng = random.Random(7)
     alphabet = ["a", "{", "}", "[", "]", '"', "\\", ",", ":", " ", "é", "\n"]
     spec = RecordSpec("r", [Field("id", pa.int64(), required=True, nullable=False),
@@ -830,12 +853,12 @@ def test_scanner_matches_json_loads_at_any_block_size():
         (b'{"images": [,{"id": 1}]}', r"record images\[0\]: unexpected ','"),
     ],
 )
-def test_scanner_errors(text, message):
+def test_scanner_errors(text: bytes, message: str) -> None:
     with pytest.raises(InputFileError, match=rf"^doc.json.*{message}"):
         list(JsonScanner(io.BytesIO(text), "doc.json", {"images"}, block_size=4))
 
 
-def test_json_objects_escapes_and_skips_nulls():
+def test_json_objects_escapes_and_skips_nulls() -> None:
     out = json_objects(
         {"a": pa.array(['q"\\', "tab\there", None]), "b": pa.array([1.5, None, None])}
     )
@@ -844,7 +867,7 @@ def test_json_objects_escapes_and_skips_nulls():
     ]  # fmt: skip
 
 
-def test_json_objects_null_handling():
+def test_json_objects_null_handling() -> None:
     # a null value is left out of its row; NaN and infinities too; a row left with nothing is
     # null (never "{}"), so the catalog's extra stays null where a source has nothing more
     out = json_objects(
@@ -863,7 +886,7 @@ def test_json_objects_null_handling():
 # The federated-learning tables
 
 
-def test_user_tables_round_trip_with_the_writer(tmp_path):
+def test_user_tables_round_trip_with_the_writer(tmp_path: Path) -> None:
     from geoaware.construct.stats import write_inat_user_tables
 
     catalog = pa.table(
@@ -904,7 +927,7 @@ USER_IMAGES_CSV = (
 )
 
 
-def test_read_user_images_csv(tmp_path):
+def test_read_user_images_csv(tmp_path: Path) -> None:
     path = tmp_path / "training_image_info.csv"
     path.write_text(USER_IMAGES_CSV)
     t = read_inat2021_user_images(path)
@@ -919,7 +942,7 @@ def test_read_user_images_csv(tmp_path):
     assert conform(t).num_rows == 2
 
 
-def test_read_user_images_csv_errors(tmp_path):
+def test_read_user_images_csv_errors(tmp_path: Path) -> None:
     path = tmp_path / "training_image_info.csv"
     path.write_text(USER_IMAGES_CSV.replace(",user,", ",owner,"))
     with pytest.raises(InputFileError, match=r"record line 1, field 'user': missing column"):
@@ -931,7 +954,7 @@ def test_read_user_images_csv_errors(tmp_path):
         read_inat2021_user_images(tmp_path / "nope.csv")
 
 
-def test_read_users_csv(tmp_path):
+def test_read_users_csv(tmp_path: Path) -> None:
     path = tmp_path / "images_and_categories_per_users.csv"
     path.write_text("user,image_id,phylum,class,order,species\nann,12,2,3,4,9\nbo b,1,1,1,1,1\n")
     t = read_inat2021_users(path)

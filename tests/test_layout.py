@@ -47,6 +47,8 @@ def _imported_stages(path: Path) -> set[tuple[str, int]]:
     """The geoaware top-level names that ``path`` imports, with line numbers."""
     found: set[tuple[str, int]] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
         names: list[str] = []
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == "geoaware":

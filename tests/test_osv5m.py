@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,14 +32,18 @@ TEST_ROWS = [
 QUAD_ROW = "0,-54.887208333333,-176.81130912065618,-21.501435738728247,-87.92788457595303,-43.532155669434445,-175.16965440053036"
 
 
-def _test_csv(root, header=TEST_HEADER, rows=TEST_ROWS):
+def _test_csv(
+    root: Path, header: Sequence[str] = TEST_HEADER, rows: Sequence[str] = TEST_ROWS
+) -> Path:
     path = root / Osv5m.files["test"].path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
     return path
 
 
-def test_tiny_test_csv_of_the_published_shape(tmp_path, monkeypatch):
+def test_tiny_test_csv_of_the_published_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     _test_csv(tmp_path)
     source = Osv5m(tmp_path)
@@ -60,7 +66,7 @@ def test_tiny_test_csv_of_the_published_shape(tmp_path, monkeypatch):
     assert validate_table(conform(table)).ok
 
 
-def test_test_csv_with_fewer_columns():
+def test_test_csv_with_fewer_columns() -> None:
     header = ["id", "latitude", "longitude", "country", "region", "sub-region", "city"]
     data = ",".join(header) + "\n1,10.5,20.5,FR,Ile-de-France,Paris,Paris\n2,,,FR,,,\n"
     table, counts = read_osv5m_test(data.encode(), where="test.csv", split="test")
@@ -94,7 +100,12 @@ def test_test_csv_with_fewer_columns():
         ),
     ],
 )
-def test_bad_test_csv(tmp_path, monkeypatch, change, message):
+def test_bad_test_csv(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[list[str], list[str]], tuple[list[str], list[str]]],
+    message: str,
+) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
     header, rows = change(list(TEST_HEADER), list(TEST_ROWS))
     path = _test_csv(tmp_path, header, rows)
@@ -102,7 +113,9 @@ def test_bad_test_csv(tmp_path, monkeypatch, change, message):
         Osv5m(tmp_path).read()
 
 
-def test_real_select_csv(shared_data, tmp_path, monkeypatch):
+def test_real_select_csv(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GEOAWARE_MIRROR", str(shared_data))
     source = Osv5mSelect(tmp_path)
     path = source.fetch(progress=False)["select"]
@@ -137,7 +150,7 @@ def test_real_select_csv(shared_data, tmp_path, monkeypatch):
     assert validate_table(conform(catalog)).ok
 
 
-def test_bad_select_csv():
+def test_bad_select_csv() -> None:
     head = "Unnamed: 0,id,pred_lat,pred_lon,true_lat,true_lon,city,area,region,country,distance"
     with pytest.raises(InputFileError, match=r"s\.csv, record line 1, field 'score': column miss"):
         read_osv5m_select(f"{head}\n".encode(), where="s.csv")
@@ -149,7 +162,7 @@ def test_bad_select_csv():
         read_osv5m_select(f"{head}\n{row},yes\n".encode(), where="s.csv")
 
 
-def test_real_quadtree(shared_data, tmp_path, monkeypatch):
+def test_real_quadtree(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEOAWARE_MIRROR", str(shared_data))
     source = Osv5m(tmp_path)
     assert (
@@ -168,7 +181,7 @@ def test_real_quadtree(shared_data, tmp_path, monkeypatch):
     assert (col["min_lat"] <= col["mean_lat"]).all() and (col["mean_lat"] <= col["max_lat"]).all()
 
 
-def test_tiny_quadtree():
+def test_tiny_quadtree() -> None:
     data = (",".join(QUADTREE_HEADER) + "\n" + QUAD_ROW + "\n1,0,0,1,1,0.5,0.5\n").encode()
     cells = read_quadtree_cells(data, where="q.csv")
     assert cells.column("cluster_id").to_pylist() == [0, 1]
@@ -190,14 +203,14 @@ def test_tiny_quadtree():
         (["1,0,0,1,1,0.5"], r"record line 2: 6 fields where the header has 7"),
     ],
 )
-def test_bad_quadtree(tmp_path, rows, message):
+def test_bad_quadtree(tmp_path: Path, rows: list[str], message: str) -> None:
     path = tmp_path / "quadtree_10_1000.csv"
     path.write_text(",".join(QUADTREE_HEADER) + "\n" + "\n".join(rows) + "\n")
     with pytest.raises(InputFileError, match=rf"^{re.escape(str(path))}, {message}"):
         read_quadtree_cells(path)
 
 
-def test_quadtree_wrong_header(tmp_path):
+def test_quadtree_wrong_header(tmp_path: Path) -> None:
     path = tmp_path / "q.csv"
     path.write_text("cluster_id,min_lat,min_lon,max_lat,max_lon,lat,lon\n")
     with pytest.raises(InputFileError, match=r"record line 1, field 'mean_lat': column missing"):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -9,13 +10,13 @@ import pyarrow.compute as pc
 import pytest
 
 pytest.importorskip("torch")
-typer = pytest.importorskip("typer")
-from typer.testing import CliRunner  # noqa: E402
+import typer
+from typer.testing import CliRunner
 
-from geoaware.catalog import write_catalog  # noqa: E402
-from geoaware.priors.commands import app as stage_app  # noqa: E402
-from geoaware.sources.fg_geo_yfcc import FgGeoYfcc  # noqa: E402
-from tests.conftest import SHARED_DATA, command_app  # noqa: E402
+from geoaware.catalog import write_catalog
+from geoaware.priors.commands import app as stage_app
+from geoaware.sources.fg_geo_yfcc import FgGeoYfcc
+from tests.conftest import SHARED_DATA, command_app
 
 runner = CliRunner()
 
@@ -40,7 +41,9 @@ def fg_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fg_model(fg_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def fg_model(
+    fg_catalog: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("fgm") / "prior"
     args = ["prior", "train", str(fg_catalog), "--out", str(out), "--split", "train",
             "--width", "32", "--blocks", "1", "--epochs", "2", "--batch-size", "4096",
@@ -50,7 +53,7 @@ def fg_model(fg_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     return out, json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_train_reports_rows(fg_model: tuple[Path, dict]) -> None:
+def test_train_reports_rows(fg_model: tuple[Path, dict[str, Any]]) -> None:
     model, summary = fg_model
     assert summary["rows"] == 36_143 and 28_000 < summary["used"] < 30_000  # the train split
     assert summary["dropped"] == {"no_location": 0, "no_label": 0}
@@ -62,7 +65,7 @@ def test_train_reports_rows(fg_model: tuple[Path, dict]) -> None:
     assert meta["config"]["batch_size"] == 4096 and meta["config"]["dropout"] == 0.0
 
 
-def test_predict(fg_model: tuple[Path, dict]) -> None:
+def test_predict(fg_model: tuple[Path, dict[str, Any]]) -> None:
     model, _ = fg_model
     args = ["prior", "predict", str(model), "--lat", "37.8", "--lon", "-122.4", "--top", "3"]
     r = runner.invoke(_app(), [*args, "--json"])
@@ -73,7 +76,9 @@ def test_predict(fg_model: tuple[Path, dict]) -> None:
     assert bad.exit_code != 0 and "2017-02-30" in str(bad.exception)
 
 
-def test_eval_and_map(fg_model: tuple[Path, dict], fg_catalog: Path, tmp_path: Path) -> None:
+def test_eval_and_map(
+    fg_model: tuple[Path, dict[str, Any]], fg_catalog: Path, tmp_path: Path
+) -> None:
     model, _ = fg_model
     r = runner.invoke(_app(), ["prior", "eval", str(model), str(fg_catalog), "--json"])
     assert r.exit_code == 0, r.output
@@ -111,7 +116,7 @@ def test_eval_and_map(fg_model: tuple[Path, dict], fg_catalog: Path, tmp_path: P
     assert r.exit_code != 0 and "did you mean 'Vireo griseus'" in str(r.exception)
 
 
-def test_fuse_cli(fg_model: tuple[Path, dict], fg_catalog: Path, tmp_path: Path) -> None:
+def test_fuse_cli(fg_model: tuple[Path, dict[str, Any]], fg_catalog: Path, tmp_path: Path) -> None:
     from geoaware.catalog import read_catalog
 
     model, _ = fg_model

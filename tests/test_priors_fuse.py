@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -18,12 +20,20 @@ from geoaware.priors.errors import PriorInputError  # noqa: E402
 from geoaware.priors.features import parse_date  # noqa: E402
 from geoaware.priors.fuse import fuse_predictions, fuse_scores, rerank  # noqa: E402
 from geoaware.priors.model import PriorNet  # noqa: E402
+from geoaware.typing import Float32Array  # noqa: E402
 
 
 class _FixedPrior(LocationPrior):
     """A prior whose probabilities are known: class 1 likely north of the equator."""
 
-    def iter_proba(self, lat, lon, date_fraction=None, *, batch_size=16_384):  # type: ignore[no-untyped-def]
+    def iter_proba(
+        self,
+        lat: npt.ArrayLike,
+        lon: npt.ArrayLike,
+        date_fraction: npt.ArrayLike | None = None,
+        *,
+        batch_size: int = 16_384,
+    ) -> Iterator[tuple[slice, Float32Array]]:
         la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
         p = np.where(la[:, None] > 0, [[0.1, 0.9, 0.5]], [[0.9, 0.1, 0.5]]).astype(np.float32)
         yield slice(0, la.size), p
@@ -88,6 +98,7 @@ def test_fuse_dense_npz_with_missing_location(tmp_path: Path) -> None:
     # a: 0.6*0.1=0.06 vs 0.4*0.9=0.36 -> 1; b (south): 0.27 vs 0.07 -> 0
     # c has no location: keeps its image-only top label 0; d: 0.6*0.5 is best -> 2
     assert top1 == {"a": 1, "b": 0, "c": 0, "d": 2}
+    assert fused.scores is not None
     a_scores = fused.scores[0]
     assert np.allclose(a_scores[:3], [0.36, 0.06, 0.0])
     # Kaggle CSV round trip: valid, and read back as the same ranking

@@ -3,8 +3,10 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -48,14 +50,14 @@ def _non_white(pixels: np.ndarray) -> float:
 # empirical_cdf
 
 
-def test_empirical_cdf_is_exact():
+def test_empirical_cdf_is_exact() -> None:
     x, y = empirical_cdf([30.0, np.nan, 10.0, 20.0, np.inf, 40.0, 20.0])
     assert x.tolist() == [10.0, 20.0, 20.0, 30.0, 40.0]
     assert y.tolist() == [0.2, 0.4, 0.6, 0.8, 1.0]
     assert x.dtype == y.dtype == np.float64
 
 
-def test_empirical_cdf_of_nothing_and_of_a_grid():
+def test_empirical_cdf_of_nothing_and_of_a_grid() -> None:
     x, y = empirical_cdf([np.nan, np.nan])
     assert x.size == 0 and y.size == 0
     x, y = empirical_cdf(np.arange(1000, 0, -1, dtype=float).reshape(10, 100))
@@ -65,7 +67,7 @@ def test_empirical_cdf_of_nothing_and_of_a_grid():
     assert x[np.searchsorted(y, 0.5)] == 500.0
 
 
-def test_empirical_cdf_crosses_half_at_the_median_of_a_known_distribution():
+def test_empirical_cdf_crosses_half_at_the_median_of_a_known_distribution() -> None:
     rng = np.random.default_rng(1)
     errors = rng.lognormal(mean=np.log(300.0), sigma=1.2, size=20_001)  # median 300 km
     errors[::10] = np.nan
@@ -84,7 +86,7 @@ def test_empirical_cdf_crosses_half_at_the_median_of_a_known_distribution():
 # plots
 
 
-def test_error_cdf_png(tmp_path):
+def test_error_cdf_png(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     errors = {
         "model A": rng.lognormal(np.log(100), 1.0, 500),
@@ -102,7 +104,7 @@ def test_error_cdf_png(tmp_path):
     assert not list(png.parent.glob(".*part"))
 
 
-def test_error_map_png(tmp_path):
+def test_error_map_png(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     lat, lon = rng.uniform(-50, 60, 400), rng.uniform(-170, 170, 400)
     err = rng.lognormal(np.log(500), 1.5, 400)
@@ -120,7 +122,7 @@ def test_error_map_png(tmp_path):
         assert (np.abs(pixels - rgb).sum(axis=2) < 30).sum() > 200, level
 
 
-def test_error_map_checks_its_arguments(tmp_path):
+def test_error_map_checks_its_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="differ in length"):
         error_map([1.0, 2.0], [1.0, 2.0], [5.0], tmp_path / "m.png")
     with pytest.raises(ValueError, match="vmin"):
@@ -128,7 +130,7 @@ def test_error_map_checks_its_arguments(tmp_path):
     assert not (tmp_path / "m.png").exists()
 
 
-CONTINENT_TABLE = {
+CONTINENT_TABLE: dict[str, list[Any]] = {
     "columns": ["continent", "n", "acc_25km", "acc_2500km"],
     "rows": [
         ["Europe", 1200, 0.12, 0.83],
@@ -147,7 +149,7 @@ CONTINENT_TABLE = {
     ],
     ids=["contract-table", "dataframe", "records"],
 )
-def test_group_bars_png(tmp_path, table):
+def test_group_bars_png(tmp_path: Path, table: Any) -> None:
     png = group_bars(table, tmp_path / "bars.png", value=["acc_25km", "acc_2500km"])
     pixels = _pixels(png)
     assert pixels.shape[1] >= 600 and pixels.shape[0] >= 500
@@ -155,7 +157,7 @@ def test_group_bars_png(tmp_path, table):
     assert _share_near(pixels, TAB_ORANGE) > 0.01
 
 
-def test_group_bars_one_column_and_missing_columns(tmp_path):
+def test_group_bars_one_column_and_missing_columns(tmp_path: Path) -> None:
     png = group_bars(CONTINENT_TABLE, tmp_path / "one.png")
     assert _share_near(_pixels(png), TAB_BLUE) > 0.02
     with pytest.raises(KeyError, match="acc_1km"):
@@ -167,7 +169,7 @@ def test_group_bars_one_column_and_missing_columns(tmp_path):
     assert not (tmp_path / "bad.png").exists()
 
 
-def test_error_cdf_of_no_curves_still_draws_the_axes(tmp_path):
+def test_error_cdf_of_no_curves_still_draws_the_axes(tmp_path: Path) -> None:
     png = error_cdf({}, tmp_path / "empty.png", thresholds=(10.0,))
     assert _non_white(_pixels(png)) > 0.005
 
@@ -210,7 +212,7 @@ CLASSIFY = {
 }
 
 
-def _write_run(folder: Path, doc: dict) -> Path:
+def _write_run(folder: Path, doc: dict[str, Any]) -> Path:
     path = folder / f"{doc['name']}.{doc['kind']}.json"
     path.write_bytes(orjson.dumps(doc))
     return path
@@ -270,18 +272,18 @@ class _Page(HTMLParser):
         self.text: list[str] = []
         self.img_src: list[str] = []
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         for k, v in attrs:
             self.attrs.append((k, v or ""))
             if tag == "img" and k == "src":
                 self.img_src.append(v or "")
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         self.text.append(data)
 
 
-def test_read_runs_checks_and_skips(run_dir):
+def test_read_runs_checks_and_skips(run_dir: Path) -> None:
     runs = read_runs(run_dir)
     assert [(r.kind, r.name) for r in runs] == [
         ("classify", "effnet"),
@@ -295,7 +297,7 @@ def test_read_runs_checks_and_skips(run_dir):
     assert all(f.is_absolute() and f.read_bytes()[:8] == PNG_SIGNATURE for f in geo_a.figures)
 
 
-def test_build_report_contains_everything(run_dir, tmp_path):
+def test_build_report_contains_everything(run_dir: Path, tmp_path: Path) -> None:
     out = build_report(run_dir, tmp_path / "out" / "report.html", title="Benchmarks <v1>")
     assert out == tmp_path / "out" / "report.html"
     assert not list(out.parent.glob(".*part"))
@@ -331,8 +333,8 @@ def test_build_report_contains_everything(run_dir, tmp_path):
 
     # Self-contained: no scripts, styles sheets, fonts, frames; URLs only in text.
     assert not {"script", "link", "iframe", "object", "embed", "base"} & set(parser.tags)
-    for _name, value in parser.attrs:
-        assert not re.match(r"\s*(https?:|//|file:)", value, re.I), value
+    for _name, attr in parser.attrs:
+        assert not re.match(r"\s*(https?:|//|file:)", attr, re.I), attr
     assert "https://example.org/val.csv" in text  # allowed: it is text
     assert "url(" not in page and "@import" not in page and "@font-face" not in page
     for match in re.finditer(r"https?://", page):
@@ -349,7 +351,7 @@ def test_build_report_contains_everything(run_dir, tmp_path):
         assert data in on_disk
 
 
-def test_build_report_best_values_and_default_title(run_dir, tmp_path):
+def test_build_report_best_values_and_default_title(run_dir: Path, tmp_path: Path) -> None:
     page = build_report(run_dir, tmp_path / "r.html").read_text()
     assert "<h1>Evaluation report: run</h1>" in page
     # Higher accuracy and lower error are better: geoA wins every column but skipped rows.
@@ -363,7 +365,7 @@ def test_build_report_best_values_and_default_title(run_dir, tmp_path):
     assert "<strong>69.0%</strong>" not in page
 
 
-def _doc() -> dict:
+def _doc() -> dict[str, Any]:
     return {
         "kind": "geo",
         "name": "m",
@@ -374,33 +376,33 @@ def _doc() -> dict:
     }
 
 
-def _drop(key):
-    def edit(doc):
+def _drop(key: str) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
         del doc[key]
 
     return edit
 
 
-def _set(key, value):
-    def edit(doc):
+def _set(key: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
         doc[key] = value
 
     return edit
 
 
-def _del_summary(doc):
+def _del_summary(doc: dict[str, Any]) -> None:
     del doc["summary"]["n"]
 
 
-def _bad_summary_value(doc):
+def _bad_summary_value(doc: dict[str, Any]) -> None:
     doc["summary"]["acc_1km"] = "12%"
 
 
-def _short_row(doc):
+def _short_row(doc: dict[str, Any]) -> None:
     doc["tables"]["t"]["rows"].append([1])
 
 
-def _table_without_rows(doc):
+def _table_without_rows(doc: dict[str, Any]) -> None:
     del doc["tables"]["t"]["rows"]
 
 
@@ -424,7 +426,9 @@ def _table_without_rows(doc):
         (_set("figures", ["m.geo.json"]), "figures[0]", "not a PNG"),
     ],
 )
-def test_malformed_contract_files_name_file_and_key(tmp_path, edit, field, problem):
+def test_malformed_contract_files_name_file_and_key(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], field: str, problem: str
+) -> None:
     folder = tmp_path / "run"
     folder.mkdir()
     (tmp_path / "outside.png").write_bytes(PNG_SIGNATURE)
@@ -442,7 +446,7 @@ def test_malformed_contract_files_name_file_and_key(tmp_path, edit, field, probl
     assert not (tmp_path / "r.html").exists()
 
 
-def test_malformed_json_and_empty_folders(tmp_path):
+def test_malformed_json_and_empty_folders(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     folder.mkdir()
     with pytest.raises(InputFileError, match="no evaluation results"):
@@ -457,7 +461,7 @@ def test_malformed_json_and_empty_folders(tmp_path):
         read_run(folder / "x.classify.json")
 
 
-def test_a_json_that_says_its_kind_is_an_evaluation_file(tmp_path):
+def test_a_json_that_says_its_kind_is_an_evaluation_file(tmp_path: Path) -> None:
     doc = {**_doc(), "kind": "classify", "summary": dict.fromkeys(CLASSIFY_SUMMARY_KEYS, None)}
     (tmp_path / "results.json").write_bytes(orjson.dumps(doc))
     (runs,) = [read_runs(tmp_path)]
@@ -469,7 +473,7 @@ def test_a_json_that_says_its_kind_is_an_evaluation_file(tmp_path):
     assert set(GEO_SUMMARY_KEYS) == set(GEO_A)
 
 
-def test_other_thresholds_and_ks_are_columns_in_order(tmp_path):
+def test_other_thresholds_and_ks_are_columns_in_order(tmp_path: Path) -> None:
     # An evaluation with thresholds 10 and 100 km, beside one with the defaults.
     custom = {"n": 5, "acc_100km": 0.8, "median_km": 42.0, "acc_10km": 0.4, "extra": 3}
     _write_run(tmp_path, {**_doc(), "name": "custom", "summary": custom})
@@ -496,13 +500,15 @@ def test_other_thresholds_and_ks_are_columns_in_order(tmp_path):
         "extra",
     ]
     assert "≤ 10 km" in geo and "≤ 100 km" in geo and "≤ 2500 km" in geo
-    custom_row = re.search(r"<tr><td[^>]*><a href=[^>]*>custom</a>.*?</tr>", geo).group(0)
+    found = re.search(r"<tr><td[^>]*><a href=[^>]*>custom</a>.*?</tr>", geo)
+    assert found is not None
+    custom_row = found.group(0)
     assert custom_row.count('<td class="na">–</td>') == 8  # the keys it lacks
     assert "40.0%" in custom_row and "80.0%" in custom_row
     assert "missing_predictions" in page
 
 
-def test_long_tables_are_cut_with_a_note(tmp_path):
+def test_long_tables_are_cut_with_a_note(tmp_path: Path) -> None:
     rows = [[f"class {i}", i] for i in range(50)]
     doc = {**_doc(), "tables": {"per class": {"columns": ["label", "n"], "rows": rows}}}
     _write_run(tmp_path, doc)
@@ -515,7 +521,7 @@ def test_long_tables_are_cut_with_a_note(tmp_path):
         build_report(tmp_path, tmp_path / "x.html", max_table_rows=0)
 
 
-def test_format_value():
+def test_format_value() -> None:
     assert format_value("acc_25km", 0.4123) == "41.2%"
     assert format_value("top5_error", 0.1) == "10.0%"
     assert format_value("mean_per_class_acc", 1) == "100.0%"
@@ -553,7 +559,7 @@ def _chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed")
-def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+def test_report_renders_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
     report = build_report(run_dir, tmp_path / "report.html", title="Browser check")
     shot = tmp_path / "shot.png"
     done = _chromium(
@@ -579,7 +585,7 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert dom.count('src="data:image/png;base64,') == 6
 
 
-def test_runs_sharing_a_name_headers_and_captions_are_readable(tmp_path):
+def test_runs_sharing_a_name_headers_and_captions_are_readable(tmp_path: Path) -> None:
     import orjson
 
     summary = {"n": 4, "top1_acc": 0.5, "top5_acc": 1.0, "classes": 3, "templates": 2,
@@ -616,12 +622,12 @@ def _figcaptions(page: str) -> list[str]:
     ]
 
 
-def test_captions_describe_the_figures_not_their_file_names(tmp_path):
+def test_captions_describe_the_figures_not_their_file_names(tmp_path: Path) -> None:
     png = error_cdf({"x": np.array([1.0, 20.0])}, tmp_path / "map.png")
     for name in ("leakage-random.png", "range-danaus-plexippus.png", "p.reference_im2gps.png",
                  "leakage-cell.png"):  # fmt: skip
         (tmp_path / name).write_bytes(png.read_bytes())
-    runs = {
+    runs: dict[str, dict[str, Any]] = {
         "fg_geo.catalog.json": {"kind": "catalog", "figures": ["map.png"]},
         "splits.split.json": {
             "kind": "split",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -37,7 +39,7 @@ MANY_FAULTS = (
 )
 
 
-def test_every_problem_is_listed_with_its_line(tmp_path):
+def test_every_problem_is_listed_with_its_line(tmp_path: Path) -> None:
     f = tmp_path / "sub.csv"
     f.write_text(MANY_FAULTS)
     got = [(p.line, p.field, p.message, p.severity) for p in check_submission(f, truth())]
@@ -60,7 +62,7 @@ def test_every_problem_is_listed_with_its_line(tmp_path):
     assert str(Problem(3, "id", "bad")) == "line 3: id: bad"
 
 
-def test_round_trip_write_then_check_has_no_problem(tmp_path):
+def test_round_trip_write_then_check_has_no_problem(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     ids = [f"t{i}" for i in range(1, 8)]
     scores = rng.random((7, 4))
@@ -72,7 +74,7 @@ def test_round_trip_write_then_check_has_no_problem(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["sub.csv"]  # no temporary left
 
 
-def test_write_from_a_scores_file_and_a_catalog_path(tmp_path):
+def test_write_from_a_scores_file_and_a_catalog_path(tmp_path: Path) -> None:
     ids = np.array([f"t{i}" for i in range(1, 8)])
     np.savez(tmp_path / "scores.npz", image_id=ids, scores=np.eye(7, 4), class_ids=[0, 1, 2, 3])
     path = write_submission(tmp_path / "scores.npz", tmp_path / "sub.csv", k=2)
@@ -81,14 +83,14 @@ def test_write_from_a_scores_file_and_a_catalog_path(tmp_path):
     assert check_submission(path, catalog, split="test") == []
 
 
-def test_crlf_whitespace_and_trailing_blank_lines_are_fine(tmp_path):
+def test_crlf_whitespace_and_trailing_blank_lines_are_fine(tmp_path: Path) -> None:
     f = tmp_path / "sub.csv"
     body = "".join(f"t{i}, {i % 4} 0 \r\n" for i in range(1, 8))
     f.write_bytes(("id,predicted\r\n" + body + "\r\n\r\n").encode())
     assert [p for p in check_submission(f, truth()) if p.severity == "error"] == []
 
 
-def test_a_stray_quote_does_not_shift_later_line_numbers(tmp_path):
+def test_a_stray_quote_does_not_shift_later_line_numbers(tmp_path: Path) -> None:
     f = tmp_path / "sub.csv"
     rows = [f"t{i},1" for i in range(1, 8)]
     rows[2] = '"t3,1'  # an unclosed quote: quoting is off, so it stays on its own line
@@ -102,7 +104,7 @@ def test_a_stray_quote_does_not_shift_later_line_numbers(tmp_path):
     ]
 
 
-def test_header_problems(tmp_path):
+def test_header_problems(tmp_path: Path) -> None:
     f = tmp_path / "sub.csv"
     f.write_text("\ufeffid,predicted\n" + "".join(f"t{i},1\n" for i in range(1, 8)))
     (problem,) = check_submission(f, truth())
@@ -114,7 +116,7 @@ def test_header_problems(tmp_path):
     assert len(got) == 8  # and all seven test images are missing
 
 
-def test_bad_catalog_or_split_is_an_error_not_a_problem(tmp_path):
+def test_bad_catalog_or_split_is_an_error_not_a_problem(tmp_path: Path) -> None:
     f = tmp_path / "sub.csv"
     f.write_text("id,predicted\n")
     with pytest.raises(EvaluationError, match=r"no rows with split 'val'; its splits: test, train"):
@@ -123,7 +125,7 @@ def test_bad_catalog_or_split_is_an_error_not_a_problem(tmp_path):
         check_submission(tmp_path / "none.csv", truth())
 
 
-def test_ids_that_cannot_be_written_unquoted_are_refused(tmp_path):
+def test_ids_that_cannot_be_written_unquoted_are_refused(tmp_path: Path) -> None:
     with pytest.raises(EvaluationError, match="comma"):
         write_submission(TopK.from_lists(["a,b"], [[1]]), tmp_path / "s.csv")
     assert not list(tmp_path.iterdir())

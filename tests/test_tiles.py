@@ -31,12 +31,12 @@ def tiles(draw: st.DrawFn) -> Tile:
 
 @given(tiles())
 @example(Tile(0, 0, 0))
-def test_format_parse_round_trip(t):
+def test_format_parse_round_trip(t: Tile) -> None:
     assert parse_tile(format_tile(t)) == t
 
 
 @given(tiles())
-def test_center_lies_inside_bounds_and_maps_back_to_tile(t):
+def test_center_lies_inside_bounds_and_maps_back_to_tile(t: Tile) -> None:
     b = tile_bounds(t)
     c = tile_center(t)
     assert b.west < c.lon < b.east
@@ -45,7 +45,7 @@ def test_center_lies_inside_bounds_and_maps_back_to_tile(t):
 
 
 @given(tiles())
-def test_center_is_mercator_midpoint_not_corner(t):
+def test_center_is_mercator_midpoint_not_corner(t: Tile) -> None:
     # The centre is half a tile from each edge in mercator metres, not the NW corner.
     c = tile_center(t)
     b = tile_bounds(t)
@@ -56,7 +56,7 @@ def test_center_is_mercator_midpoint_not_corner(t):
     assert y == pytest.approx((south + north) / 2, rel=1e-9, abs=1e-6)
 
 
-def test_centre_versus_corner_offset_at_git10m_zoom():
+def test_centre_versus_corner_offset_at_git10m_zoom() -> None:
     t = parse_tile("17_70185_42906")  # a zoom-17 tile (Git-10M uses such Z_X_Y names)
     corner = mercantile.ul(t)
     c = tile_center(t)
@@ -66,7 +66,7 @@ def test_centre_versus_corner_offset_at_git10m_zoom():
     assert offset == pytest.approx(256 * gsd / math.sqrt(2), rel=0.01)
 
 
-def test_known_values():
+def test_known_values() -> None:
     assert tile_center("0_0_0") == (0.0, 0.0)
     assert tile_bounds("1_1_1") == pytest.approx((0.0, -85.0511287798066, 180.0, 0.0))
     lat, lon = tile_centers([1, 1], [0, 1], [0, 1])
@@ -74,7 +74,7 @@ def test_known_values():
     np.testing.assert_allclose(lon, [-90.0, 90.0])
 
 
-def test_ground_sample_distance():
+def test_ground_sample_distance() -> None:
     assert float(ground_sample_distance_m(0.0, 0)) == pytest.approx(156543.03392804097)
     assert float(ground_sample_distance_m(0.0, 1, tile_size=512)) == pytest.approx(
         156543.03392804097 / 4
@@ -98,12 +98,12 @@ def test_ground_sample_distance():
         ("1.5_0_0", "three non-negative integers"),
     ],
 )
-def test_bad_tile_strings(text, message):
+def test_bad_tile_strings(text: str, message: str) -> None:
     with pytest.raises(InvalidTileError, match=message):
         parse_tile(text)
 
 
-def test_slash_form_and_non_string():
+def test_slash_form_and_non_string() -> None:
     assert parse_tile("3/2/1") == Tile(2, 1, 3)
     with pytest.raises(InvalidTileError, match="expected a 'Z_X_Y' string"):
         parse_tile(15)  # type: ignore[arg-type]

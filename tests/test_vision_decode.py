@@ -93,9 +93,9 @@ def test_pillow_fallback_honours_orientation_too(shared_data: Path, tmp_path: Pa
 def test_downscale_on_decode_matches_plain_path(shared_data: Path, tmp_path: Path) -> None:
     # A user's 12-megapixel photo: the street photo upscaled to 4000 x 3000, JPEG quality 90.
     big = tmp_path / "big.jpg"
-    Image.open(shared_data / STREET).convert("RGB").resize((4000, 3000), Image.BICUBIC).save(
-        big, "JPEG", quality=90
-    )
+    Image.open(shared_data / STREET).convert("RGB").resize(
+        (4000, 3000), Image.Resampling.BICUBIC
+    ).save(big, "JPEG", quality=90)
     full = load_image(big)
     assert full.shape == (3000, 4000, 3)
     # 1/8 scale is the smallest with both sides >= 256: 375 x 500 (libjpeg rounds up).

@@ -52,7 +52,7 @@ class MeanColour(Encoder):
     preprocessing = Preprocessing(32, resize="squash", interpolation="bilinear")
 
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
-        q = batch.reshape(len(batch), 2, 16, 2, 16, 3).mean(axis=(2, 4))
+        q: np.ndarray = batch.reshape(len(batch), 2, 16, 2, 16, 3).mean(axis=(2, 4))
         return q.reshape(len(batch), 12).astype(np.float32)
 
 

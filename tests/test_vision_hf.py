@@ -47,7 +47,8 @@ def _reference(folder: Path) -> tuple[Any, Any, Any]:
 
 def _features(out: Any) -> np.ndarray:
     t = out if isinstance(out, torch.Tensor) else out.pooler_output
-    return t.detach().float().numpy()
+    features: np.ndarray = t.detach().float().numpy()
+    return features
 
 
 def _text_inputs(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, Any]:
@@ -60,7 +61,8 @@ def _text_inputs(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, Any]
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return np.sum(a * b, axis=1)
+    cos: np.ndarray = np.sum(a * b, axis=1)
+    return cos
 
 
 def test_image_features_equal_transformers_on_prepared_pixels(model_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +27,7 @@ def test_ray_engine_matches_local(shared_data: Path, tmp_path: Path) -> None:
     files.insert(2, f"{folder}/missing.jpg")
     ids = [f or "x" for f in files]
     catalog = pa.table({"source": ["t"] * len(ids), "image_id": ids, "file_name": files})
-    kwargs = {"batch": 4, "shard_size": 3, "device": "cpu"}
+    kwargs: dict[str, Any] = {"batch": 4, "shard_size": 3, "device": "cpu"}
     local = embed_catalog(catalog, shared_data, tmp_path / "local", workers=1, **kwargs)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

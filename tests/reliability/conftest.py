@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from click.testing import Result
+from typer.testing import CliRunner
 
 from geoaware.catalog import write_catalog
 from geoaware.cli import app
@@ -25,7 +26,7 @@ def real_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def run(*args: str) -> Result:
+def run(*args: str | Path) -> Result:
     """Run ``geoaware ARGS`` in this process, as the console script does."""
     return CliRunner().invoke(app, [str(a) for a in args], terminal_width=400)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -15,11 +16,11 @@ from tests.reliability.conftest import run
 
 
 @pytest.fixture(autouse=True)
-def _no_mirror(monkeypatch):
+def _no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
 
 
-def test_read_timeout_ends_each_attempt(tmp_path):
+def test_read_timeout_ends_each_attempt(tmp_path: Path) -> None:
     with silent() as base:
         remote = RemoteFile("ds/f.bin", (base + "/f.bin",), sha256="0" * 64)
         start = time.monotonic()
@@ -29,7 +30,7 @@ def test_read_timeout_ends_each_attempt(tmp_path):
         assert time.monotonic() - start < 5
 
 
-def test_deadline_bounds_the_whole_file(tmp_path):
+def test_deadline_bounds_the_whole_file(tmp_path: Path) -> None:
     with silent() as base:
         urls = (base + "/a", base + "/b")
         remote = RemoteFile("ds/f.bin", urls, sha256="0" * 64)
@@ -47,12 +48,14 @@ def test_deadline_bounds_the_whole_file(tmp_path):
         assert "/b" not in str(info.value)  # the deadline is per file, not per URL
 
 
-def test_timeouts_must_be_positive():
+def test_timeouts_must_be_positive() -> None:
     with pytest.raises(UsageError, match="--read-timeout must be a positive number"):
         Timeouts(read=0)
 
 
-def test_fetch_command_takes_the_limits_and_says_where_it_looked(tmp_path, monkeypatch):
+def test_fetch_command_takes_the_limits_and_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with silent() as base:
 
         class Silent(Source):
@@ -62,7 +65,7 @@ def test_fetch_command_takes_the_limits_and_says_where_it_looked(tmp_path, monke
                 "f": RemoteFile("silent/f.bin", (base + "/f.bin",), sha256="0" * 64)
             }
 
-            def read(self):  # pragma: no cover - never reached
+            def read(self) -> None:  # pragma: no cover - never reached
                 raise AssertionError
 
         from geoaware import sources

@@ -55,7 +55,12 @@ def small_real_parquet(real_catalog: Path) -> bytes:
     cut=st.one_of(st.none(), st.integers(min_value=0, max_value=10**9)),
     edits=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=8),
 )
-def test_damaged_real_catalog_bytes(small_real_parquet, tmp_path_factory, cut, edits):
+def test_damaged_real_catalog_bytes(
+    small_real_parquet: bytes,
+    tmp_path_factory: pytest.TempPathFactory,
+    cut: int | None,
+    edits: list[tuple[int, int]],
+) -> None:
     whole = small_real_parquet
     data = bytearray(whole if cut is None else whole[: max(1, cut % (len(whole) + 1))])
     for at, value in edits:
@@ -116,13 +121,13 @@ def tables(draw: st.DrawFn) -> pa.Table:
 
 @FUZZ
 @given(table=tables())
-def test_any_columns_of_any_type(tmp_path_factory, table):
+def test_any_columns_of_any_type(tmp_path_factory: pytest.TempPathFactory, table: pa.Table) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "catalog.parquet"
     pq.write_table(table, path)
     _validate(path)
 
 
-def test_schema_version_that_is_not_text(real_catalog, tmp_path):
+def test_schema_version_that_is_not_text(real_catalog: Path, tmp_path: Path) -> None:
     """Found by the fuzz pass: a footer version of undecodable bytes was a UnicodeDecodeError."""
     table = pq.read_table(real_catalog).slice(0, 10)
     meta = {**table.schema.metadata, b"geoaware.schema_version": b"\xfe1"}

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +32,7 @@ def _truncated(src: Path, dest: Path, keep: float = 0.5) -> Path:
 
 
 # --- truncated Parquet truth ----------------------------------------------------------------
-def test_submission_check_on_a_truncated_truth(real_catalog, tmp_path):
+def test_submission_check_on_a_truncated_truth(real_catalog: Path, tmp_path: Path) -> None:
     truth = _truncated(real_catalog, tmp_path / "truth.parquet")
     sub = tmp_path / "sub.csv"
     sub.write_text("id,predicted\n1,2 3\n")
@@ -39,7 +40,7 @@ def test_submission_check_on_a_truncated_truth(real_catalog, tmp_path):
     assert f"{truth}: not a readable Parquet file" in line
 
 
-def test_eval_classify_on_a_truncated_truth(real_catalog, tmp_path):
+def test_eval_classify_on_a_truncated_truth(real_catalog: Path, tmp_path: Path) -> None:
     truth = _truncated(real_catalog, tmp_path / "truth.parquet")
     pred = tmp_path / "pred.csv"
     pred.write_text("id,predicted\n1,2 3\n")
@@ -48,7 +49,7 @@ def test_eval_classify_on_a_truncated_truth(real_catalog, tmp_path):
 
 
 # --- validate: a schema error is one error ----------------------------------------------------
-def test_validate_refuses_lat_stored_as_strings(real_catalog, tmp_path):
+def test_validate_refuses_lat_stored_as_strings(real_catalog: Path, tmp_path: Path) -> None:
     table = pq.read_table(real_catalog)
     i = table.column_names.index("lat")
     bad = tmp_path / "lat_str.parquet"
@@ -57,14 +58,14 @@ def test_validate_refuses_lat_stored_as_strings(real_catalog, tmp_path):
     assert f"{bad}, field 'lat': stored as string; the catalog holds double" in line
 
 
-def test_validate_refuses_a_catalog_without_lat(real_catalog, tmp_path):
+def test_validate_refuses_a_catalog_without_lat(real_catalog: Path, tmp_path: Path) -> None:
     bad = tmp_path / "no_lat.parquet"
     pq.write_table(pq.read_table(real_catalog).drop_columns(["lat"]), bad)
     line = one_error_line(run("validate", bad))
     assert f"{bad}, field 'lat': column is missing while lon is present" in line
 
 
-def test_validate_names_the_bad_part_of_a_folder(real_catalog, tmp_path):
+def test_validate_names_the_bad_part_of_a_folder(real_catalog: Path, tmp_path: Path) -> None:
     table = pq.read_table(real_catalog)
     folder = tmp_path / "parts"
     folder.mkdir()
@@ -79,13 +80,13 @@ def test_validate_names_the_bad_part_of_a_folder(real_catalog, tmp_path):
 
 
 # --- commands that had tracebacks ---------------------------------------------------------------
-def test_fetch_with_an_unknown_part(tmp_path):
+def test_fetch_with_an_unknown_part(tmp_path: Path) -> None:
     line = one_error_line(run("fetch", "fg_geo_yfcc", "--parts", "bogus", "--dest", tmp_path))
     assert line == "error: fg_geo_yfcc: unknown part(s) bogus; known: csv"
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stats_map_where_a_file_stands_for_the_folder(real_catalog, tmp_path):
+def test_stats_map_where_a_file_stands_for_the_folder(real_catalog: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "notes.txt"
     blocker.write_text("mine")
     line = one_error_line(run("stats", real_catalog, "--map", blocker / "map.png"))
@@ -109,7 +110,7 @@ def damaged_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return copy
 
 
-def test_ingest_refuses_a_damaged_mirror_copy(damaged_mirror, tmp_path):
+def test_ingest_refuses_a_damaged_mirror_copy(damaged_mirror: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "catalog.parquet"
     line = one_error_line(run("ingest", "fg_geo_yfcc", "--root", tmp_path / "data", "--out", out))
     assert f"{damaged_mirror}: sha256 is" in line
@@ -117,7 +118,9 @@ def test_ingest_refuses_a_damaged_mirror_copy(damaged_mirror, tmp_path):
     assert not out.exists()
 
 
-def test_ingest_hashes_a_file_once_until_it_changes(tmp_path, monkeypatch):
+def test_ingest_hashes_a_file_once_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not FG_GEO_ZIP.is_file():
         pytest.skip(f"{FG_GEO_ZIP} not present")
     from geoaware.sources import download
@@ -129,7 +132,7 @@ def test_ingest_hashes_a_file_once_until_it_changes(tmp_path, monkeypatch):
     hashed: list[str] = []
     real = download.file_digest
 
-    def counting(path, algorithm):
+    def counting(path: Path, algorithm: str) -> str:
         hashed.append(str(path))
         return real(path, algorithm)
 
@@ -150,7 +153,9 @@ def test_ingest_hashes_a_file_once_until_it_changes(tmp_path, monkeypatch):
     assert len(hashed) == 2
 
 
-def test_fetch_rehashes_a_file_that_kept_its_size_and_mtime(tmp_path, monkeypatch):
+def test_fetch_rehashes_a_file_that_kept_its_size_and_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not FG_GEO_ZIP.is_file():
         pytest.skip(f"{FG_GEO_ZIP} not present")
     monkeypatch.delenv("GEOAWARE_MIRROR", raising=False)
@@ -168,7 +173,9 @@ def test_fetch_rehashes_a_file_that_kept_its_size_and_mtime(tmp_path, monkeypatc
     assert f"{target}: sha256 is" in line
 
 
-def test_fetch_says_where_it_found_the_file(monkeypatch, tmp_path):
+def test_fetch_says_where_it_found_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     if not FG_GEO_ZIP.is_file():
         pytest.skip(f"{FG_GEO_ZIP} not present")
     monkeypatch.setenv("GEOAWARE_MIRROR", str(SHARED_DATA))
@@ -179,7 +186,9 @@ def test_fetch_says_where_it_found_the_file(monkeypatch, tmp_path):
 
 # --- geolocate predict refuses before computing ----------------------------------------------------
 @pytest.fixture(scope="module")
-def knn_model(real_catalog, tmp_path_factory):
+def knn_model(
+    real_catalog: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, Path]:
     pytest.importorskip("faiss")
     from geoaware.geolocate.model import fit_from_files
     from geoaware.vision.embeddings import EmbeddingInfo, write_embeddings
@@ -202,7 +211,9 @@ def _model_copy(model: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_predict_refuses_a_model_without_its_embeddings_file(knn_model, tmp_path):
+def test_predict_refuses_a_model_without_its_embeddings_file(
+    knn_model: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     model, emb, _ = knn_model
     copy = _model_copy(model, tmp_path)
     (copy / "embeddings.json").unlink()
@@ -212,7 +223,9 @@ def test_predict_refuses_a_model_without_its_embeddings_file(knn_model, tmp_path
     assert not out.exists()
 
 
-def test_predict_refuses_vectors_of_another_dimension(knn_model, tmp_path):
+def test_predict_refuses_vectors_of_another_dimension(
+    knn_model: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     model, _, other = knn_model
     out = tmp_path / "pred.csv"
     line = one_error_line(run("geolocate", "predict", model, other, "--out", out))
@@ -220,7 +233,9 @@ def test_predict_refuses_vectors_of_another_dimension(knn_model, tmp_path):
     assert not out.exists()
 
 
-def test_predict_checks_the_output_extension_first(knn_model, tmp_path):
+def test_predict_checks_the_output_extension_first(
+    knn_model: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     model, emb, _ = knn_model
     out = tmp_path / "pred.txt"
     line = one_error_line(run("geolocate", "predict", model, emb, "--out", out))
@@ -228,7 +243,9 @@ def test_predict_checks_the_output_extension_first(knn_model, tmp_path):
     assert not out.exists()
 
 
-def test_predict_on_a_truncated_gallery_file(knn_model, tmp_path):
+def test_predict_on_a_truncated_gallery_file(
+    knn_model: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     model, emb, _ = knn_model
     copy = _model_copy(model, tmp_path)
     _truncated(model / "gallery.npz", copy / "gallery.npz", keep=0.6)
@@ -250,7 +267,7 @@ def _photo_with_lat_ref(src: Path, dest: Path, ref: str) -> None:
         img.save(dest, exif=exif)
 
 
-def test_scan_images_unknown_hemisphere_is_a_gps_problem(tmp_path):
+def test_scan_images_unknown_hemisphere_is_a_gps_problem(tmp_path: Path) -> None:
     if not PHOTOS.is_dir():
         pytest.skip(f"{PHOTOS} not present")
     folder = tmp_path / "photos"
@@ -268,13 +285,15 @@ def test_scan_images_unknown_hemisphere_is_a_gps_problem(tmp_path):
     assert rows["s_ref.jpg"]["lat"] == pytest.approx(-43.467448, abs=1e-5)
 
 
-def test_scan_images_reports_a_name_that_is_not_utf8(tmp_path):
+def test_scan_images_reports_a_name_that_is_not_utf8(tmp_path: Path) -> None:
     if not PHOTOS.is_dir():
         pytest.skip(f"{PHOTOS} not present")
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(PHOTOS / "DSCN0010.jpg", folder / "ok.jpg")
-    shutil.copy(PHOTOS / "DSCN0012.jpg", os.path.join(os.fsencode(folder), b"caf\xe9.jpg"))
+    shutil.copy(
+        os.fsencode(PHOTOS / "DSCN0012.jpg"), os.path.join(os.fsencode(folder), b"caf\xe9.jpg")
+    )
     result = run("scan-images", folder, "--out", tmp_path / "c.parquet", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -289,14 +308,20 @@ def test_scan_images_reports_a_name_that_is_not_utf8(tmp_path):
 # --- model folders and encoder folders whose settings or arrays a library check refuses ---------
 # Each case reached a bare ValueError before (a traceback at the CLI); now one line names the file.
 @pytest.fixture(scope="module")
-def fitted(real_catalog, knn_model, tmp_path_factory):
+def fitted(
+    real_catalog: Path,
+    knn_model: tuple[Path, Path, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Path]:
     """A gallery and a cells model fitted (one epoch) on the k-NN fixture's 400 vectors."""
     pytest.importorskip("torch")
     from geoaware.geolocate.model import fit_from_files
 
     _, emb, _ = knn_model
     folder = tmp_path_factory.mktemp("fitted")
-    gallery = dict(epochs=1, hidden=16, rff_dim=16, embed_dim=8, image_hidden=0, batch_size=64)
+    gallery: dict[str, Any] = dict(
+        epochs=1, hidden=16, rff_dim=16, embed_dim=8, image_hidden=0, batch_size=64
+    )
     fit_from_files(emb, real_catalog, folder / "gallery", method="gallery", split=None, **gallery)
     fit_from_files(
         emb, real_catalog, folder / "cells", method="cells", split=None,
@@ -319,7 +344,9 @@ def _rewrite_npz(path: Path, **changes: np.ndarray) -> None:
         np.savez(fh, **{**arrays, **changes})
 
 
-def test_predict_refuses_a_geoclip_gallery_of_another_dimension(fitted, tmp_path):
+def test_predict_refuses_a_geoclip_gallery_of_another_dimension(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
     """gallery.py: GeoCLIP's 768-d check, reached from the folder's config.json."""
     copy = _model_copy(fitted["gallery"], tmp_path)
     config = json.loads((copy / "config.json").read_text())
@@ -330,7 +357,9 @@ def test_predict_refuses_a_geoclip_gallery_of_another_dimension(fitted, tmp_path
     assert "these vectors have 16" in line
 
 
-def test_predict_on_a_gallery_whose_coordinates_differ_in_length(fitted, tmp_path):
+def test_predict_on_a_gallery_whose_coordinates_differ_in_length(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
     """gallery.py: the gallery's latitudes and longitudes must pair up."""
     copy = _model_copy(fitted["gallery"], tmp_path)
     with np.load(copy / "gallery.npz") as z:
@@ -349,8 +378,14 @@ def test_predict_on_a_gallery_whose_coordinates_differ_in_length(fitted, tmp_pat
     ],
 )
 def test_predict_names_training_coordinates_that_differ_in_length(
-    fitted, knn_model, tmp_path, model, file, lat, lon
-):
+    fitted: dict[str, Path],
+    knn_model: tuple[Path, Path, Path],
+    tmp_path: Path,
+    model: str,
+    file: str,
+    lat: str,
+    lon: str,
+) -> None:
     folder = knn_model[0] if model == "knn" else fitted[model]
     copy = _model_copy(folder, tmp_path)
     with np.load(copy / file) as z:
@@ -361,7 +396,9 @@ def test_predict_names_training_coordinates_that_differ_in_length(
     assert f"{copy / file}, field '{lon}': {n - 1} values but '{lat}' has {n}" in line
 
 
-def test_predict_on_a_cells_file_with_overlapping_cells(fitted, tmp_path):
+def test_predict_on_a_cells_file_with_overlapping_cells(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
     """geolocate/cells.py: a cell file whose second cell lies inside its first."""
     from geoaware.geo.cells import s2_id_token, s2_token_id
 
@@ -378,7 +415,9 @@ def test_predict_on_a_cells_file_with_overlapping_cells(fitted, tmp_path):
     assert f"'{first[1]}'" in line and f"'{child}'" in line and "overlap" in line
 
 
-def test_predict_on_a_cells_model_without_partition_files(fitted, tmp_path):
+def test_predict_on_a_cells_model_without_partition_files(
+    fitted: dict[str, Path], tmp_path: Path
+) -> None:
     copy = _model_copy(fitted["cells"], tmp_path)
     config = json.loads((copy / "config.json").read_text())
     config["partition_files"] = []
@@ -388,7 +427,7 @@ def test_predict_on_a_cells_model_without_partition_files(fitted, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("transformers")
     pytest.importorskip("tokenizers")
     from tests.hf_models import build_tiny
@@ -406,8 +445,12 @@ def tiny_clip(tmp_path_factory):
     ],
 )
 def test_embed_names_the_processor_file_of_an_hf_model(
-    tiny_clip, tmp_path, monkeypatch, change, expected
-):
+    tiny_clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: dict[str, Any],
+    expected: str,
+) -> None:
     if not PHOTOS.is_dir():
         pytest.skip(f"{PHOTOS} not present")
     from geoaware.catalog import write_catalog

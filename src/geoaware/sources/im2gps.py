@@ -84,7 +84,7 @@ CELL_HEADER = ("class_label", "hex_id", "imgs_per_cell", "latitude_mean", "longi
 CELL_COMMENTS = ("num_images", "min_concept_probability")
 
 Partition = Literal["coarse", "middle", "fine"]
-PARTITIONS: dict[str, str] = {
+PARTITIONS: dict[Partition, str] = {
     "coarse": "cells_50_5000",
     "middle": "cells_50_2000",
     "fine": "cells_50_1000",
