@@ -577,3 +577,35 @@ def test_fl_simulate_without_the_comparison_real_flower(tmp_path: Path) -> None:
     assert doc["summary"]["fed_minus_central_top1_acc"] is None
     # round(4 clients * 0.9) = 4 clients a round (Flower's own count gives 3), the empty one too
     assert (run / "n.flower.log").read_text().count("Sampled 4 nodes (out of 4)") == 2
+
+
+def test_centralised_budget_matches_the_sampled_clients() -> None:
+    """With client sampling, each centralised round trains on the sampled share of the rows
+    (the same examples as a federated round), drawn afresh; without it, on all of them."""
+    import dataclasses
+
+    from geoaware.federated.models import SoftmaxModel
+    from geoaware.federated.simulate import FlTask, SimulationSettings, _centralised
+
+    seen: list[np.ndarray] = []
+
+    class Recording(SoftmaxModel):
+        def fit(self, weights: Any, x: Any, y: Any, **kw: Any) -> Any:
+            seen.append(np.asarray(x[:, 0]).copy())
+            return super().fit(weights, x, y, **kw)
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=(n, 4))
+    task = FlTask(
+        x=x, lat=np.zeros(n), lon=np.zeros(n), image_ids=np.arange(n).astype(str).astype(object),
+        y=rng.integers(0, 3, n), partition=np.arange(n) % 8, heldout=np.arange(n) % 5 == 0,
+        classes=["a", "b", "c"], num_partitions=8,
+    )  # fmt: skip
+    s = SimulationSettings(rounds=3, fraction_fit=0.25)
+    out = _centralised(Recording(3), x, task, s)
+    assert len(out) == 3 and [len(v) for v in seen] == [80, 80, 80]  # 2 of 8 clients: 320 / 4
+    assert not np.array_equal(np.sort(seen[0]), np.sort(seen[1]))  # a fresh draw each round
+    seen.clear()
+    _centralised(Recording(3), x, task, dataclasses.replace(s, fraction_fit=1.0))
+    assert [len(v) for v in seen] == [320, 320, 320]
