@@ -485,6 +485,27 @@ def test_prior_model_learning_rate_decays_across_rounds() -> None:
     assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
 
 
+def test_prior_model_keeps_its_adam_state_when_given_one() -> None:
+    """The centralised run is one optimisation: with ``state`` the second call continues
+    Adam's moments (prior train's epochs); without it every call starts afresh (a client)."""
+    from geoaware.federated.models import PriorModel
+    from geoaware.priors import PriorConfig
+
+    m = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=64, lr_decay=1.0,
+                                  max_per_class=1000))  # fmt: skip
+    lat, lon = np.array([10.0, -30.0, 50.0] * 10), np.array([0.0, 90.0, -90.0] * 10)
+    x, y = m.features(lat, lon), np.array([0, 1, 2] * 10)
+    w0 = m.initial()
+    state: dict[str, Any] = {}
+    w1, _ = m.fit(w0, x, y, epochs=1, seed=[0], state=state)
+    assert "adam" in state
+    kept, _ = m.fit(w1, x, y, epochs=1, seed=[0], start_epoch=1, state=state)
+    fresh, _ = m.fit(w1, x, y, epochs=1, seed=[0], start_epoch=1)
+    assert not all(np.allclose(a, b) for a, b in zip(kept, fresh, strict=True))
+    again, _ = m.fit(w1, x, y, epochs=1, seed=[0], start_epoch=1)
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, again, strict=True))
+
+
 def test_heldout_accuracy_in_chunks_matches_all_at_once() -> None:
     from geoaware.federated.models import SoftmaxModel, topk_accuracy
     from geoaware.federated.simulate import heldout_accuracy

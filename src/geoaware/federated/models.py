@@ -13,14 +13,15 @@ held-out rows (:meth:`FlModel.scores`). Weights travel as lists of numpy arrays 
 * :class:`PriorModel`: the geographic prior network of ``geoaware prior train``
   (:class:`~geoaware.priors.model.PriorNet`, its input encoding and its full
   "assume negative" loss with background points drawn uniformly on the sphere, balanced
-  sampling per epoch, Adam). Each :meth:`PriorModel.fit` call starts a fresh Adam state,
-  for a client and for the centralised run alike.
+  sampling per epoch, Adam). Each client's :meth:`PriorModel.fit` call starts a fresh Adam
+  state (clients keep no state between rounds); the centralised run keeps its Adam state
+  from round to round (``state``), as ``prior train`` does over its epochs.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -56,11 +57,14 @@ class FlModel(Protocol):
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
         seed: list[int], mu: float = 0.0, start_epoch: int = 0,
+        state: dict[str, Any] | None = None,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights`` on ``(x, y)``; return new weights and the mean loss.
 
         ``start_epoch`` counts the epochs the model had before (a learning-rate schedule
-        continues from there).
+        continues from there). ``state``: a dict the model keeps its optimiser state in from
+        one call to the next (the centralised run, one continuing optimisation); None starts
+        afresh (a stateless client).
         """
         ...
 
@@ -127,6 +131,7 @@ class SoftmaxModel:
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
         seed: list[int], mu: float = 0.0, start_epoch: int = 0,
+        state: dict[str, Any] | None = None,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
         from geoaware.federated.simulate import train_softmax
@@ -273,6 +278,7 @@ class PriorModel:
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
         seed: list[int], mu: float = 0.0, start_epoch: int = 0,
+        state: dict[str, Any] | None = None,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
         import torch
@@ -288,6 +294,10 @@ class PriorModel:
         y_all = torch.from_numpy(np.asarray(y, dtype=np.int64))
         # the learning rate continues prior train's per-epoch decay from ``start_epoch``
         opt = torch.optim.Adam(net.parameters(), lr=c.lr * c.lr_decay**start_epoch)
+        if state is not None and "adam" in state:  # continue one optimisation
+            opt.load_state_dict(state["adam"])
+            for group in opt.param_groups:
+                group["lr"] = c.lr * c.lr_decay**start_epoch
         anchor = [p.detach().clone() for p in net.parameters()] if mu > 0 else None
         fused = FullLossHead(c.pos_weight) if c.loss == "full" else None
         net.train()
@@ -319,6 +329,8 @@ class PriorModel:
             for group in opt.param_groups:
                 group["lr"] *= c.lr_decay
         net.eval()
+        if state is not None:
+            state["adam"] = opt.state_dict()
         new = [v.detach().numpy().copy() for v in net.state_dict().values()]
         return new, total / steps if steps else float("nan")
 
