@@ -78,19 +78,22 @@ def topk_accuracy(
 ) -> dict[str, float]:
     """Return ``top<k>_acc`` for each k: the share of rows whose label is among the k best.
 
-    Ties count against the label (a row is right at k only if fewer than k classes score
-    strictly higher). NaN without rows.
+    Ties count against the label (a row is right at k only if fewer than k other classes
+    score at least as high: all-equal scores, e.g. zero weights, are right only with k at
+    least the number of classes). NaN without rows.
 
     Examples
     --------
     >>> s = np.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5]])
     >>> topk_accuracy(s, np.array([0, 1]), ks=(1, 2))
     {'top1_acc': 0.5, 'top2_acc': 1.0}
+    >>> topk_accuracy(np.zeros((2, 3)), np.array([0, 2]), ks=(1, 3))
+    {'top1_acc': 0.0, 'top3_acc': 1.0}
     """
     if not len(y):
         return {f"top{k}_acc": float("nan") for k in ks}
     true = scores[np.arange(len(y)), y]
-    rank = (scores > true[:, None]).sum(axis=1)
+    rank = (scores >= true[:, None]).sum(axis=1) - 1  # the label's tied classes rank above it
     return {f"top{k}_acc": float((rank < k).mean()) for k in ks}
 
 
