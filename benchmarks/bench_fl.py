@@ -16,15 +16,23 @@ round:
 * the baseline, written as in Flower's quickstart (``flwr new``'s PyTorch template with the
   NumPyClient API): a ``NumPyClient`` whose ``client_fn`` loads its partition from a
   ``FederatedDataset`` over the catalog's Parquet with a ``NaturalIdPartitioner`` on
-  ``user_id`` (cached per worker process, as the template does), ``FedAvg`` with server-side
-  ``evaluate_fn``, ``run_simulation``. It runs in a child process with
+  ``user_id``, cached in a module global per worker process as the template does (the
+  functions live at module level so that Ray's workers import them by reference; as closures
+  they travelled by value with every message and every client rebuilt the partition index,
+  about 5 s a client: a round did not end within 180 s, our harness's fault), ``FedAvg``
+  with server-side ``evaluate_fn``, ``run_simulation``. It runs in a child process with
   ``OPENBLAS_NUM_THREADS=1`` (without it Ray's start can deadlock in OpenBLAS, the bug that
-  ``fl simulate`` fixes) and the processes it leaves are ended afterwards.
+  ``fl simulate`` fixes) and the processes it leaves are ended afterwards. Each client reports
+  its data-loading and fit seconds (``client_load_s_mean``, ``client_fit_s_mean`` per round).
 
 Seconds per round are measured the same way on both sides, between the server's evaluations:
 ``steady`` from round 2 on (the first round of each pays its start: the baseline builds its
 partition index in every worker) and ``whole`` from the initial evaluation to the last.
-``ratio`` = baseline steady s/round / ours.
+``ratio`` = baseline steady s/round / ours, ``ratio_whole`` the same with the start. With
+``--baseline-clients K`` below 100 (quick: 25) the baseline samples K clients a round and its
+seconds per round are multiplied by 100 / K (each client is loaded and fitted in turn on the
+same two workers, so a round's time is linear in its clients); the JSON's ``scaling`` says
+so. Ours always runs 100 clients a round.
 
 **What federation costs on fg_geo.** The fg_geo catalog is built from the release (from
 ``GEOAWARE_MIRROR`` or ``/work/shared/data``, as ``geoaware demo`` does), partitioned at species
@@ -35,15 +43,18 @@ partition (``by_user_on_fg_geo`` says so; the by-user run is the timing one abov
 synthetic labels carry no signal). The gap is federated minus centralised top-1/top-5 on the
 held-out rows after the last round.
 
-The baseline has a deadline (``--timeout``; quick 180 s): a baseline that has not finished
+The baseline has a deadline (``--timeout``; quick 300 s): a baseline that has not finished
 its rounds by then is stopped, and ``ratio`` is then a lower bound (``ratio_at_least``: the
 deadline over the rounds, against ours over the whole run, start included).
 
 ``--quick`` (or ``GEOAWARE_BENCH_QUICK=1``, what ``make bench`` sets): a tenth of iNat2021
 (15,888 users, 268,684 images, the same 10,000 species and 100 clients a round), 2 rounds at
-scale, 1 round per fg_geo partitioning; about 6 minutes on the loaded 2-core machine.
+scale, the baseline on 25 clients a round, 1 round per fg_geo partitioning (a smoke run of
+the gap: one round teaches the prior little; the README's gap table is the full run's
+``--fg-rounds 10``).
 
-    python benchmarks/bench_fl.py [--quick] [--rounds 5] [--fg-rounds 10] [--images 2686843]
+    python benchmarks/bench_fl.py [--quick] [--rounds 5] [--baseline-clients 100]
+        [--fg-rounds 10] [--fg-epochs 1] [--images 2686843]
 """
 
 from __future__ import annotations
