@@ -28,7 +28,8 @@ round:
 Seconds per round are measured the same way on both sides, between the server's evaluations:
 ``steady`` from round 2 on (the first round of each pays its start: the baseline builds its
 partition index in every worker) and ``whole`` from the initial evaluation to the last.
-``ratio`` = baseline steady s/round / ours, ``ratio_whole`` the same with the start. With
+``ratio`` = baseline steady s/round / ours, ``ratio_whole`` the same with the start (only
+when the baseline ran 100 clients a round: its start does not scale with clients). With
 ``--baseline-clients K`` below 100 (quick: 25) the baseline samples K clients a round and its
 seconds per round are multiplied by 100 / K (each client is loaded and fitted in turn on the
 same two workers, so a round's time is linear in its clients); the JSON's ``scaling`` says
@@ -392,7 +393,8 @@ def main() -> None:
     scale = CLIENTS_PER_ROUND / sample
     measured = "steady_s_per_round" in base
     base_steady = base["steady_s_per_round"] * scale if measured else None
-    base_whole = base["whole_s_per_round"] * scale if measured else None
+    # a start is not linear in clients: the whole-run figure is only given unscaled
+    base_whole = base["whole_s_per_round"] if measured and scale == 1 else None
     at_least = None if measured else timeout / rounds / mine["whole_s_per_round"]
     print(json.dumps({
         "benchmark": "fl simulate --model prior, FedAvg, by user, iNat2021-shaped catalog "
