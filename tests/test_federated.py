@@ -485,6 +485,27 @@ def test_prior_model_learning_rate_decays_across_rounds() -> None:
     assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
 
 
+def test_prior_model_keeps_its_adam_state_when_given_one() -> None:
+    """The centralised run is one optimisation: with ``state`` the second call continues
+    Adam's moments (prior train's epochs); without it every call starts afresh (a client)."""
+    from geoaware.federated.models import PriorModel
+    from geoaware.priors import PriorConfig
+
+    m = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=64, lr_decay=1.0,
+                                  max_per_class=1000))  # fmt: skip
+    lat, lon = np.array([10.0, -30.0, 50.0] * 10), np.array([0.0, 90.0, -90.0] * 10)
+    x, y = m.features(lat, lon), np.array([0, 1, 2] * 10)
+    w0 = m.initial()
+    state: dict[str, Any] = {}
+    w1, _ = m.fit(w0, x, y, epochs=1, seed=[0], state=state)
+    assert "adam" in state
+    kept, _ = m.fit(w1, x, y, epochs=1, seed=[0], start_epoch=1, state=state)
+    fresh, _ = m.fit(w1, x, y, epochs=1, seed=[0], start_epoch=1)
+    assert not all(np.allclose(a, b) for a, b in zip(kept, fresh, strict=True))
+    again, _ = m.fit(w1, x, y, epochs=1, seed=[0], start_epoch=1)
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, again, strict=True))
+
+
 def test_heldout_accuracy_in_chunks_matches_all_at_once() -> None:
     from geoaware.federated.models import SoftmaxModel, Weights, topk_accuracy
     from geoaware.federated.simulate import heldout_accuracy
@@ -525,7 +546,8 @@ def test_report_compares_federated_runs_across_partitionings(tmp_path: Path) -> 
     assert runs["cell"].source == "parts-cell: by cell (h3:2) (prior, small-data recipe)"
     assert runs["cell"].summary["fed_minus_central_top1_acc"] == pytest.approx(-0.08)
     assert runs["d1"].summary["fed_minus_central_top5_acc"] == pytest.approx(-0.04)
-    assert runs["d1"].summary["median_client"] == 7.0
+    median = runs["d1"].summary["median_client"]
+    assert median == 7 and isinstance(median, int)  # whole rows print as 7, not 7.0
     assert runs["d1"].summary["largest_client"] == 40
     html = build_report(run, run / "report.html").read_text()
     summary = html[html.index('id="summary-federated"') :].split("</section>")[0]
@@ -576,3 +598,35 @@ def test_fl_simulate_without_the_comparison_real_flower(tmp_path: Path) -> None:
     assert doc["summary"]["fed_minus_central_top1_acc"] is None
     # round(4 clients * 0.9) = 4 clients a round (Flower's own count gives 3), the empty one too
     assert (run / "n.flower.log").read_text().count("Sampled 4 nodes (out of 4)") == 2
+
+
+def test_centralised_budget_matches_the_sampled_clients() -> None:
+    """With client sampling, each centralised round trains on the sampled share of the rows
+    (the same examples as a federated round), drawn afresh; without it, on all of them."""
+    import dataclasses
+
+    from geoaware.federated.models import SoftmaxModel
+    from geoaware.federated.simulate import FlTask, SimulationSettings, _centralised
+
+    seen: list[np.ndarray] = []
+
+    class Recording(SoftmaxModel):
+        def fit(self, weights: Any, x: Any, y: Any, **kw: Any) -> Any:
+            seen.append(np.asarray(x[:, 0]).copy())
+            return super().fit(weights, x, y, **kw)
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=(n, 4))
+    task = FlTask(
+        x=x, lat=np.zeros(n), lon=np.zeros(n), image_ids=np.arange(n).astype(str).astype(object),
+        y=rng.integers(0, 3, n), partition=np.arange(n) % 8, heldout=np.arange(n) % 5 == 0,
+        classes=["a", "b", "c"], num_partitions=8,
+    )  # fmt: skip
+    s = SimulationSettings(rounds=3, fraction_fit=0.25)
+    out = _centralised(Recording(3), x, task, s)
+    assert len(out) == 3 and [len(v) for v in seen] == [80, 80, 80]  # 2 of 8 clients: 320 / 4
+    assert not np.array_equal(np.sort(seen[0]), np.sort(seen[1]))  # a fresh draw each round
+    seen.clear()
+    _centralised(Recording(3), x, task, dataclasses.replace(s, fraction_fit=1.0))
+    assert [len(v) for v in seen] == [320, 320, 320]

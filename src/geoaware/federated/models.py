@@ -13,14 +13,15 @@ held-out rows (:meth:`FlModel.scores`). Weights travel as lists of numpy arrays 
 * :class:`PriorModel`: the geographic prior network of ``geoaware prior train``
   (:class:`~geoaware.priors.model.PriorNet`, its input encoding and its full
   "assume negative" loss with background points drawn uniformly on the sphere, balanced
-  sampling per epoch, Adam). Each :meth:`PriorModel.fit` call starts a fresh Adam state,
-  for a client and for the centralised run alike.
+  sampling per epoch, Adam). Each client's :meth:`PriorModel.fit` call starts a fresh Adam
+  state (clients keep no state between rounds); the centralised run keeps its Adam state
+  from round to round (``state``), as ``prior train`` does over its epochs.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -56,11 +57,14 @@ class FlModel(Protocol):
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
         seed: list[int], mu: float = 0.0, start_epoch: int = 0,
+        state: dict[str, Any] | None = None,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights`` on ``(x, y)``; return new weights and the mean loss.
 
         ``start_epoch`` counts the epochs the model had before (a learning-rate schedule
-        continues from there).
+        continues from there). ``state``: a dict the model keeps its optimiser state in from
+        one call to the next (the centralised run, one continuing optimisation); None starts
+        afresh (a stateless client).
         """
         ...
 
@@ -74,19 +78,22 @@ def topk_accuracy(
 ) -> dict[str, float]:
     """Return ``top<k>_acc`` for each k: the share of rows whose label is among the k best.
 
-    Ties count against the label (a row is right at k only if fewer than k classes score
-    strictly higher). NaN without rows.
+    Ties count against the label (a row is right at k only if fewer than k other classes
+    score at least as high: all-equal scores, e.g. zero weights, are right only with k at
+    least the number of classes). NaN without rows.
 
     Examples
     --------
     >>> s = np.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5]])
     >>> topk_accuracy(s, np.array([0, 1]), ks=(1, 2))
     {'top1_acc': 0.5, 'top2_acc': 1.0}
+    >>> topk_accuracy(np.zeros((2, 3)), np.array([0, 2]), ks=(1, 3))
+    {'top1_acc': 0.0, 'top3_acc': 1.0}
     """
     if not len(y):
         return {f"top{k}_acc": float("nan") for k in ks}
     true = scores[np.arange(len(y)), y]
-    rank = (scores > true[:, None]).sum(axis=1)
+    rank = (scores >= true[:, None]).sum(axis=1) - 1  # the label's tied classes rank above it
     return {f"top{k}_acc": float((rank < k).mean()) for k in ks}
 
 
@@ -127,6 +134,7 @@ class SoftmaxModel:
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
         seed: list[int], mu: float = 0.0, start_epoch: int = 0,
+        state: dict[str, Any] | None = None,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
         from geoaware.federated.simulate import train_softmax
@@ -273,6 +281,7 @@ class PriorModel:
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
         seed: list[int], mu: float = 0.0, start_epoch: int = 0,
+        state: dict[str, Any] | None = None,
     ) -> tuple[Weights, float]:  # fmt: skip
         """Run ``epochs`` from ``weights``; return the new weights and the last epoch's loss."""
         import torch
@@ -288,6 +297,10 @@ class PriorModel:
         y_all = torch.from_numpy(np.asarray(y, dtype=np.int64))
         # the learning rate continues prior train's per-epoch decay from ``start_epoch``
         opt = torch.optim.Adam(net.parameters(), lr=c.lr * c.lr_decay**start_epoch)
+        if state is not None and "adam" in state:  # continue one optimisation
+            opt.load_state_dict(state["adam"])
+            for group in opt.param_groups:
+                group["lr"] = c.lr * c.lr_decay**start_epoch
         anchor = [p.detach().clone() for p in net.parameters()] if mu > 0 else None
         fused = FullLossHead(c.pos_weight) if c.loss == "full" else None
         net.train()
@@ -319,6 +332,8 @@ class PriorModel:
             for group in opt.param_groups:
                 group["lr"] *= c.lr_decay
         net.eval()
+        if state is not None:
+            state["adam"] = opt.state_dict()
         new = [v.detach().numpy().copy() for v in net.state_dict().values()]
         return new, total / steps if steps else float("nan")
 

@@ -1,10 +1,12 @@
 """The run document of a federated simulation, for ``geoaware report``.
 
-:func:`write_federated_run` writes ``<name>.federated.json`` into a run folder in the report's
-evaluation-file contract (``kind``, ``name``, ``source``, ``summary``, ``tables``,
-``figures``) with two PNG figures: accuracy by round (federated against centralised, with the
-best baseline as a line) and the distribution of client sizes. The full simulation report,
-with every setting, is kept under the extra key ``simulation`` so the run can be redone.
+:func:`write_federated_run` writes ``<name>.federated.json`` into a run folder through
+:mod:`geoaware.runs` (:func:`~geoaware.runs.run_document`, :func:`~geoaware.runs.write_run`)
+with two PNG figures: accuracy by round (federated against centralised, with the best baseline
+as a line) and the distribution of client sizes
+(:func:`geoaware.construct.stats.client_histogram`, titled with the partition scheme). The
+full simulation report, with every setting, is kept under the extra key ``simulation`` so the
+run can be redone.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from geoaware.fileio import atomic_write_bytes
+from geoaware.runs import run_document, run_path, write_run
 
 __all__ = ["federated_document", "write_federated_run"]
 
@@ -43,7 +45,7 @@ def federated_document(report: dict[str, Any], name: str) -> dict[str, Any]:
     >>> d["kind"], d["summary"]["fed_top1_acc"], d["tables"]["client sizes"]["rows"][0]
     ('federated', 0.5, ['clients', 2])
     >>> round(d["summary"]["fed_minus_central_top1_acc"], 3), d["summary"]["median_client"]
-    (-0.1, 4.0)
+    (-0.1, 4)
     """
     last = report["per_round"][-1]
     sizes = np.asarray(report["client_sizes"], dtype=np.float64)
@@ -63,7 +65,7 @@ def federated_document(report: dict[str, Any], name: str) -> dict[str, Any]:
         "fed_minus_central_top5_acc": gap(last["federated_top5"], last["centralised_top5"]),
         "best_baseline_top5_acc": None if best is None else best[1]["top5_acc"],
         "clients": report["clients"],
-        "median_client": float(np.median(sizes)) if sizes.size else None,
+        "median_client": _whole(float(np.median(sizes))) if sizes.size else None,
         "largest_client": int(sizes.max()) if sizes.size else None,
         "rounds": report["rounds"],
     }
@@ -76,27 +78,40 @@ def federated_document(report: dict[str, Any], name: str) -> dict[str, Any]:
     if sizes.size:
         size_rows += [
             ["smallest", int(sizes.min())],
-            ["median", float(np.median(sizes))],
+            ["median", _whole(float(np.median(sizes)))],
             ["mean", float(sizes.mean())],
             ["largest", int(sizes.max())],
             ["empty", int((sizes == 0).sum())],
         ]
-    return {
-        "kind": "federated",
-        "name": name,
-        "source": _source(report),
-        "summary": summary,
-        "tables": {
-            "accuracy by round": {"columns": _ROUND_COLUMNS, "rows": rounds},
-            "baselines of prior eval": {
-                "columns": ["baseline", "top1_acc", "top5_acc"],
-                "rows": [[k, v["top1_acc"], v["top5_acc"]] for k, v in baselines.items()],
-            },
-            "client sizes": {"columns": ["statistic", "training rows"], "rows": size_rows},
+    tables = {
+        "accuracy by round": {"columns": _ROUND_COLUMNS, "rows": rounds},
+        "baselines of prior eval": {
+            "columns": ["baseline", "top1_acc", "top5_acc"],
+            "rows": [[k, v["top1_acc"], v["top5_acc"]] for k, v in baselines.items()],
         },
-        "figures": [],
-        "simulation": report,
+        "client sizes": {"columns": ["statistic", "training rows"], "rows": size_rows},
     }
+    return run_document("federated", name, _source(report), summary, tables, simulation=report)
+
+
+def _whole(value: float) -> int | float:
+    """Return a whole number as an int (a median of 1,457 rows prints as 1,457, not 1,457.0)."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _scheme(report: dict[str, Any]) -> str | None:
+    """Name the partition scheme for titles, from the folder's ``stats.json`` if there."""
+    from geoaware.construct.stats import scheme_title
+
+    folder = Path(str(report.get("partitions", "")))
+    stats = (folder if folder.is_dir() else folder.parent) / "stats.json"
+    if report.get("partitions") and stats.is_file():
+        try:
+            return scheme_title(orjson.loads(stats.read_bytes()))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+    scheme = report.get("partitioning")
+    return str(scheme) if scheme else None
 
 
 def _source(report: dict[str, Any]) -> str:
@@ -117,6 +132,9 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from geoaware.construct.stats import client_histogram
 
     report = doc["simulation"]
     per = report["per_round"]
@@ -135,7 +153,8 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
         ax.axhline(100 * best, color="grey", lw=1, ls=":", label="best baseline top-5")
     ax.set_xlabel("round")
     ax.set_ylabel("held-out accuracy (%)")
-    scheme = report.get("partitioning")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    scheme = _scheme(report)
     ax.set_title(
         f"FedAvg of {report['model']}, {report['clients']:,} clients"
         + (f", {scheme}" if scheme else "")
@@ -146,11 +165,9 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
     fig.savefig(acc, dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    sizes = np.asarray(report["client_sizes"])
-    ax.hist(sizes, bins=min(50, max(1, int(sizes.size))), color="tab:blue")
-    ax.set_xlabel("training rows per client")
-    ax.set_ylabel("clients")
-    ax.set_title("client size distribution")
+    sizes = np.asarray(report["client_sizes"], dtype=np.int64)
+    title = f"training rows of the {sizes.size:,} clients" + (f", {scheme}" if scheme else "")
+    client_histogram(ax, sizes, what="training rows", title=title)
     fig.tight_layout()
     dist = out_dir / f"{name}.client_sizes.png"
     fig.savefig(dist, dpi=100)
@@ -172,8 +189,4 @@ def write_federated_run(
     folder.mkdir(parents=True, exist_ok=True)
     doc = federated_document(report, name)
     doc["figures"] = _plots(doc, folder, name)
-    path = folder / f"{name}.federated.json"
-    atomic_write_bytes(
-        path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
-    )
-    return path
+    return write_run(run_path(folder, name, "federated"), doc)

@@ -9,7 +9,9 @@ every round can be read beside its centralised counterpart:
 
 * round ``r`` of FedAvg: the clients sampled run ``local_epochs`` epochs of mini-batch SGD
   from the global weights, and the server averages them weighted by example counts;
-* centralised after round ``r``: ``r * local_epochs`` epochs of the same SGD on the union.
+* centralised after round ``r``: ``r * local_epochs`` epochs of the same SGD on the union
+  (with client sampling, each round's epochs run over a fresh random ``fraction_fit`` share of
+  the union's rows: the same number of examples as the sampled clients hold on average).
 
 Flower (``flwr[simulation]``, which brings Ray) is imported only by :func:`simulate_fedavg`.
 Ray is started by :func:`geoaware.federated.runtime.ray_session` before Flower starts any
@@ -437,13 +439,26 @@ def heldout_accuracy(
 def _centralised(
     model: FlModel, x: npt.NDArray[np.floating], task: FlTask, s: SimulationSettings
 ) -> list[dict[str, float]]:
-    """Top-1/top-5 on the held-out rows after each round's worth of centralised epochs."""
-    train, test = ~task.heldout, task.heldout
+    """Top-1/top-5 on the held-out rows after each round's worth of centralised training.
+
+    The same budget as a federated round: ``local_epochs`` epochs over as many examples as
+    the sampled clients hold on average (``fraction_fit`` of the training rows, drawn afresh
+    each round with a seeded generator; all of them when every client trains each round).
+    """
+    train = np.flatnonzero(~task.heldout)
+    test = task.heldout
+    per_round = max(1, round(task.num_partitions * s.fraction_fit))
+    share = min(1.0, per_round / max(task.num_partitions, 1))
+    rng = np.random.default_rng([s.seed, 1 << 30])
     w, out = model.initial(), []
+    state: dict[str, Any] = {}  # one optimisation: the optimiser's state carries over
     for r in range(1, s.rounds + 1):
+        rows = train if share >= 1.0 else np.sort(
+            rng.choice(train, size=max(1, round(share * len(train))), replace=False)
+        )  # fmt: skip
         w, _ = model.fit(
-            w, x[train], task.y[train], epochs=s.local_epochs, seed=[s.seed, 1 << 30, r],
-            start_epoch=(r - 1) * s.local_epochs,
+            w, x[rows], task.y[rows], epochs=s.local_epochs, seed=[s.seed, 1 << 30, r],
+            start_epoch=(r - 1) * s.local_epochs, state=state,
         )  # fmt: skip
         out.append(heldout_accuracy(model, w, x[test], task.y[test]))
     return out
