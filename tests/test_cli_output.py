@@ -164,3 +164,12 @@ def test_scan_images_piped_leaves_no_empty_line(shared_data: Path, tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.startswith("wrote 9 rows to "), proc.stdout
+
+
+def test_report_of_one_run_says_one_run(shared_data: Path, tmp_path: Path) -> None:
+    pred = shared_data / "im2gps" / "demo" / "scene_M_p_im2gps.csv"
+    r = runner.invoke(app, ["eval", "geo", str(pred), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(tmp_path / "run"), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    assert "(1 run)" in r.stdout, r.stdout
