@@ -147,3 +147,30 @@ def test_fetch_all_plans_metadata_first_and_warns_before_image_archives(
     assert "train_val_images" in warning and "metadata first" in warning
     _warn_large_parts(src, None)  # the catalog's parts only: nothing to announce
     assert capsys.readouterr().err == ""
+    # a small part the catalog does not need (the README's fetch line) is not announced
+    _warn_large_parts(SOURCES["im2gps"]("unused"), ["demo_predictions"])
+    assert capsys.readouterr().err == ""
+
+
+def test_scan_images_piped_leaves_no_empty_line(shared_data: Path, tmp_path: Path) -> None:
+    # piped, as in the README walk: no progress bar, so no empty line before the summary
+    photos, out = shared_data / "exif_gps_samples", tmp_path / "photos.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "geoaware", "scan-images", str(photos), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.startswith("wrote 9 rows to "), proc.stdout
+
+
+def test_report_of_one_run_says_one_run(shared_data: Path, tmp_path: Path) -> None:
+    pred = shared_data / "im2gps" / "demo" / "scene_M_p_im2gps.csv"
+    r = runner.invoke(app, ["eval", "geo", str(pred), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(tmp_path / "run"), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    assert "(1 run)" in r.stdout, r.stdout

@@ -152,7 +152,7 @@ def train(
         TimeRemainingColumn(),
         "{task.fields[loss]}",
         console=err,
-        disable=json,
+        disable=json or not err.is_terminal,  # a transient bar leaves an empty line when piped
         transient=True,
     ) as bar:
         task = bar.add_task("reading the catalog", total=epochs, loss="")

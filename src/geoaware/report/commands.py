@@ -47,7 +47,7 @@ def report(
     if json:
         emit_json({"report": str(path), "runs": runs})
         return
-    out.print(f"[bold]report[/] {path} ({len(runs)} runs)")
+    out.print(f"[bold]report[/] {path} ({len(runs)} run{'' if len(runs) == 1 else 's'})")
 
 
 @app.command(

@@ -104,13 +104,16 @@ LARGE_PART_BYTES = 1 << 30
 
 
 def _warn_large_parts(src: Any, parts: list[str] | None) -> None:
-    """Warn before image archives (parts the catalog does not need) or parts over 1 GiB."""
+    """Warn before parts over 1 GiB, or parts the catalog does not need of unknown size.
+
+    A small extra part (Im2GPS's 44 kB demo predictions) is fetched without a warning.
+    """
     order = src.plan(parts)
     needed = set(src.catalog_parts or src.files)
 
     def big(p: str) -> bool:
         size = src.files[p].size
-        return p not in needed or (size is not None and size >= LARGE_PART_BYTES)
+        return size >= LARGE_PART_BYTES if size is not None else p not in needed
 
     large = [p for p in order if big(p)]
     if not large:

@@ -305,6 +305,7 @@ def _progress(show: bool) -> Any:
 
     Its description says what it waits for; the elapsed time keeps moving while no byte comes.
     """
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -314,6 +315,9 @@ def _progress(show: bool) -> Any:
         TransferSpeedColumn,
     )
 
+    # On stderr, and only on a terminal: a finished transient bar leaves an empty line behind
+    # in piped or logged output.
+    console = Console(stderr=True)
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -321,7 +325,8 @@ def _progress(show: bool) -> Any:
         TransferSpeedColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        disable=not show,
+        console=console,
+        disable=not (show and console.is_terminal),
         transient=True,
     )
 

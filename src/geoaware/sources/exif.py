@@ -518,8 +518,13 @@ def _run(
     progress: bool,
     label: str,
 ) -> Iterator[tuple[str, PhotoInfo | str]]:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    # A transient bar on stderr, and none when stderr is not a terminal: a finished transient
+    # bar leaves an empty line behind in piped or logged output.
+    console = Console(stderr=True)
+    progress = progress and console.is_terminal
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -528,7 +533,7 @@ def _run(
     )
     pooled = workers > 1 and len(files) >= _POOL_MIN_FILES
     if not pooled:
-        with Progress(*columns, disable=not progress, transient=True) as bar:
+        with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
             task = bar.add_task(label, total=len(files))
             for rel in files:
                 yield read(rel)
@@ -541,7 +546,7 @@ def _run(
     chunk = max(1, min(64, len(files) // (workers * 4)))
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         results = pool.map(read, files, chunksize=chunk)
-        with Progress(*columns, disable=not progress, transient=True) as bar:
+        with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
             task = bar.add_task(label, total=len(files))
             for result in results:
                 yield result
