@@ -188,7 +188,7 @@ def train(
                 "no label",
                 "classes",
                 "recipe",
-                "epochs/s",
+                "s/epoch",
                 "loss",
             ],
             [
@@ -199,7 +199,7 @@ def train(
                     d.get("no_label", 0),
                     result.classes,
                     (result.recipe or {}).get("name", "given"),
-                    f"{result.epochs_per_second:.3f}",
+                    f"{1 / result.epochs_per_second:,.1f}" if result.epochs_per_second else "-",
                     f"{result.losses[-1]:.5f}",
                 ]
             ],
