@@ -26,7 +26,6 @@ added to, anything else is refused) and records it afterwards with ``record_outp
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import orjson
 from geoaware.errors import InputFileError
 from geoaware.fileio import atomic_write_bytes
 from geoaware.outputs import MANIFEST_NAME
+from geoaware.typing import PathLike
 
 __all__ = [
     "CLASSIFY_SUMMARY_KEYS",
@@ -216,7 +216,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def kind_from_name(path: str | os.PathLike[str]) -> str | None:
+def kind_from_name(path: PathLike) -> str | None:
     """Return the kind a file's name ends in (``<name>.<kind>.json``), or None.
 
     Examples
@@ -231,7 +231,7 @@ def kind_from_name(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def read_run(path: str | os.PathLike[str]) -> EvaluationRun:
+def read_run(path: PathLike) -> EvaluationRun:
     """Read and check one evaluation file against the run-folder contract.
 
     Parameters
@@ -409,7 +409,7 @@ def _check_figure(path: Path, index: int, figure: object) -> Path:
     return target
 
 
-def scan_runs(run_dir: str | os.PathLike[str]) -> tuple[list[EvaluationRun], list[Path]]:
+def scan_runs(run_dir: PathLike) -> tuple[list[EvaluationRun], list[Path]]:
     """Read every evaluation file of ``run_dir``; also return the other JSON files, skipped.
 
     Examples
@@ -445,7 +445,7 @@ def scan_runs(run_dir: str | os.PathLike[str]) -> tuple[list[EvaluationRun], lis
     return runs, skipped
 
 
-def read_runs(run_dir: str | os.PathLike[str]) -> list[EvaluationRun]:
+def read_runs(run_dir: PathLike) -> list[EvaluationRun]:
     """Read every evaluation file of a run folder, sorted by file name.
 
     A ``*.json`` file is an evaluation file when its name ends in ``.<kind>.json`` or its
@@ -479,7 +479,7 @@ def read_runs(run_dir: str | os.PathLike[str]) -> list[EvaluationRun]:
     return scan_runs(run_dir)[0]
 
 
-def run_path(run_dir: str | os.PathLike[str], name: str, kind: str) -> Path:
+def run_path(run_dir: PathLike, name: str, kind: str) -> Path:
     """Return where a run folder keeps the result ``name`` of ``kind``: ``<name>.<kind>.json``.
 
     Examples
@@ -537,7 +537,7 @@ def run_document(
     }
 
 
-def write_run(path: str | os.PathLike[str], document: Mapping[str, Any]) -> Path:
+def write_run(path: PathLike, document: Mapping[str, Any]) -> Path:
     """Write a result document as indented JSON to ``path`` atomically; return the path.
 
     ``path`` is a ``<name>.<kind>.json`` file (see :func:`run_path`) whose kind is the

@@ -20,13 +20,13 @@ held-out rows (:meth:`FlModel.scores`). Weights travel as lists of numpy arrays 
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from geoaware.construct.errors import BuildError
+from geoaware.typing import Float64Array, IntArray, PathLike
 
 if TYPE_CHECKING:
     from geoaware.priors.model import PriorNet
@@ -34,9 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FlModel", "HeadModel", "PriorModel", "SoftmaxModel", "topk_accuracy"]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-Weights = list[npt.NDArray[np.float32] | FloatArray]
+Weights = list[npt.NDArray[np.float32] | Float64Array]
 
 
 class FlModel(Protocol):
@@ -45,7 +43,7 @@ class FlModel(Protocol):
     name: str
 
     def features(
-        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+        self, lat: Float64Array, lon: Float64Array, image_ids: npt.NDArray[np.object_] | None = None
     ) -> npt.NDArray[np.floating]:
         """Return the model's input features of located rows, shape ``(n, d)``."""
         ...
@@ -115,8 +113,8 @@ class SoftmaxModel:
         self.n_classes, self.lr, self.batch_size = n_classes, lr, batch_size
 
     def features(
-        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
-    ) -> FloatArray:
+        self, lat: Float64Array, lon: Float64Array, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> Float64Array:
         """Return the input features of located rows."""
         from geoaware.geo.encode import wrap_encode
 
@@ -146,7 +144,7 @@ class SoftmaxModel:
         )  # fmt: skip
         return [w], loss
 
-    def scores(self, weights: Weights, x: npt.NDArray[np.floating]) -> FloatArray:
+    def scores(self, weights: Weights, x: npt.NDArray[np.floating]) -> Float64Array:
         """Return class scores ``(n, classes)``."""
         w = np.asarray(weights[0], dtype=np.float64)
         return np.asarray(np.asarray(x, np.float64) @ w[:-1] + w[-1])
@@ -180,7 +178,7 @@ class HeadModel(SoftmaxModel):
     name = "head"
 
     def __init__(
-        self, n_classes: int, embeddings: str | os.PathLike[str], *, with_location: bool = False,
+        self, n_classes: int, embeddings: PathLike, *, with_location: bool = False,
         lr: float = 0.5, batch_size: int = 32,
     ) -> None:  # fmt: skip
         from geoaware.vision.embeddings import read_info
@@ -196,8 +194,8 @@ class HeadModel(SoftmaxModel):
         return self.dim + (4 if self.with_location else 0)
 
     def features(
-        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
-    ) -> FloatArray:
+        self, lat: Float64Array, lon: Float64Array, image_ids: npt.NDArray[np.object_] | None = None
+    ) -> Float64Array:
         """Return each row's embedding (and wrap-encoded location); every id needs one."""
         from geoaware.vision.embeddings import read_embeddings
 
@@ -252,7 +250,7 @@ class PriorModel:
         self.recipe = recipe
 
     def features(
-        self, lat: FloatArray, lon: FloatArray, image_ids: npt.NDArray[np.object_] | None = None
+        self, lat: Float64Array, lon: Float64Array, image_ids: npt.NDArray[np.object_] | None = None
     ) -> npt.NDArray[np.float32]:
         """Return the input features of located rows."""
         from geoaware.priors.features import encode_inputs

@@ -11,20 +11,17 @@ scan per partition), so each ``load_partition`` is a ``select`` of precomputed i
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow.parquet as pq
 
 from geoaware.construct.errors import PartitionError
 from geoaware.construct.partition import partition_index
 from geoaware.errors import DependencyNotFoundError
+from geoaware.typing import IntArray, PathLike
 
 __all__ = ["CatalogFilePartitioner"]
-
-IntArray = npt.NDArray[np.int64]
 
 
 def _register_with_flower(cls: type) -> None:
@@ -68,7 +65,7 @@ class CatalogFilePartitioner:
     (2, [3, 1])
     """
 
-    def __init__(self, partition_file: str | os.PathLike[str], id_column: str = "image_id") -> None:
+    def __init__(self, partition_file: PathLike, id_column: str = "image_id") -> None:
         self._file = str(partition_file)
         try:
             t = pq.read_table(partition_file, columns=["partition_id", "image_id"])

@@ -11,7 +11,6 @@ run can be redone.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import orjson
 
 from geoaware.runs import run_document, run_path, write_run
+from geoaware.typing import PathLike
 
 __all__ = ["federated_document", "write_federated_run"]
 
@@ -175,9 +175,7 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
     return [acc.name, dist.name]
 
 
-def write_federated_run(
-    report: dict[str, Any], out_dir: str | os.PathLike[str], name: str = "fedavg"
-) -> Path:
+def write_federated_run(report: dict[str, Any], out_dir: PathLike, name: str = "fedavg") -> Path:
     """Write ``<name>.federated.json`` and its two figures into ``out_dir``; return the file.
 
     Examples

@@ -23,7 +23,6 @@ returns or raises; ``SIGINT``/``SIGTERM`` stop the run cleanly and Flower's log 
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 import threading
@@ -40,6 +39,7 @@ import pyarrow.parquet as pq
 from geoaware.construct.errors import BuildError
 from geoaware.construct.keys import unit_hash
 from geoaware.federated.models import FlModel, topk_accuracy
+from geoaware.typing import Float64Array, IntArray, PathLike
 
 __all__ = [
     "FlTask",
@@ -51,8 +51,6 @@ __all__ = [
     "train_softmax",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 PARTITION_FILE = "partitions.parquet"
 
@@ -199,9 +197,9 @@ class FlTask:
         Rows left out, by reason (``no_location``, ``no_label``).
     """
 
-    x: FloatArray
-    lat: FloatArray
-    lon: FloatArray
+    x: Float64Array
+    lat: Float64Array
+    lon: Float64Array
     image_ids: npt.NDArray[np.object_]
     y: IntArray
     partition: IntArray
@@ -212,8 +210,8 @@ class FlTask:
 
 
 def load_task(
-    partitions_dir: str | os.PathLike[str],
-    catalog: str | os.PathLike[str],
+    partitions_dir: PathLike,
+    catalog: PathLike,
     *,
     holdout: float = 0.2,
     seed: int = 0,
@@ -279,13 +277,13 @@ def load_task(
     )
 
 
-def _logits(w: FloatArray, x: FloatArray) -> FloatArray:
+def _logits(w: Float64Array, x: Float64Array) -> Float64Array:
     return np.asarray(x @ w[:-1] + w[-1])
 
 
 def train_softmax(
-    w: FloatArray,
-    x: FloatArray,
+    w: Float64Array,
+    x: Float64Array,
     y: IntArray,
     *,
     epochs: int,
@@ -293,7 +291,7 @@ def train_softmax(
     batch_size: int,
     rng: np.random.Generator,
     mu: float = 0.0,
-) -> tuple[FloatArray, float]:
+) -> tuple[Float64Array, float]:
     """Run ``epochs`` of mini-batch SGD on softmax cross-entropy; return (weights, mean loss).
 
     ``w`` has shape ``(features + 1, classes)``; its last row is the bias. It is not changed
@@ -334,7 +332,7 @@ def train_softmax(
     return w, loss
 
 
-def accuracy(w: FloatArray, x: FloatArray, y: IntArray) -> float:
+def accuracy(w: Float64Array, x: Float64Array, y: IntArray) -> float:
     """Return the share of rows whose highest logit is their label (NaN without rows).
 
     Examples
@@ -350,7 +348,7 @@ def accuracy(w: FloatArray, x: FloatArray, y: IntArray) -> float:
 # ---------------------------------------------------------------------------------------------
 # client side: runs in Ray actor processes; reads its own rows from memory-mapped arrays
 
-_CLIENT_CACHE: dict[str, tuple[FloatArray, IntArray, IntArray]] = {}
+_CLIENT_CACHE: dict[str, tuple[Float64Array, IntArray, IntArray]] = {}
 
 
 def _write_client_arrays(task: FlTask, x: npt.NDArray[np.floating], folder: Path) -> None:
@@ -363,7 +361,7 @@ def _write_client_arrays(task: FlTask, x: npt.NDArray[np.floating], folder: Path
     np.save(folder / "offsets.npy", offsets.astype(np.int64))
 
 
-def _client_rows(folder: str, partition_id: int) -> tuple[FloatArray, IntArray]:
+def _client_rows(folder: str, partition_id: int) -> tuple[Float64Array, IntArray]:
     if folder not in _CLIENT_CACHE:
         base = Path(folder)
         _CLIENT_CACHE[folder] = (
@@ -477,11 +475,11 @@ def _baselines(task: FlTask) -> dict[str, dict[str, float]]:
 
 
 def simulate_fedavg(
-    partitions_dir: str | os.PathLike[str],
-    catalog: str | os.PathLike[str],
+    partitions_dir: PathLike,
+    catalog: PathLike,
     settings: SimulationSettings | None = None,
     *,
-    log_file: str | os.PathLike[str] | None = None,
+    log_file: PathLike | None = None,
 ) -> dict[str, Any]:
     """Run FedAvg over the clients of a partition folder in Flower's simulation engine.
 
@@ -672,7 +670,7 @@ def simulate_fedavg(
     }
 
 
-def _partitioning(partitions_dir: str | os.PathLike[str]) -> str | None:
+def _partitioning(partitions_dir: PathLike) -> str | None:
     """Name the scheme of a partition folder from its ``stats.json`` (None without one)."""
     import orjson
 

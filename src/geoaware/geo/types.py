@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-# ArrayLike and FloatArray only for report/plots.py, which imports them from here: new code
-# imports array aliases from geoaware.typing.
-from geoaware.typing import ArrayLike
-from geoaware.typing import Float64Array as FloatArray
-
-__all__ = ["ArrayLike", "Bounds", "FloatArray", "LatLon"]
+__all__ = ["Bounds", "LatLon"]
 
 
 class LatLon(NamedTuple):

@@ -10,12 +10,12 @@ matplotlib.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from geoaware.runs import run_path
+from geoaware.typing import PathLike
 
 if TYPE_CHECKING:
     from geoaware.evaluate.geo import GeoReport
@@ -27,7 +27,7 @@ CONTINENT_BARS = ["acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km"]
 
 
 def write_geo_run(
-    reports: Sequence[GeoReport], out_dir: str | os.PathLike[str], *, geodesic: bool = False
+    reports: Sequence[GeoReport], out_dir: PathLike, *, geodesic: bool = False
 ) -> list[Path]:
     """Write each geolocation result and its figures into a run folder; return the files.
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ from geoaware.runs import (
     read_runs,
     scan_runs,
 )
+from geoaware.typing import PathLike
 
 __all__ = [
     "CLASSIFY_SUMMARY_KEYS",
@@ -560,8 +560,8 @@ def _unique_names(runs: list[EvaluationRun]) -> list[EvaluationRun]:
 
 
 def build_report(
-    run_dir: str | os.PathLike[str],
-    out_html: str | os.PathLike[str],
+    run_dir: PathLike,
+    out_html: PathLike,
     title: str | None = None,
     *,
     max_table_rows: int | None = 1000,

@@ -9,7 +9,6 @@ as percentages.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geoaware.fileio import atomic_path
-from geoaware.geo.types import ArrayLike, FloatArray
+from geoaware.typing import ArrayLike, Float64Array, PathLike
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -62,7 +61,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Figure, out: str | os.PathLike[str]) -> Path:
+def _save(fig: Figure, out: PathLike) -> Path:
     plt = _pyplot()
     try:
         with atomic_path(out, suffix=".png") as tmp:
@@ -91,7 +90,7 @@ def _distance_name(distance: str) -> str:
     return names[distance]
 
 
-def empirical_cdf(errors: ArrayLike) -> tuple[FloatArray, FloatArray]:
+def empirical_cdf(errors: ArrayLike) -> tuple[Float64Array, Float64Array]:
     """Return the empirical CDF of ``errors``: sorted values and the fraction at or below each.
 
     Vectorised: one sort, no loop over thresholds. NaN and infinite values are left out (the
@@ -124,7 +123,7 @@ def empirical_cdf(errors: ArrayLike) -> tuple[FloatArray, FloatArray]:
 
 def error_cdf(
     errors_km: Mapping[str, ArrayLike],
-    out: str | os.PathLike[str],
+    out: PathLike,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS_KM,
     *,
     title: str | None = None,
@@ -242,7 +241,7 @@ def error_map(
     true_lat: ArrayLike,
     true_lon: ArrayLike,
     error_km: ArrayLike,
-    out: str | os.PathLike[str],
+    out: PathLike,
     title: str | None = None,
     *,
     vmin: float = 1.0,
@@ -378,7 +377,7 @@ def _series_label(column: str) -> str:
 
 def group_bars(
     table_rows: TableLike,
-    out: str | os.PathLike[str],
+    out: PathLike,
     value: str | Sequence[str] = "acc_2500km",
     label: str = "continent",
     *,
@@ -496,7 +495,7 @@ def group_bars(
     return _save(fig, out)
 
 
-def accuracy_curve(reference: Mapping[str, Any], out: str | os.PathLike[str]) -> Path:
+def accuracy_curve(reference: Mapping[str, Any], out: PathLike) -> Path:
     """Plot accuracy against distance threshold for the user's row and every published method.
 
     Parameters
