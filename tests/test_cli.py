@@ -22,6 +22,7 @@ COMMANDS = [
     "sources",
     "fetch",
     "ingest",
+    "fetch-images",
     "scan-images",
     "report",
     "eval geo",
@@ -47,7 +48,8 @@ def test_help_lists_every_command_and_each_has_an_example() -> None:
 
 
 #: The top-level commands, in the help's order: plain commands, then groups.
-TOP_LEVEL = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest", "scan-images",
+TOP_LEVEL = ["demo", "validate", "stats", "query", "sources", "fetch", "ingest", "fetch-images",
+             "scan-images",
              "report", "info", "split", "leakage", "partition", "embed",
              "eval", "submission", "build", "check", "fl", "prior", "geolocate"]  # fmt: skip
 
@@ -76,7 +78,7 @@ def test_stage_apps_merge_into_the_top_level_and_every_command_has_an_example() 
             leaves.append(" ".join(path))
 
     walk(root, [])
-    assert len(leaves) == 30, leaves
+    assert len(leaves) == 31, leaves
     for cmd in leaves:
         sub = runner.invoke(app, [*cmd.split(), "--help"], terminal_width=200)
         assert sub.exit_code == 0, sub.output

@@ -36,6 +36,9 @@ def test_reads_the_real_release(
     assert first["label_name"] == first["species"] == "Tiarella cordifolia"
     assert first["genus"] == "Tiarella"
     assert first["url"].startswith("https://multimedia-commons.s3-us-west-2.amazonaws.com/")
+    # where fetch-images saves each photo and embed looks: <image_id>.jpg, all distinct
+    names = t.column("file_name").to_pylist()
+    assert names == [f"{i}.jpg" for i in ids]
     assert json.loads(first["extra"]) == {
         "flickr_url": "http://farm6.staticflickr.com/5140/5725118190_026b3b56e4.jpg",
         "yfcc_line": 33495,

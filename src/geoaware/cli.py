@@ -63,7 +63,7 @@ def _top(
 for _stage in (
     demo_commands,  # demo
     catalog_commands,  # validate, stats, query
-    sources_commands,  # sources, fetch, ingest, scan-images
+    sources_commands,  # sources, fetch, ingest, fetch-images, scan-images
     report_commands,  # report, info
     evaluate_commands,  # eval geo/classify/zeroshot/retrieval, submission check/write
     construct_commands,  # split, leakage, partition, build fg-geo, check fg-geo

@@ -1,4 +1,4 @@
-"""The source commands: ``sources``, ``fetch``, ``ingest`` and ``scan-images``.
+"""The source commands: ``sources``, ``fetch``, ``ingest``, ``fetch-images``, ``scan-images``.
 
 Each command parses its options and calls one function of :mod:`geoaware.sources` (and the
 catalog writer); ``cli.py`` adds this module's ``app`` to the top-level app. pyarrow is
@@ -13,13 +13,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from geoaware.clikit import JsonOpt, OverwriteOpt, emit_json, err, out, table
-from geoaware.errors import GeoawareError
+from geoaware.clikit import CatalogArg, JsonOpt, OverwriteOpt, emit_json, err, out, table
+from geoaware.errors import GeoawareError, InputFileError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["LARGE_PART_BYTES", "app", "fetch", "ingest", "scan_images_cmd", "sources"]
+__all__ = [
+    "FETCH_IMAGES_KEYS",
+    "LARGE_PART_BYTES",
+    "app",
+    "fetch",
+    "fetch_images_cmd",
+    "ingest",
+    "scan_images_cmd",
+    "sources",
+]
+
+FETCH_IMAGES_KEYS = "out, rows, fetched, present, failed, failed_file, bytes, seconds"
 
 app = typer.Typer()
 
@@ -165,6 +176,99 @@ def ingest(
     out.print(f"wrote {rows:,} rows to {path}")
     for key, n in reader.counts.items():
         out.print(f"  {key.replace('_', ' ')}: {n:,}")
+
+
+@app.command(
+    "fetch-images",
+    epilog="Example: geoaware fetch-images fg_geo.parquet --out photos, then "
+    "geoaware embed fg_geo.parquet --images photos --out emb.  Rerun to resume: photos already "
+    "there are skipped.  Each row's photo is saved as PHOTOS/<file_name>, where embed looks "
+    f"for it.  JSON keys: {FETCH_IMAGES_KEYS}.",
+)
+def fetch_images_cmd(
+    catalog: CatalogArg,
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Photos folder (resumed if geoaware made it); failed.csv."),
+    ],
+    workers: Annotated[int, typer.Option(help="Downloads at once.", min=1)] = 16,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N rows (after --where).", min=0)
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(help="DuckDB condition on the catalog's columns, e.g. \"genus = 'Vireo'\"."),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option(help="Tries per photo (404s are not retried).", min=1)
+    ] = 3,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a server to accept the connection.")
+    ] = 10.0,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the next bytes from a server.")
+    ] = 30.0,
+    json: JsonOpt = False,
+) -> None:
+    """Download the photos of a catalog's rows (their url) for embed; dead links to failed.csv."""
+    from geoaware.catalog import query_catalog, read_catalog
+    from geoaware.catalog.io import catalog_columns
+    from geoaware.errors import DownloadError
+    from geoaware.outputs import claim_output, record_output
+    from geoaware.sources.download import Timeouts
+    from geoaware.sources.images import fetch_images
+
+    timeouts = Timeouts(connect=connect_timeout, read=read_timeout)
+    claim_output(out_dir, "run")  # a folder of ours is resumed; anything else is refused
+    wanted = ["image_id", "url", "file_name"]
+    if where is not None:
+        sql = f"SELECT {', '.join(wanted)} FROM catalog WHERE {where}"
+        rows = query_catalog(catalog, sql + ("" if limit is None else f" LIMIT {limit}"))
+    else:
+        have = catalog_columns(catalog)
+        for name in wanted:
+            if name not in have:
+                raise InputFileError(catalog, "the catalog has no such column", field=name)
+        rows = read_catalog(catalog, columns=wanted)
+        if limit is not None:
+            rows = rows.slice(0, limit)
+    record_output(out_dir, "run", inputs=[catalog])  # now, so a stopped run can be resumed
+    report = fetch_images(
+        rows, out_dir, workers=workers, retries=retries, timeouts=timeouts,
+        progress=not json, where=str(catalog),
+    )  # fmt: skip
+    if report.rows and report.failed == report.rows:
+        first = report.failures[0]
+        raise DownloadError(
+            f"none of the {report.rows:,} photos could be fetched (first: {first.image_id} "
+            f"{first.url}: {first.reason}); all are listed in {report.failed_file}"
+        )
+    if json:
+        emit_json(report.to_dict())
+        return
+    out.print(
+        table(
+            f"photos: {report.out}",
+            ["rows", "fetched", "already there", "failed", "MB", "seconds"],
+            [
+                [
+                    report.rows,
+                    report.fetched,
+                    report.present,
+                    report.failed,
+                    f"{report.bytes / 1e6:,.1f}",
+                    f"{report.seconds:.1f}",
+                ]
+            ],
+        )
+    )
+    if report.failures:
+        shown = "; ".join(f"{f.image_id} ({f.reason})" for f in report.failures[:3])
+        out.print(
+            f"[bold]{report.failed:,} photos not fetched[/], listed in {report.failed_file} "
+            f"(a rerun tries them again); first: {shown}",
+            highlight=False,
+        )
 
 
 @app.command(

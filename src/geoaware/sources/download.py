@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,16 @@ from geoaware.fileio import atomic_write_text
 from geoaware.paths import cache_dir, mirror_dir
 from geoaware.typing import PathLike
 
-__all__ = ["RemoteFile", "Timeouts", "fetch", "file_digest", "verify", "verify_once"]
+__all__ = [
+    "RemoteFile",
+    "Timeouts",
+    "download_url",
+    "fetch",
+    "file_digest",
+    "part_path",
+    "verify",
+    "verify_once",
+]
 
 CHUNK = 1 << 20
 STREAM_CHUNK = 1 << 16  # small, so an interrupted download keeps almost all it received
@@ -276,14 +286,13 @@ def fetch(
     for url in sorted(remote.urls, key=lambda u: u.startswith("s3://")):
         say(f"{remote.path}: {looked}; downloading {url}")
         try:
-            download = _download_s3 if url.startswith("s3://") else _download
-            download(url, target, retries=retries, clock=clock, progress=progress)
+            _download_any(url, target, retries=retries, clock=clock, progress=progress)
         except DownloadError as exc:
             errors.append(str(exc))
             if clock.end is not None and clock.end <= time.monotonic():
                 break  # the file's deadline passed: no other URL gets a try
             continue
-        part = _part(target)
+        part = part_path(target)
         try:
             verify(remote, part)
         except ChecksumError as exc:
@@ -298,6 +307,57 @@ def fetch(
         raise mismatch
     failure = ChecksumError if mismatch is not None else DownloadError
     raise failure(f"{remote.path}: every URL failed:\n  " + "\n  ".join([*errors, looked]))
+
+
+def download_url(
+    url: str,
+    target: PathLike,
+    *,
+    retries: int = 3,
+    timeouts: Timeouts | None = None,
+    progress: bool = False,
+) -> Path:
+    """Download one URL (HTTP(S) or ``s3://``) into ``target``'s ``.part`` file; return it.
+
+    The bytes go to :func:`part_path` of ``target``; a part left by an earlier, interrupted
+    try is resumed with a ``Range`` request. The caller checks the bytes and renames the part
+    to ``target`` (``os.replace``), so ``target`` only ever holds a complete, checked file.
+    Retries, timeouts and the S3 path are those of :func:`fetch`, for one URL and no
+    checksum.
+
+    Raises
+    ------
+    DownloadError
+        Starting with the URL: an HTTP error status (404, 403, 401 and 410 are not retried),
+        a server that did not answer in time, or a connection that failed every retry.
+
+    Examples
+    --------
+    >>> part = download_url("https://example.org/a.jpg", "photos/a.jpg")  # doctest: +SKIP
+    >>> os.replace(part, "photos/a.jpg")  # doctest: +SKIP
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clock = _Clock(timeouts or Timeouts())
+    _download_any(url, target, retries=retries, clock=clock, progress=progress)
+    return part_path(target)
+
+
+def part_path(target: PathLike) -> Path:
+    """Where the bytes of ``target`` gather while they download: ``<name>.part`` beside it.
+
+    Examples
+    --------
+    >>> part_path("photos/a.jpg").as_posix()
+    'photos/a.jpg.part'
+    """
+    target = Path(target)
+    return target.with_name(target.name + ".part")
+
+
+def _download_any(url: str, target: Path, *, retries: int, clock: _Clock, progress: bool) -> None:
+    download = _download_s3 if url.startswith("s3://") else _download
+    download(url, target, retries=retries, clock=clock, progress=progress)
 
 
 def _progress(show: bool) -> Any:
@@ -331,14 +391,27 @@ def _progress(show: bool) -> Any:
     )
 
 
-def _part(target: Path) -> Path:
-    return target.with_name(target.name + ".part")
+_local = threading.local()
+
+
+def _session() -> Any:
+    """Return this thread's ``requests.Session``, which keeps connections alive between files.
+
+    A session is not safe to share between threads, so each thread (``fetch-images``'s
+    workers) has its own.
+    """
+    session = getattr(_local, "session", None)
+    if session is None:
+        import requests
+
+        session = _local.session = requests.Session()
+    return session
 
 
 def _download(url: str, target: Path, *, retries: int, clock: _Clock, progress: bool) -> None:
     import requests
 
-    part = _part(target)
+    part = part_path(target)
     last: Exception | None = None
     host = url.split("/")[2] if "//" in url else url
     limits = f"connect <= {clock.timeouts.connect:g} s, read <= {clock.timeouts.read:g} s"
@@ -357,7 +430,7 @@ def _download(url: str, target: Path, *, retries: int, clock: _Clock, progress: 
                 )
             try:
                 timeout = clock.requests_timeout(url)
-                with requests.get(url, headers=headers, stream=True, timeout=timeout) as r:
+                with _session().get(url, headers=headers, stream=True, timeout=timeout) as r:
                     if r.status_code == 416:  # nothing left: the part is complete
                         return
                     if r.status_code in (404, 403, 401, 410):
@@ -424,7 +497,7 @@ def _download_s3(url: str, target: Path, *, retries: int, clock: _Clock, progres
         read_timeout=read, connect_timeout=connect, retries={"max_attempts": retries}
     )
     client = boto3.client("s3", config=config)
-    part = _part(target)
+    part = part_path(target)
     have = part.stat().st_size if part.exists() else 0
     args = {"Bucket": bucket, "Key": key, "RequestPayer": "requester"}
     try:

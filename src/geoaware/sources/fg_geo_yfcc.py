@@ -13,7 +13,9 @@ zipped CSV in the ``visipedia/fg_geo`` repository. Quirks handled here:
 * 36,143 data rows although the dataset's README says 36,146; no trailing newline.
 
 The mmcommons (AWS Multimedia Commons) URL goes to ``url``, since the Flickr static links
-mostly no longer resolve; the Flickr URL and the YFCC line number go to ``extra``.
+mostly no longer resolve; the Flickr URL and the YFCC line number go to ``extra``. The URL's
+last part (``<id>.jpg``) goes to ``file_name``: where ``geoaware fetch-images`` puts the photo
+under its ``--out`` folder and where ``geoaware embed --images`` looks for it.
 """
 
 from __future__ import annotations
@@ -154,6 +156,8 @@ def parse_csv(data: bytes, where: str) -> pa.Table:
     >>> t = parse_csv(text.encode(), "demo.csv")
     >>> t.column("image_id").to_pylist(), t.column("genus").to_pylist()
     (['ab12'], ['Vireo'])
+    >>> t.column("file_name").to_pylist()
+    ['x.jpg']
     """
     raw = read_csv_columns(
         data,
@@ -167,6 +171,9 @@ def parse_csv(data: bytes, where: str) -> pa.Table:
     lat, lon = raw.column("latitude"), raw.column("longitude")
     line = raw.column("yfcc100m line number")
     names = raw.column("label")
+    urls = raw.column("mmcommons URL")
+    # the URL's last part, as fetch-images saves it; null for an empty URL
+    file_names = pc.struct_field(pc.extract_regex(urls, r"/(?P<name>[^/]+)$"), [0])
     extra = [
         orjson.dumps({"flickr_url": f, "yfcc_line": n}).decode()
         for f, n in zip(raw.column("Flickr URL").to_pylist(), line.to_pylist(), strict=True)
@@ -175,7 +182,8 @@ def parse_csv(data: bytes, where: str) -> pa.Table:
         {
             "source": pa.array(np.full(raw.num_rows, "fg_geo_yfcc", dtype=object), pa.string()),
             "image_id": raw.column("yfcc100m ID"),
-            "url": raw.column("mmcommons URL"),
+            "file_name": file_names,
+            "url": urls,
             "lat": lat,
             "lon": lon,
             "label_name": names,
