@@ -67,6 +67,8 @@ def _refused(proc: subprocess.CompletedProcess[str], path: Path, files: dict[Pat
         (["split", "{cat}", "--out", "{t}"], "keep.csv"),
         (["split", "{cat}", "--out", "{t}"], "mine"),
         (["scan-images", str(SHARED / "exif_gps_samples"), "--out", "{t}"], "mine"),
+        (["fetch-images", "{cat}", "--out", "{t}"], "mine"),  # refused before any download
+        (["fetch-images", "{cat}", "--out", "{t}"], "keep.csv"),
         (["ingest", "fg_geo_yfcc", "--root", "{tmp}/data", "--out", "{t}"], "mine"),
         (["ingest", "fg_geo_yfcc", "--root", "{tmp}/data", "--out", "{t}"], "keep.csv"),
         (["partition", "{cat}", "--by", "iid", "--num-partitions", "2", "--out", "{t}"], "mine"),
