@@ -101,7 +101,7 @@ def scheme_title(stats: dict[str, Any]) -> str:
     >>> scheme_title({"scheme": "CellPartitioner", "settings": {"cell": "h3:3"}, "level": "genus"})
     'by cell (h3:3), labels at genus level'
     >>> scheme_title({"scheme": "SyntheticUserPartitioner", "settings": {"scale_km": 200.0}})
-    'by SYNTHETIC user (not real photographers; 200 km)'
+    'by SYNTHETIC user (200 km)'
     """
     settings = stats.get("settings") or {}
     scheme = stats.get("scheme", "")
@@ -113,7 +113,7 @@ def scheme_title(stats: dict[str, Any]) -> str:
     elif scheme == "UserPartitioner":
         name = "by user"
     elif scheme == "SyntheticUserPartitioner":
-        name = f"by SYNTHETIC user (not real photographers; {settings.get('scale_km', '?'):g} km)"
+        name = f"by SYNTHETIC user ({settings.get('scale_km', '?'):g} km)"
     elif scheme == "IidPartitioner":
         name = "IID"
     else:
