@@ -306,14 +306,23 @@ def leakage(
 
 @app.command(
     epilog="Example: geoaware partition catalog.parquet --by dirichlet --num-partitions 100 "
-    "--alpha 0.1 --out parts/.  JSON keys: clients, rows_assigned, rows_left_out, "
-    "empty_clients, labels, samples_per_client, labels_per_client, label_entropy_bits, "
-    "scheme, settings, left_out, level, files, out.",
+    "--alpha 0.1 --out parts/.  For a catalog without user_id (fg_geo): --by synthetic-user "
+    "--users 2000 invents SYNTHETIC photographers (not real users): homes at catalog photos, "
+    "lognormal activity, each photo to a nearby one with odds activity x exp(-km / "
+    "--scale-km); those with no photo are dropped.  JSON keys: clients, rows_assigned, "
+    "rows_left_out, empty_clients, labels, samples_per_client, labels_per_client, "
+    "label_entropy_bits, scheme, settings, left_out, level, files, out.",
 )
 def partition(
     catalog: CatalogArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write.")],
-    by: Annotated[str, typer.Option(help="user, cell, dirichlet or iid.")] = "user",
+    by: Annotated[
+        str,
+        typer.Option(
+            help="user, synthetic-user, cell, dirichlet or iid. synthetic-user: SYNTHETIC "
+            "photographers (not real users) for catalogs without user_id such as fg_geo."
+        ),
+    ] = "user",
     level: Annotated[
         str | None, typer.Option(help="species, genus, family, order, class or phylum.")
     ] = None,
@@ -326,6 +335,15 @@ def partition(
     max_cell_size: Annotated[
         int | None, typer.Option(help="Adaptive cells of at most this many images.")
     ] = None,
+    users: Annotated[
+        int | None, typer.Option(help="Synthetic photographers for --by synthetic-user.")
+    ] = None,
+    scale_km: Annotated[
+        float, typer.Option(help="synthetic-user: locality kernel exp(-d / scale) in km.")
+    ] = 200.0,
+    activity_sigma: Annotated[
+        float, typer.Option(help="synthetic-user: lognormal sigma of activity (tail).")
+    ] = 2.0,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     inat_tables: Annotated[
         bool, typer.Option(help="Also write the iNat2021 per-user CSV tables.")
@@ -333,7 +351,7 @@ def partition(
     overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Federated partitions (by user, cell, Dirichlet or IID) with LEAF-style stats."""
+    """Federated partitions (by user, SYNTHETIC user, cell, Dirichlet or IID), LEAF-style stats."""
     from geoaware.catalog import read_catalog
     from geoaware.construct.partition import make_partitioner
     from geoaware.construct.stats import write_inat_user_tables, write_partitions
@@ -343,7 +361,8 @@ def partition(
     table = read_catalog(catalog)
     p = make_partitioner(
         by, level=level, alpha=alpha, num_partitions=num_partitions, min_size=min_size,
-        cell=cell, max_cell_size=max_cell_size, seed=seed,
+        cell=cell, max_cell_size=max_cell_size, users=users, scale_km=scale_km,
+        activity_sigma=activity_sigma, seed=seed,
     )  # fmt: skip
     p.where = str(catalog)
     p.catalog = table

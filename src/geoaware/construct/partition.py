@@ -204,7 +204,8 @@ class UserPartitioner(CatalogPartitioner):
         if len(users) and users.null_count == len(users):
             raise PartitionError(
                 f"{self.where}: no row has a user (column user_id is empty); partition "
-                "--by cell, dirichlet or iid instead"
+                "--by cell, dirichlet or iid instead (or synthetic-user --users N for made-up "
+                "photographers)"
             )
         codes, names = _sorted_codes(users)
         return _drop_small(codes, names, self.min_size, self.left_out, "no_user")
@@ -445,9 +446,15 @@ def make_partitioner(
     min_size: int | None = None,
     cell: str | None = None,
     max_cell_size: int | None = None,
+    users: int | None = None,
+    scale_km: float = 200.0,
+    activity_sigma: float = 2.0,
     seed: int = 0,
 ) -> CatalogPartitioner:
-    """Build the partitioner named ``by`` (user, cell, dirichlet, iid) from CLI-style options.
+    """Build the partitioner named ``by`` from CLI-style options.
+
+    ``by`` is user, synthetic-user (SYNTHETIC photographers, for catalogs without
+    ``user_id``; see :mod:`geoaware.construct.synthetic_users`), cell, dirichlet or iid.
 
     Examples
     --------
@@ -456,6 +463,14 @@ def make_partitioner(
     """
     if by == "user":
         return UserPartitioner(min_size=min_size or 1)
+    if by == "synthetic-user":
+        from geoaware.construct.synthetic_users import SyntheticUserPartitioner
+
+        if users is None:
+            raise PartitionError("--by synthetic-user needs --users (e.g. --users 2000)")
+        return SyntheticUserPartitioner(
+            users, scale_km=scale_km, sigma=activity_sigma, min_size=min_size or 1, seed=seed
+        )
     if by == "cell":
         return CellPartitioner(
             None if max_cell_size else (cell or "h3:3"),
@@ -474,7 +489,9 @@ def make_partitioner(
             min_size=10 if min_size is None else min_size,
             seed=seed,
         )
-    raise PartitionError(f"unknown partition scheme {by!r}; choose user, cell, dirichlet or iid")
+    raise PartitionError(
+        f"unknown partition scheme {by!r}; choose user, synthetic-user, cell, dirichlet or iid"
+    )
 
 
 def describe(p: CatalogPartitioner) -> dict[str, Any]:

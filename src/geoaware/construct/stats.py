@@ -100,6 +100,8 @@ def scheme_title(stats: dict[str, Any]) -> str:
     'Dirichlet (alpha 0.1)'
     >>> scheme_title({"scheme": "CellPartitioner", "settings": {"cell": "h3:3"}, "level": "genus"})
     'by cell (h3:3), labels at genus level'
+    >>> scheme_title({"scheme": "SyntheticUserPartitioner", "settings": {"scale_km": 200.0}})
+    'by SYNTHETIC user (200 km)'
     """
     settings = stats.get("settings") or {}
     scheme = stats.get("scheme", "")
@@ -110,6 +112,8 @@ def scheme_title(stats: dict[str, Any]) -> str:
         name = f"by cell ({cell})"
     elif scheme == "UserPartitioner":
         name = "by user"
+    elif scheme == "SyntheticUserPartitioner":
+        name = f"by SYNTHETIC user ({settings.get('scale_km', '?'):g} km)"
     elif scheme == "IidPartitioner":
         name = "IID"
     else:
