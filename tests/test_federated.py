@@ -331,7 +331,7 @@ def test_fl_simulate_prior_model_real_flower(tmp_path: Path) -> None:
     cat, parts = _partition_folder(tmp_path, _catalog())
     run = tmp_path / "run"
     args = ["fl", "simulate", str(parts), "--catalog", str(cat), "--model", "prior", "--rounds",
-            "2", "--local-epochs", "4", "--lr", "0.005", "--seed", "3", "--out", str(run), "--name", "p"]  # fmt: skip
+            "3", "--local-epochs", "4", "--lr", "0.005", "--seed", "3", "--out", str(run), "--name", "p"]  # fmt: skip
     result = CliRunner().invoke(_cli(), args)
     assert result.exit_code == 0, result.output
     doc = orjson.loads((run / "p.federated.json").read_bytes())
@@ -351,7 +351,8 @@ def test_fl_simulate_prior_model_real_flower(tmp_path: Path) -> None:
         "frequency", "nearest_neighbours", "grid_histogram", "kernel_density"
     }  # fmt: skip
     assert report["baselines"]["nearest_neighbours"]["top1_acc"] > 0.9
-    assert "[ROUND 2/2]" in (run / "p.flower.log").read_text()
+    assert report["moments"] == "shared" and report["batch_size"] == 2048
+    assert "[ROUND 3/3]" in (run / "p.flower.log").read_text()
     # the run folder is one that `geoaware report` reads and shows
     from geoaware.report.html import build_report, read_runs
 
@@ -361,7 +362,7 @@ def test_fl_simulate_prior_model_real_flower(tmp_path: Path) -> None:
     )
     assert [f.name for f in shown.figures] == ["p.accuracy_by_round.png", "p.client_sizes.png"]
     assert [t.title for t in shown.tables][:1] == ["accuracy by round"]
-    assert len(shown.tables[0].rows) == 2
+    assert len(shown.tables[0].rows) == 3
     html = build_report(run, run / "report.html").read_text()
     assert "Federated training" in html and "client sizes" in html
     assert html.count("data:image/png;base64") == 2
@@ -471,7 +472,8 @@ def test_prior_model_learning_rate_decays_across_rounds() -> None:
 
     x_lat, x_lon = np.array([10.0, -30.0, 50.0] * 10), np.array([0.0, 90.0, -90.0] * 10)
     y = np.array([0, 1, 2] * 10)
-    decaying = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=16, lr_decay=0.5))
+    decaying = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=16, lr_decay=0.5),
+                          moments="fresh")  # fmt: skip
     x = decaying.features(x_lat, x_lon)
     w0 = decaying.initial()
     step = [np.abs(a - b).sum() for a, b in zip(
@@ -479,7 +481,9 @@ def test_prior_model_learning_rate_decays_across_rounds() -> None:
     late = [np.abs(a - b).sum() for a, b in zip(
         decaying.fit(w0, x, y, epochs=1, seed=[0], start_epoch=6)[0], w0, strict=True)]  # fmt: skip
     assert sum(late) < 0.1 * sum(step)  # lr * 0.5**6
-    flat = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=16, lr_decay=1.0))
+    flat = PriorModel(
+        3, PriorConfig(width=8, blocks=1, batch_size=16, lr_decay=1.0), moments="fresh"
+    )
     a, _ = flat.fit(w0, x, y, epochs=1, seed=[0])
     b, _ = flat.fit(w0, x, y, epochs=1, seed=[0], start_epoch=6)
     assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
@@ -492,7 +496,7 @@ def test_prior_model_keeps_its_adam_state_when_given_one() -> None:
     from geoaware.priors import PriorConfig
 
     m = PriorModel(3, PriorConfig(width=8, blocks=1, batch_size=64, lr_decay=1.0,
-                                  max_per_class=1000))  # fmt: skip
+                                  max_per_class=1000), moments="fresh")  # fmt: skip
     lat, lon = np.array([10.0, -30.0, 50.0] * 10), np.array([0.0, 90.0, -90.0] * 10)
     x, y = m.features(lat, lon), np.array([0, 1, 2] * 10)
     w0 = m.initial()
@@ -504,6 +508,38 @@ def test_prior_model_keeps_its_adam_state_when_given_one() -> None:
     assert not all(np.allclose(a, b) for a, b in zip(kept, fresh, strict=True))
     again, _ = m.fit(w1, x, y, epochs=1, seed=[0], start_epoch=1)
     assert all(np.array_equal(a, b) for a, b in zip(fresh, again, strict=True))
+
+
+def test_prior_model_shares_adams_moments_through_the_weights() -> None:
+    """With shared moments the weight list carries Adam's moments and step count: a client
+    continues the optimiser state it is sent, and averaging the lists averages the moments."""
+    from geoaware.federated.models import PriorModel
+    from geoaware.priors import PriorConfig
+
+    config = PriorConfig(width=8, blocks=1, batch_size=10, lr_decay=1.0, max_per_class=1000)
+    shared, fresh = PriorModel(3, config), PriorModel(3, config, moments="fresh")
+    lat, lon = np.array([10.0, -30.0, 50.0] * 10), np.array([0.0, 90.0, -90.0] * 10)
+    x, y = shared.features(lat, lon), np.array([0, 1, 2] * 10)
+    w0 = shared.initial()
+    n = len(fresh.initial())
+    assert len(w0) == 3 * n + 1 and float(w0[-1][0]) == 0.0
+    assert all(not a.any() for a in w0[n:])  # zero moments before the first step
+    w1, _ = shared.fit(w0, x, y, epochs=1, seed=[0])
+    assert float(w1[-1][0]) == 3.0 and all(a.any() for a in w1[n : 2 * n])  # 30 rows, batch 10
+    w2, _ = shared.fit(w1, x, y, epochs=1, seed=[1])
+    assert float(w2[-1][0]) == 6.0  # the step count continues
+    # the same parameters with the moments dropped: a fresh Adam takes another path
+    f2, _ = fresh.fit(w1[:n], x, y, epochs=1, seed=[1])
+    assert not all(np.allclose(a, b) for a, b in zip(w2[:n], f2, strict=True))
+    # from the start, shared and fresh agree (zero moments are Adam's own start)
+    s1, f1 = (
+        shared.fit(w0, x, y, epochs=1, seed=[0])[0],
+        fresh.fit(w0[:n], x, y, epochs=1, seed=[0])[0],
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(s1[:n], f1, strict=True))
+    assert np.array_equal(shared.scores(w2, x), fresh.scores(w2[:n], x))
+    with pytest.raises(BuildError, match="moments must be shared or fresh"):
+        PriorModel(3, config, moments="local")
 
 
 def test_heldout_accuracy_in_chunks_matches_all_at_once() -> None:

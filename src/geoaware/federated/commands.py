@@ -36,7 +36,8 @@ app.add_typer(fl_app, name="fl")
     "accuracy by round, client sizes) to RUN/NAME.federated.json for `geoaware report`.  "
     "JSON keys: partitions, partitioning, catalog, clients, classes, rows_train, "
     "rows_heldout, rows_dropped, client_sizes, settings, rounds, local_epochs, fraction_fit, "
-    "seed, lr, batch_size, holdout, model, strategy, model_settings, recipe (asked, name, "
+    "seed, lr, batch_size, moments (prior: shared or fresh), holdout, model, strategy, "
+    "model_settings, recipe (asked, name, "
     "reason, median_per_class, classes; null but for the prior), initial_accuracy, per_round "
     "(each: round, federated_accuracy, centralised_accuracy, federated_top5, "
     "centralised_top5, train_loss, seconds), final (the same four accuracies), baselines "
@@ -56,6 +57,20 @@ def fl_simulate(
     recipe: Annotated[
         str, typer.Option(help="With --model prior: auto, published or small-data.")
     ] = "auto",
+    moments: Annotated[
+        str,
+        typer.Option(
+            help="With --model prior: shared (Adam's moments travel with the weights and are "
+            "averaged) or fresh (each client restarts Adam every round)."
+        ),
+    ] = "shared",
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Mini-batch size, clients and centralised alike (default: the model's: "
+            "softmax/head 32, prior its recipe's)."
+        ),
+    ] = None,
     embeddings: Annotated[
         Path | None, typer.Option(help="With --model head: image embeddings file/folder.")
     ] = None,
@@ -88,6 +103,7 @@ def fl_simulate(
         lr=lr, num_cpus=num_cpus, model=model, with_location=with_location,
         embeddings=None if embeddings is None else str(embeddings),
         proximal_mu=proximal_mu, recipe=recipe, holdout=holdout, compare=compare,
+        moments=moments, batch_size=batch_size,
     )  # fmt: skip
     run_name = name or f"fedavg-{model}-{partitions_dir.name}"
     log = None if out_dir is None else out_dir / f"{run_name}.flower.log"

@@ -13,9 +13,15 @@ held-out rows (:meth:`FlModel.scores`). Weights travel as lists of numpy arrays 
 * :class:`PriorModel`: the geographic prior network of ``geoaware prior train``
   (:class:`~geoaware.priors.model.PriorNet`, its input encoding and its full
   "assume negative" loss with background points drawn uniformly on the sphere, balanced
-  sampling per epoch, Adam). Each client's :meth:`PriorModel.fit` call starts a fresh Adam
-  state (clients keep no state between rounds); the centralised run keeps its Adam state
-  from round to round (``state``), as ``prior train`` does over its epochs.
+  sampling per epoch, Adam). By default Adam's moments travel with the weights
+  (``moments="shared"``): the weight list is the network's parameters, then Adam's first
+  and second moments and its step count, so the strategy averages the moments as it
+  averages the weights and every client continues the global optimiser state. With
+  ``moments="fresh"`` each client starts Adam from zero, and Adam's first steps (a sign step
+  of the full learning rate on every weight, however small its gradient) push each class
+  absent from a client down everywhere: on fg_geo (4,472 classes, a few rows each) the
+  federated prior then does not learn. The centralised run keeps its Adam state from round
+  to round (``state``), as ``prior train`` does over its epochs.
 """
 
 from __future__ import annotations
@@ -78,7 +84,8 @@ def topk_accuracy(
 
     Ties count against the label (a row is right at k only if fewer than k other classes
     score at least as high: all-equal scores, e.g. zero weights, are right only with k at
-    least the number of classes). NaN without rows.
+    least the number of classes). A NaN score counts as the lowest (a diverged model's
+    all-NaN scores are right only with k at least the number of classes). NaN without rows.
 
     Examples
     --------
@@ -87,9 +94,12 @@ def topk_accuracy(
     {'top1_acc': 0.5, 'top2_acc': 1.0}
     >>> topk_accuracy(np.zeros((2, 3)), np.array([0, 2]), ks=(1, 3))
     {'top1_acc': 0.0, 'top3_acc': 1.0}
+    >>> topk_accuracy(np.full((2, 3), np.nan), np.array([0, 2]), ks=(1, 2))
+    {'top1_acc': 0.0, 'top2_acc': 0.0}
     """
     if not len(y):
         return {f"top{k}_acc": float("nan") for k in ks}
+    scores = np.where(np.isnan(scores), -np.inf, scores)
     true = scores[np.arange(len(y)), y]
     rank = (scores >= true[:, None]).sum(axis=1) - 1  # the label's tied classes rank above it
     return {f"top{k}_acc": float((rank < k).mean()) for k in ks}
@@ -222,6 +232,10 @@ class PriorModel:
     recipe
         The :class:`~geoaware.priors.recipes.RecipeChoice` the config came from (kept for
         the run's report), or None.
+    moments
+        ``"shared"``: Adam's moments and step count travel in the weight list (averaged by
+        the strategy, continued by every client); ``"fresh"``: the weights are the network's
+        parameters only and every :meth:`fit` without ``state`` starts Adam from zero.
 
     Examples
     --------
@@ -232,11 +246,16 @@ class PriorModel:
     >>> w, loss = m.fit(m.initial(), x, y, epochs=30, seed=[0])
     >>> topk_accuracy(m.scores(w, x), y, ks=(1,))
     {'top1_acc': 1.0}
+    >>> len(w), int(w[-1][0])  # 8 parameters, their 2 x 8 moments, the step count
+    (25, 60)
     """
 
     name = "prior"
 
-    def __init__(self, n_classes: int, config: object, recipe: RecipeChoice | None = None) -> None:
+    def __init__(
+        self, n_classes: int, config: object, recipe: RecipeChoice | None = None,
+        *, moments: str = "shared",
+    ) -> None:  # fmt: skip
         from geoaware.priors import PriorConfig
 
         if not isinstance(config, PriorConfig):
@@ -245,9 +264,12 @@ class PriorModel:
             raise BuildError(f"federated priors train the full loss; got loss={config.loss!r}")
         if config.encoding == "geoclip" or config.use_date or config.user_weight > 0:
             raise BuildError("federated priors use a location-only input and no user loss")
+        if moments not in ("shared", "fresh"):
+            raise BuildError(f"moments must be shared or fresh, got {moments!r}")
         self.n_classes = n_classes
         self.config = config
         self.recipe = recipe
+        self.moments = moments
 
     def features(
         self, lat: Float64Array, lon: Float64Array, image_ids: npt.NDArray[np.object_] | None = None
@@ -267,14 +289,50 @@ class PriorModel:
         if weights is not None:
             keys = list(net.state_dict())
             net.load_state_dict(
-                {k: torch.from_numpy(np.asarray(w)) for k, w in zip(keys, weights, strict=True)}
+                {k: torch.from_numpy(np.asarray(w)) for k, w in zip(keys, weights, strict=False)}
             )
         return net
 
     def initial(self) -> Weights:
-        """Return the seeded initial weights."""
-        net = self._net()
-        return [v.detach().numpy().copy() for v in net.state_dict().values()]
+        """Return the seeded initial weights (with zero moments and step when shared)."""
+        params: Weights = [v.detach().numpy().copy() for v in self._net().state_dict().values()]
+        if self.moments == "fresh":
+            return params
+        zeros = [np.zeros_like(p) for p in params]
+        return [*params, *zeros, *[z.copy() for z in zeros], np.zeros(1)]
+
+    @staticmethod
+    def _load_moments(opt: Any, net: PriorNet, weights: Weights) -> None:
+        """Continue Adam from the moments and step count at the end of ``weights``."""
+        import torch
+
+        params = list(net.parameters())
+        n = len(params)
+        step = float(np.asarray(weights[3 * n])[0])
+        if step <= 0:
+            return  # nothing to continue: Adam starts as usual
+        for i, p in enumerate(params):
+            opt.state[p] = {
+                "step": torch.tensor(step),
+                "exp_avg": torch.from_numpy(np.array(weights[n + i], dtype=np.float32)),
+                "exp_avg_sq": torch.from_numpy(np.array(weights[2 * n + i], dtype=np.float32)),
+            }
+
+    @staticmethod
+    def _moments(opt: Any, net: PriorNet) -> Weights:
+        """Adam's first moments, second moments and step count, after the weights."""
+        params = list(net.parameters())
+        states = [opt.state.get(p, {}) for p in params]
+
+        def moment(key: str) -> Weights:
+            zero = [np.zeros(tuple(p.shape), np.float32) for p in params]
+            return [
+                st[key].detach().numpy().copy() if key in st else z
+                for st, z in zip(states, zero, strict=True)
+            ]
+
+        step = max((float(st["step"]) for st in states if "step" in st), default=0.0)
+        return [*moment("exp_avg"), *moment("exp_avg_sq"), np.array([step])]
 
     def fit(
         self, weights: Weights, x: npt.NDArray[np.floating], y: IntArray, *, epochs: int,
@@ -299,6 +357,8 @@ class PriorModel:
             opt.load_state_dict(state["adam"])
             for group in opt.param_groups:
                 group["lr"] = c.lr * c.lr_decay**start_epoch
+        elif self.moments == "shared":  # continue the global optimiser state
+            self._load_moments(opt, net, weights)
         anchor = [p.detach().clone() for p in net.parameters()] if mu > 0 else None
         fused = FullLossHead(c.pos_weight) if c.loss == "full" else None
         net.train()
@@ -332,7 +392,9 @@ class PriorModel:
         net.eval()
         if state is not None:
             state["adam"] = opt.state_dict()
-        new = [v.detach().numpy().copy() for v in net.state_dict().values()]
+        new: Weights = [v.detach().numpy().copy() for v in net.state_dict().values()]
+        if self.moments == "shared":
+            new += self._moments(opt, net)
         return new, total / steps if steps else float("nan")
 
     def scores(self, weights: Weights, x: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:

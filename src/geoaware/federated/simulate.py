@@ -92,7 +92,12 @@ class SimulationSettings:
         Learning rate (clients and centralised alike); None: the model's default (SGD 0.5
         for ``softmax``, the recipe's Adam rate for ``prior``).
     batch_size
-        Softmax mini-batch size (the prior uses its config's).
+        Mini-batch size of the clients and of the centralised run; None: the model's own
+        (32 for ``softmax`` and ``head``, the recipe's for ``prior``: 512 for small-data).
+    moments
+        With ``"prior"``: ``"shared"`` (Adam's moments and step count travel with the
+        weights and are averaged with them, so every client continues the global optimiser
+        state) or ``"fresh"`` (each client starts Adam from zero every round).
     holdout
         Share of rows held out for testing, chosen by a seeded hash of the image id.
     num_cpus
@@ -111,7 +116,7 @@ class SimulationSettings:
     fraction_fit: float = 1.0
     seed: int = 0
     lr: float | None = None
-    batch_size: int = 32
+    batch_size: int | None = None
     holdout: float = 0.2
     num_cpus: int = 2
     model: str = "softmax"
@@ -119,6 +124,7 @@ class SimulationSettings:
     with_location: bool = False
     proximal_mu: float = 0.0
     recipe: str = "auto"
+    moments: str = "shared"
     compare: bool = True
 
     def make_model(self, n_classes: int, train_labels: IntArray | None = None) -> FlModel:
@@ -143,18 +149,24 @@ class SimulationSettings:
             options: dict[str, Any] = {"seed": self.seed}
             if self.lr is not None:
                 options["lr"] = self.lr
-            return PriorModel(n_classes, recipe_config(choice, options), recipe=choice)
+            if self.batch_size is not None:
+                options["batch_size"] = self.batch_size
+            config = recipe_config(choice, options)
+            return PriorModel(n_classes, config, recipe=choice, moments=self.moments)
         lr = 0.5 if self.lr is None else self.lr
+        batch = 32 if self.batch_size is None else self.batch_size
         if self.model == "head" and self.embeddings is not None:
             return HeadModel(n_classes, self.embeddings, with_location=self.with_location,
-                             lr=lr, batch_size=self.batch_size)  # fmt: skip
-        return SoftmaxModel(n_classes, lr=lr,
-                            batch_size=self.batch_size)  # fmt: skip
+                             lr=lr, batch_size=batch)  # fmt: skip
+        return SoftmaxModel(n_classes, lr=lr, batch_size=batch)
 
     def __post_init__(self) -> None:
         for name in ("rounds", "local_epochs", "batch_size", "num_cpus"):
-            if getattr(self, name) < 1:
-                raise BuildError(f"{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise BuildError(f"{name} must be >= 1, got {value}")
+        if self.moments not in ("shared", "fresh"):
+            raise BuildError(f"moments must be shared or fresh, got {self.moments!r}")
         if not 0.0 < self.fraction_fit <= 1.0:
             raise BuildError(f"fraction_fit must be in (0, 1], got {self.fraction_fit}")
         if not 0.0 < self.holdout < 1.0:
@@ -649,7 +661,8 @@ def simulate_fedavg(
         "fraction_fit": s.fraction_fit,
         "seed": s.seed,
         "lr": s.lr,
-        "batch_size": s.batch_size,
+        "batch_size": _batch_size(model),
+        "moments": s.moments if s.model == "prior" else None,
         "holdout": s.holdout,
         "model": s.model,
         "strategy": "fedprox" if s.proximal_mu > 0 else "fedavg",
@@ -682,6 +695,13 @@ def _partitioning(partitions_dir: PathLike) -> str | None:
         return scheme_title(orjson.loads(stats.read_bytes()))
     except (OSError, ValueError, TypeError, AttributeError):
         return None
+
+
+def _batch_size(model: FlModel) -> int | None:
+    """Return the mini-batch size the model trains with (its own, or its config's)."""
+    config = getattr(model, "config", None)
+    size = getattr(config if config is not None else model, "batch_size", None)
+    return None if size is None else int(size)
 
 
 def _model_settings(model: FlModel) -> dict[str, Any]:

@@ -50,6 +50,7 @@ def location_ranks(
     for s in range(0, y.size, batch_size):
         sl = slice(s, s + batch_size)
         p = scorer.predict_proba(la[sl], lo[sl], None if dates is None else dates[sl])
+        p = np.where(np.isnan(p), -np.inf, p)  # a NaN score ranks last, never first
         t = y[sl]
         true = p[np.arange(t.size), t][:, None]
         higher = (p > true).sum(axis=1)
