@@ -37,12 +37,12 @@ so. Ours always runs 100 clients a round.
 
 **What federation costs on fg_geo.** The fg_geo catalog is built from the release (from
 ``GEOAWARE_MIRROR`` or ``/work/shared/data``, as ``geoaware demo`` does), partitioned at species
-level by cell (H3 resolution 2, 836 clients, 50 sampled a round), and by Dirichlet alpha 0.1
-and 1.0 (20 clients, all trained each round); each runs ``fl simulate --model prior`` with the
-centralised model beside it. fg_geo has no photographer (no ``user_id``), so it has no user
-partition (``by_user_on_fg_geo`` says so; the by-user run is the timing one above, whose
-synthetic labels carry no signal). The gap is federated minus centralised top-1/top-5 on the
-held-out rows after the last round.
+level by cell (H3 resolution 2, 836 clients, 50 sampled a round), by Dirichlet alpha 0.1
+and 1.0 (20 clients, all trained each round) and by 2,000 SYNTHETIC photographers (``partition
+--by synthetic-user``: fg_geo has no ``user_id``; 1,570 get photos, 100 sampled a round); each
+runs ``fl simulate --model prior --batch-size 128`` (``--fg-batch-size``; Adam's moments shared,
+the default) with the centralised model beside it. The gap is federated minus centralised
+top-1/top-5 on the held-out rows after the last round.
 
 The baseline has a deadline (``--timeout``; quick 300 s): a baseline that has not finished
 its rounds by then is stopped, and ``ratio`` is then a lower bound (``ratio_at_least``: the
@@ -82,6 +82,7 @@ SPECIES = 10_000
 IMAGES = 2_686_843
 CLIENTS_PER_ROUND = 100
 HOLDOUT = 0.005
+FG_BATCH = 128  # the fg_geo runs' batch size (the README's `fl simulate --batch-size 128`)
 
 
 def make_catalog(path: Path, images: int, users: int, species: int, seed: int) -> None:
@@ -314,18 +315,27 @@ def partition(catalog: Path, out: Path, by: str, **kw: Any) -> Path:
     return out
 
 
-def gap(parts: Path, catalog: Path, rounds: int, epochs: int, fraction: float,
-        run: Path) -> dict[str, Any]:  # fmt: skip
+def gap(parts: Path, catalog: Path, rounds: int, epochs: int, per_round: int | None,
+        batch_size: int, run: Path) -> dict[str, Any]:  # fmt: skip
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     from geoaware.federated.report import write_federated_run
     from geoaware.federated.simulate import SimulationSettings, simulate_fedavg
 
+    ids = pq.read_table(parts / "partitions.parquet", columns=["partition_id"]).column(0)
+    clients = int(pc.max(ids).as_py()) + 1
+    fraction = 1.0 if per_round is None else min(1.0, per_round / clients)
     s = SimulationSettings(rounds=rounds, local_epochs=epochs, fraction_fit=fraction,
-                           model="prior", num_cpus=2)  # fmt: skip
+                           model="prior", batch_size=batch_size, num_cpus=2)  # fmt: skip
     r = simulate_fedavg(parts, catalog, s, log_file=run / f"{parts.name}.flower.log")
     write_federated_run(r, run, f"prior-{parts.name}")
     f = r["final"]
     return {
         "clients": r["clients"],
+        "clients_per_round": max(1, round(r["clients"] * fraction)),
+        "batch_size": r["batch_size"],
+        "moments": r["moments"],
         "per_round_top5": [(p["federated_top5"], p["centralised_top5"]) for p in r["per_round"]],
         "fed_top1": f["federated_accuracy"],
         "central_top1": f["centralised_accuracy"],
@@ -358,6 +368,9 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--fg-rounds", type=int, default=None, help="rounds on fg_geo (default 10)")
     ap.add_argument("--fg-epochs", type=int, default=1, help="local epochs on fg_geo")
+    ap.add_argument(
+        "--fg-batch-size", type=int, default=FG_BATCH, help=f"batch size on fg_geo ({FG_BATCH})"
+    )
     ap.add_argument("--keep", type=Path, default=None, help="write the fg_geo runs here")
     ap.add_argument("--timeout", type=float, default=None, help="baseline deadline (s)")
     args = ap.parse_args()
@@ -382,13 +395,14 @@ def main() -> None:
         fg = fg_geo_catalog(work)
         run = args.keep or work / "runs"
         gaps: dict[str, Any] = {}
-        for name, by, kw, fraction in (
-            ("cell", "cell", {"cell": "h3:2"}, 50 / 836),
-            ("dirichlet_0.1", "dirichlet", {"alpha": 0.1, "num_partitions": 20}, 1.0),
-            ("dirichlet_1.0", "dirichlet", {"alpha": 1.0, "num_partitions": 20}, 1.0),
+        for name, by, kw, per_round in (
+            ("cell", "cell", {"cell": "h3:2"}, 50),
+            ("dirichlet_0.1", "dirichlet", {"alpha": 0.1, "num_partitions": 20}, None),
+            ("dirichlet_1.0", "dirichlet", {"alpha": 1.0, "num_partitions": 20}, None),
+            ("synthetic_user", "synthetic-user", {"users": 2000}, 100),
         ):
             p = partition(fg, work / f"parts-{name}", by, **kw)
-            gaps[name] = gap(p, fg, fg_rounds, args.fg_epochs, fraction, run)
+            gaps[name] = gap(p, fg, fg_rounds, args.fg_epochs, per_round, args.fg_batch_size, run)
             print(f"fg_geo {name}: {gaps[name]}", file=sys.stderr)
     scale = CLIENTS_PER_ROUND / sample
     measured = "steady_s_per_round" in base
@@ -418,8 +432,9 @@ def main() -> None:
         "fg_geo_rounds": fg_rounds,
         "fg_geo_local_epochs": args.fg_epochs,
         "fg_geo_gap": gaps,
-        "by_user_on_fg_geo": "not possible: the fg_geo release has no user; by user runs "
-        "only on the synthetic iNat2021-shaped catalog above (the timing run)",
+        "fg_geo_batch_size": args.fg_batch_size,
+        "by_user_on_fg_geo": "the fg_geo release has no user: synthetic_user is 2,000 "
+        "SYNTHETIC photographers (partition --by synthetic-user), not real users",
         "quick": args.quick,
         "seconds": time.perf_counter() - t_all,
     }))  # fmt: skip

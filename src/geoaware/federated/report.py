@@ -120,6 +120,10 @@ def _source(report: dict[str, Any]) -> str:
     recipe = report.get("recipe")
     if recipe:
         how.append(f"{recipe['name']} recipe")
+    if report.get("batch_size"):
+        how.append(f"batch {report['batch_size']}")
+    if report.get("moments"):
+        how.append(f"{report['moments']} Adam moments")
     if report.get("strategy") == "fedprox":
         how.append(f"FedProx mu {report['settings']['proximal_mu']:g}")
     scheme = report.get("partitioning")
