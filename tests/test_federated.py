@@ -341,7 +341,10 @@ def test_fl_simulate_prior_model_real_flower(tmp_path: Path) -> None:
     # ~80 training rows per label: prior train's auto recipe is the published one
     assert report["recipe"]["name"] == "published" and report["recipe"]["asked"] == "auto"
     assert report["model_settings"]["encoding"] == "wrap"
-    assert report["partitioning"] == "by user" and "(prior, published recipe, batch 2048, shared Adam moments)" in doc["source"]
+    assert (
+        report["partitioning"] == "by user"
+        and "(prior, published recipe, batch 2048, shared Adam moments)" in doc["source"]
+    )
     assert sum(report["client_sizes"]) == report["rows_train"] and len(report["client_sizes"]) == 3
     final = report["final"]
     # three far-apart clusters, three labels: the prior learns them, federated and central
