@@ -11,10 +11,12 @@ those of a writer that is still running.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -177,3 +179,22 @@ def atomic_write_text(target: str | os.PathLike[str], text: str) -> Path:
     'ok'
     """
     return atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_csv(
+    target: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[object]]
+) -> Path:
+    r"""Write a CSV file (``\n`` line ends, UTF-8) atomically and return the target path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "failed.csv"
+    >>> atomic_write_csv(f, ["image_id", "reason"], [["a", "HTTP 404, gone"]]).read_text()
+    'image_id,reason\na,"HTTP 404, gone"\n'
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return atomic_write_text(target, buf.getvalue())

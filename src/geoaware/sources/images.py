@@ -12,8 +12,6 @@ goes on.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from geoaware.errors import DownloadError, InputFileError
-from geoaware.fileio import atomic_write_text
+from geoaware.fileio import atomic_write_csv
 from geoaware.sources.download import Timeouts, download_url
 from geoaware.typing import PathLike
 
@@ -260,12 +258,8 @@ def fetch_images(
 
 
 def _write_failed(path: Path, failures: list[PhotoFailure]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["image_id", "url", "reason"])
-    for f in failures:
-        writer.writerow([f.image_id, f.url, f.reason])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, ["image_id", "url", "reason"],
+                     ([f.image_id, f.url, f.reason] for f in failures))  # fmt: skip
 
 
 @contextmanager

@@ -10,14 +10,13 @@ import these, so neither imports the other's module for them.
 from __future__ import annotations
 
 import csv
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from geoaware.errors import InputFileError
-from geoaware.fileio import atomic_write_text
+from geoaware.fileio import atomic_write_csv
 
 __all__ = ["FailedImage", "ShardPlan", "plan_rows", "read_failed", "write_failed"]
 
@@ -90,9 +89,5 @@ def read_failed(path: Path) -> dict[str, FailedImage]:
 
 def write_failed(path: Path, failures: Sequence[FailedImage]) -> None:
     """Write ``failures`` as ``failed.csv`` (``image_id,path,reason``), atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["image_id", "path", "reason"])
-    for f in failures:
-        writer.writerow([f.image_id, f.path, f.reason])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, ["image_id", "path", "reason"],
+                     ([f.image_id, f.path, f.reason] for f in failures))  # fmt: skip
