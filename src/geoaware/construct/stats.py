@@ -126,9 +126,10 @@ def client_histogram(ax: Any, values: npt.ArrayLike, *, what: str, title: str) -
     """Draw a histogram of one size per client on ``ax``; return whether the scales are log.
 
     Counts of clients are whole numbers on the y-axis. Sizes whose largest is at least 20
-    times their smallest (heavy-tailed: a few big clients, many small ones) get log-spaced
-    bins on a log x-axis and a log y-axis, so the long tail stays visible; a narrow range
-    gets one bin per integer size; the median is a labelled dashed line.
+    times their smallest above zero (heavy-tailed: a few big clients, many small ones) get
+    log-spaced bins on a log x-axis and a log y-axis, so the long tail stays visible (clients
+    of size 0 cannot sit on it: the legend counts them); a narrow range gets one bin per
+    integer size; the median (of all clients) is a labelled dashed line.
 
     Parameters
     ----------
@@ -151,13 +152,24 @@ def client_histogram(ax: Any, values: npt.ArrayLike, *, what: str, title: str) -
     True
     >>> ax.get_xscale(), ax.get_yscale(), ax.get_xlabel()
     ('log', 'log', 'images per client (log scale)')
+    >>> ax.cla()
+    >>> client_histogram(ax, [0, 0, 2, 3, 500], what="training rows", title="by user")
+    True
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['median 2', '2 clients with 0 not shown']
     >>> plt.close(fig)
     """
     from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     v = np.asarray(values, dtype=np.int64).ravel()
-    low, high = (int(v.min()), int(v.max())) if v.size else (0, 0)
-    heavy = low >= 1 and high / low >= 20
+    high = int(v.max()) if v.size else 0
+    smallest = int(v[v > 0].min()) if (v > 0).any() else 0
+    heavy = smallest >= 1 and high / smallest >= 20
+    empty = int((v == 0).sum()) if heavy else 0  # a log axis has no 0: said in the legend
+    median_all = float(np.median(v)) if v.size else None
+    if heavy:
+        v = v[v > 0]
+    low = int(v.min()) if v.size else 0
     whole = FuncFormatter(lambda x, _pos: f"{x:,.0f}")
     edges: npt.NDArray[Any]
     if heavy:
@@ -181,11 +193,13 @@ def client_histogram(ax: Any, values: npt.ArrayLike, *, what: str, title: str) -
     ax.yaxis.set_major_formatter(whole)
     ax.set_xlabel(f"{what} per client" + (" (log scale)" if heavy else ""))
     ax.set_ylabel("clients" + (" (log scale)" if heavy else ""))
-    if v.size:
-        median = float(np.median(v))
+    if median_all is not None:
         ax.axvline(
-            median, color="#c0392b", linewidth=1, linestyle="--", label=f"median {median:,g}"
-        )
+            max(median_all, low) if heavy else median_all, color="#c0392b", linewidth=1,
+            linestyle="--", label=f"median {median_all:,g}",
+        )  # fmt: skip
+        if empty:
+            ax.plot([], [], " ", label=f"{empty:,} clients with 0 not shown")
         ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=10)
     return heavy

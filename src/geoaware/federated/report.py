@@ -11,6 +11,7 @@ run can be redone.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,11 @@ def _source(report: dict[str, Any]) -> str:
     return f"{where} ({', '.join(how)})"
 
 
+def _wrap(title: str, width: int = 60) -> str:
+    """Wrap a figure title to ``width`` characters, never between a number and its unit."""
+    return textwrap.fill(title.replace(" km", "\u00a0km"), width)
+
+
 def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
     import matplotlib
 
@@ -144,6 +150,7 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
     per = report["per_round"]
     r = [p["round"] for p in per]
     fig, ax = plt.subplots(figsize=(6, 3.6))
+    marks = len(r) <= 30  # markers on every round only while they stay apart
     for key, label, style in (
         ("federated_accuracy", "federated top-1", "-o"),
         ("centralised_accuracy", "centralised top-1", "--o"),
@@ -151,7 +158,8 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
         ("centralised_top5", "centralised top-5", "--s"),
     ):
         if all(p[key] is not None for p in per):  # no centralised run: no line
-            ax.plot(r, [100 * p[key] for p in per], style, label=label)
+            line = style if marks else style.rstrip("os")
+            ax.plot(r, [100 * p[key] for p in per], line, label=label)
     best = doc["summary"]["best_baseline_top5_acc"]
     if best is not None:
         ax.axhline(100 * best, color="grey", lw=1, ls=":", label="best baseline top-5")
@@ -159,10 +167,11 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
     ax.set_ylabel("held-out accuracy (%)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     scheme = _scheme(report)
-    ax.set_title(
-        f"FedAvg of {report['model']}, {report['clients']:,} clients"
-        + (f", {scheme}" if scheme else "")
+    strategy = "FedProx" if report.get("strategy") == "fedprox" else "FedAvg"
+    title = f"{strategy} of {report['model']}, {report['clients']:,} clients" + (
+        f", {scheme}" if scheme else ""
     )
+    ax.set_title(_wrap(title), fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
     acc = out_dir / f"{name}.accuracy_by_round.png"
@@ -171,7 +180,7 @@ def _plots(doc: dict[str, Any], out_dir: Path, name: str) -> list[str]:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     sizes = np.asarray(report["client_sizes"], dtype=np.int64)
     title = f"training rows of the {sizes.size:,} clients" + (f", {scheme}" if scheme else "")
-    client_histogram(ax, sizes, what="training rows", title=title)
+    client_histogram(ax, sizes, what="training rows", title=_wrap(title))
     fig.tight_layout()
     dist = out_dir / f"{name}.client_sizes.png"
     fig.savefig(dist, dpi=100)
