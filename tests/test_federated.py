@@ -430,6 +430,29 @@ def test_fl_simulate_embedding_head_real_flower(tmp_path: Path) -> None:
     assert "Proximal mu: 0.01" in (run / "h.flower.log").read_text()  # Flower's FedProx ran
     bad = CliRunner().invoke(_cli(), [*args[:5], "--model", "head"])
     assert isinstance(bad.exception, BuildError) and "--embeddings" in str(bad.exception)
+    # the run is redone from its recorded settings alone, with the same final figures
+    again = CliRunner().invoke(_cli(), ["fl", "rerun", str(run / "h.federated.json"), "--json"])
+    assert again.exit_code == 0, again.output
+    redo = orjson.loads(again.stdout.strip().splitlines()[-1])
+    assert redo["settings"] == report["settings"] and redo["partitions"] == str(parts)
+    assert redo["rerun"] == redo["recorded"] and redo["same"] and redo["max_difference"] == 0.0
+
+
+def test_recorded_settings_of_old_and_broken_run_files(tmp_path: Path) -> None:
+    """A prior run recorded before shared moments gets fresh ones back; junk is refused."""
+    import orjson
+
+    from geoaware.federated.simulate import recorded_settings
+
+    old = {"simulation": {"partitions": "p", "catalog": "c.parquet", "settings": {
+        "model": "prior", "rounds": 10, "batch_size": 32, "gone_setting": 1}}}  # fmt: skip
+    f = tmp_path / "old.federated.json"
+    f.write_bytes(orjson.dumps(old))
+    parts, catalog, settings = recorded_settings(f)
+    assert (parts, catalog, settings.rounds, settings.moments) == ("p", "c.parquet", 10, "fresh")
+    (tmp_path / "junk.federated.json").write_text("{}")
+    with pytest.raises(BuildError, match="not a run file of `fl simulate --out`"):
+        recorded_settings(tmp_path / "junk.federated.json")
 
 
 def test_train_softmax_proximal_term_holds_weights_near_the_start() -> None:

@@ -12,7 +12,7 @@ import typer
 
 from geoaware.clikit import JsonOpt, emit_json, out
 
-__all__ = ["app", "fl_app", "fl_simulate"]
+__all__ = ["app", "fl_app", "fl_rerun", "fl_simulate"]
 
 app = typer.Typer()
 fl_app = typer.Typer(
@@ -117,6 +117,74 @@ def fl_simulate(
         emit_json(report)
         return
     _show_simulation(report, out_dir)
+
+
+@fl_app.command(
+    "rerun",
+    epilog="Example: geoaware fl rerun runs/fl/prior-d1.0.federated.json --out runs/again  "
+    "(run it from the folder the first run ran in: the partition folder and catalog are "
+    "read from the paths recorded there).  Prints the run's table and how far its final "
+    "figures are from the recorded ones.  JSON keys: run_file, partitions, catalog, "
+    "settings, recorded (federated_accuracy, centralised_accuracy, federated_top5, "
+    "centralised_top5), rerun (the same four), max_difference, same (all four within "
+    "--tolerance), rerun_file (with --out).",
+)
+def fl_rerun(
+    run_file: Annotated[Path, typer.Argument(help="A RUN/NAME.federated.json of fl simulate.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run folder for the new run (optional).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name of the new run (default: the old one's).")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="Largest difference of a final figure still called the same.")
+    ] = 1e-9,
+    json: JsonOpt = False,
+) -> None:
+    """Run a recorded federated simulation again from its settings; compare its final figures."""
+    from geoaware.federated.simulate import recorded_settings, simulate_fedavg
+
+    parts, catalog, settings = recorded_settings(run_file)
+    run_name = name or run_file.name.removesuffix(".federated.json")
+    log = None if out_dir is None else out_dir / f"{run_name}.flower.log"
+    report = simulate_fedavg(parts, catalog, settings, log_file=log)
+    if out_dir is not None:
+        from geoaware.federated.report import write_federated_run
+
+        report["log"] = str(log)
+        report["run_file"] = str(write_federated_run(report, out_dir, run_name))
+    import orjson
+
+    recorded = orjson.loads(run_file.read_bytes())["simulation"]["final"]
+    keys = ("federated_accuracy", "centralised_accuracy", "federated_top5", "centralised_top5")
+    diffs = [
+        abs(report["final"][k] - recorded[k])
+        for k in keys
+        if report["final"][k] is not None and recorded.get(k) is not None
+    ]
+    summary = {
+        "run_file": str(run_file),
+        "partitions": parts,
+        "catalog": catalog,
+        "settings": report["settings"],
+        "recorded": {k: recorded.get(k) for k in keys},
+        "rerun": {k: report["final"][k] for k in keys},
+        "max_difference": max(diffs, default=0.0),
+        "same": max(diffs, default=0.0) <= tolerance,
+    }
+    if out_dir is not None:
+        summary["rerun_file"] = report["run_file"]
+    if json:
+        emit_json(summary)
+        return
+    _show_simulation(report, out_dir)
+    verdict = "the same" if summary["same"] else "different"
+    out.print(
+        f"final figures {verdict} as recorded in {run_file} "
+        f"(largest difference {100 * summary['max_difference']:.4f} points)",
+        highlight=False,
+    )
 
 
 def _show_simulation(report: dict[str, Any], out_dir: Path | None) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "accuracy",
     "heldout_accuracy",
     "load_task",
+    "recorded_settings",
     "simulate_fedavg",
     "train_softmax",
 ]
@@ -681,6 +682,42 @@ def simulate_fedavg(
         "centralised_seconds": central_seconds if s.compare else None,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def recorded_settings(run_file: PathLike) -> tuple[str, str, SimulationSettings]:
+    """Return the partition folder, catalog and settings a ``*.federated.json`` run recorded.
+
+    Paths are as they were given to ``fl simulate`` (relative ones to the folder it ran in).
+    A prior run recorded before ``moments`` existed trained with fresh Adam moments, and
+    gets them back.
+
+    Raises
+    ------
+    BuildError
+        If the file is not a federated run or its settings no longer validate.
+
+    Examples
+    --------
+    >>> parts, catalog, s = recorded_settings("runs/fl/prior-d1.0.federated.json")  # doctest: +SKIP
+    >>> s.model, s.rounds  # doctest: +SKIP
+    ('prior', 10)
+    """
+    import orjson
+
+    path = Path(run_file)
+    try:
+        sim = orjson.loads(path.read_bytes())["simulation"]
+        parts, catalog, recorded = str(sim["partitions"]), str(sim["catalog"]), sim["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BuildError(f"{path}: not a run file of `fl simulate --out` ({exc})") from exc
+    fields = {f.name for f in dataclasses.fields(SimulationSettings)}
+    known = {k: v for k, v in recorded.items() if k in fields}
+    if known.get("model") == "prior" and "moments" not in recorded:
+        known["moments"] = "fresh"  # what every client did before moments were shared
+    try:
+        return parts, catalog, SimulationSettings(**known)
+    except TypeError as exc:
+        raise BuildError(f"{path}: settings {recorded!r} do not validate ({exc})") from exc
 
 
 def _partitioning(partitions_dir: PathLike) -> str | None:
