@@ -79,12 +79,30 @@ def _require_flower() -> None:
         ) from exc
 
 
+def object_store_mb(message_bytes: int, num_cpus: int) -> int:
+    """Return a Ray object store size (MB) for messages of ``message_bytes`` on ``num_cpus``.
+
+    Four messages per CPU (the weights in and out of each running client, and the replies
+    waiting for the average), plus 64 MB, and never under 100 MB.
+
+    Examples
+    --------
+    >>> object_store_mb(36 * 2**20, 2), object_store_mb(1000, 2)
+    (352, 100)
+    """
+    return max(100, 4 * num_cpus * -(-message_bytes // 2**20) + 64)
+
+
 @contextlib.contextmanager
 def ray_session(num_cpus: int, *, object_store_mb: int = 100) -> Iterator[None]:
     """Start a local Ray for one simulation; shut it down on the way out, whatever happens.
 
     Call it from the main thread before Flower starts any thread (see the module notes).
     Worker processes get one BLAS/OpenMP thread each and this interpreter's ``sys.path``.
+    ``object_store_mb`` sizes Ray's shared-memory store, which carries the weights to and from
+    each client; :func:`object_store_mb` gives a size that holds a round's messages in flight
+    (a store too small for them spills to disk: at iNat2021's shape with Adam's moments, 36 MB
+    a message, 124 s a round in a 100 MB store).
 
     Examples
     --------

@@ -543,6 +543,7 @@ def simulate_fedavg(
 
     from geoaware.federated.runtime import (
         flower_log_to,
+        object_store_mb,
         ray_session,
         server_stopped,
         stop_on_signals,
@@ -558,6 +559,7 @@ def simulate_fedavg(
     test = task.heldout
     x_test, y_test = x[test], task.y[test]
     w0 = model.initial()
+    w0_bytes = sum(np.asarray(a).nbytes for a in w0)
     t_central = time.perf_counter()
     central = _centralised(model, x, task, s) if s.compare else None
     baselines = _baselines(task) if s.compare else {}
@@ -614,7 +616,7 @@ def simulate_fedavg(
         with (
             stop_on_signals(stop),
             flower_log_to(log),
-            ray_session(s.num_cpus),
+            ray_session(s.num_cpus, object_store_mb=object_store_mb(w0_bytes, s.num_cpus)),
             server_stopped(stop, done),
         ):
             run_simulation(
