@@ -448,7 +448,8 @@ def test_recorded_settings_of_old_and_broken_run_files(tmp_path: Path) -> None:
         "model": "prior", "rounds": 10, "batch_size": 32, "gone_setting": 1}}}  # fmt: skip
     f = tmp_path / "old.federated.json"
     f.write_bytes(orjson.dumps(old))
-    parts, catalog, settings = recorded_settings(f)
+    parts, catalog, settings, final = recorded_settings(f)
+    assert final == {}  # none recorded
     assert (parts, catalog, settings.rounds, settings.moments) == ("p", "c.parquet", 10, "fresh")
     (tmp_path / "junk.federated.json").write_text("{}")
     with pytest.raises(BuildError, match="not a run file of `fl simulate --out`"):

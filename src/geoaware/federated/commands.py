@@ -96,7 +96,7 @@ def fl_simulate(
     json: JsonOpt = False,
 ) -> None:
     """FedAvg (Flower simulation) of a location prior or image head, beside central training."""
-    from geoaware.federated.simulate import SimulationSettings, simulate_fedavg
+    from geoaware.federated.simulate import SimulationSettings
 
     settings = SimulationSettings(
         rounds=rounds, local_epochs=local_epochs, fraction_fit=fraction_fit, seed=seed,
@@ -106,13 +106,7 @@ def fl_simulate(
         moments=moments, batch_size=batch_size,
     )  # fmt: skip
     run_name = name or f"fedavg-{model}-{partitions_dir.name}"
-    log = None if out_dir is None else out_dir / f"{run_name}.flower.log"
-    report = simulate_fedavg(partitions_dir, catalog, settings, log_file=log)
-    if out_dir is not None:
-        from geoaware.federated.report import write_federated_run
-
-        report["log"] = str(log)
-        report["run_file"] = str(write_federated_run(report, out_dir, run_name))
+    report = _simulate(partitions_dir, catalog, settings, out_dir, run_name)
     if json:
         emit_json(report)
         return
@@ -143,20 +137,11 @@ def fl_rerun(
     json: JsonOpt = False,
 ) -> None:
     """Run a recorded federated simulation again from its settings; compare its final figures."""
-    from geoaware.federated.simulate import recorded_settings, simulate_fedavg
+    from geoaware.federated.simulate import recorded_settings
 
-    parts, catalog, settings = recorded_settings(run_file)
+    parts, catalog, settings, recorded = recorded_settings(run_file)
     run_name = name or run_file.name.removesuffix(".federated.json")
-    log = None if out_dir is None else out_dir / f"{run_name}.flower.log"
-    report = simulate_fedavg(parts, catalog, settings, log_file=log)
-    if out_dir is not None:
-        from geoaware.federated.report import write_federated_run
-
-        report["log"] = str(log)
-        report["run_file"] = str(write_federated_run(report, out_dir, run_name))
-    import orjson
-
-    recorded = orjson.loads(run_file.read_bytes())["simulation"]["final"]
+    report = _simulate(parts, catalog, settings, out_dir, run_name)
     keys = ("federated_accuracy", "centralised_accuracy", "federated_top5", "centralised_top5")
     diffs = [
         abs(report["final"][k] - recorded[k])
@@ -185,6 +170,22 @@ def fl_rerun(
         f"(largest difference {100 * summary['max_difference']:.4f} points)",
         highlight=False,
     )
+
+
+def _simulate(
+    parts: Path | str, catalog: Path | str, settings: Any, out_dir: Path | None, run_name: str
+) -> dict[str, Any]:
+    """Run the simulation; with ``out_dir``, Flower's log and the run file go there."""
+    from geoaware.federated.simulate import simulate_fedavg
+
+    log = None if out_dir is None else out_dir / f"{run_name}.flower.log"
+    report = simulate_fedavg(parts, catalog, settings, log_file=log)
+    if out_dir is not None:
+        from geoaware.federated.report import write_federated_run
+
+        report["log"] = str(log)
+        report["run_file"] = str(write_federated_run(report, out_dir, run_name))
+    return report
 
 
 def _show_simulation(report: dict[str, Any], out_dir: Path | None) -> None:

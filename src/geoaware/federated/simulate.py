@@ -686,8 +686,12 @@ def simulate_fedavg(
     }
 
 
-def recorded_settings(run_file: PathLike) -> tuple[str, str, SimulationSettings]:
-    """Return the partition folder, catalog and settings a ``*.federated.json`` run recorded.
+def recorded_settings(
+    run_file: PathLike,
+) -> tuple[str, str, SimulationSettings, dict[str, float | None]]:
+    """Return the partition folder, catalog, settings and final figures of a recorded run.
+
+    The run is a ``*.federated.json`` file of ``fl simulate --out``.
 
     Paths are as they were given to ``fl simulate`` (relative ones to the folder it ran in).
     A prior run recorded before ``moments`` existed trained with fresh Adam moments, and
@@ -700,7 +704,7 @@ def recorded_settings(run_file: PathLike) -> tuple[str, str, SimulationSettings]
 
     Examples
     --------
-    >>> parts, catalog, s = recorded_settings("runs/fl/prior-d1.0.federated.json")  # doctest: +SKIP
+    >>> parts, catalog, s, final = recorded_settings("runs/fl/p.federated.json")  # doctest: +SKIP
     >>> s.model, s.rounds  # doctest: +SKIP
     ('prior', 10)
     """
@@ -710,6 +714,7 @@ def recorded_settings(run_file: PathLike) -> tuple[str, str, SimulationSettings]
     try:
         sim = orjson.loads(path.read_bytes())["simulation"]
         parts, catalog, recorded = str(sim["partitions"]), str(sim["catalog"]), sim["settings"]
+        final = dict(sim.get("final") or {})
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BuildError(f"{path}: not a run file of `fl simulate --out` ({exc})") from exc
     fields = {f.name for f in dataclasses.fields(SimulationSettings)}
@@ -717,7 +722,7 @@ def recorded_settings(run_file: PathLike) -> tuple[str, str, SimulationSettings]
     if known.get("model") == "prior" and "moments" not in recorded:
         known["moments"] = "fresh"  # what every client did before moments were shared
     try:
-        return parts, catalog, SimulationSettings(**known)
+        return parts, catalog, SimulationSettings(**known), final
     except TypeError as exc:
         raise BuildError(f"{path}: settings {recorded!r} do not validate ({exc})") from exc
 
