@@ -177,7 +177,10 @@ def _simulate(
 ) -> dict[str, Any]:
     """Run the simulation; with ``out_dir``, Flower's log and the run file go there."""
     from geoaware.federated.simulate import simulate_fedavg
+    from geoaware.outputs import claim_output, record_output
 
+    if out_dir is not None:
+        claim_output(out_dir, "run")  # a folder geoaware did not write is refused, untouched
     log = None if out_dir is None else out_dir / f"{run_name}.flower.log"
     report = simulate_fedavg(parts, catalog, settings, log_file=log)
     if out_dir is not None:
@@ -185,6 +188,7 @@ def _simulate(
 
         report["log"] = str(log)
         report["run_file"] = str(write_federated_run(report, out_dir, run_name))
+        record_output(out_dir, "run", inputs=[parts, catalog], seed=settings.seed)
     return report
 
 
