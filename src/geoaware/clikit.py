@@ -65,6 +65,14 @@ out = console()
 err = console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+TiesOpt = Annotated[
+    str,
+    typer.Option(
+        click_type=click.Choice(["pessimistic", "optimistic"]),
+        help="A wrong class (or caption, or image) scoring exactly like the right one "
+        "counts against it (pessimistic) or not (optimistic).",
+    ),
+]
 OverwriteOpt = Annotated[
     bool,
     typer.Option(

@@ -16,6 +16,7 @@ import typer
 from geoaware.clikit import (
     JsonOpt,
     OverwriteOpt,
+    TiesOpt,
     emit_json,
     floats_option,
     fmt_metric,
@@ -334,13 +335,6 @@ EncoderOpt = Annotated[
     typer.Option(
         help="Image-text encoder for the text vectors (e.g. open_clip:ViT-B-32); it must be "
         "the encoder that made the image embeddings."
-    ),
-]
-TiesOpt = Annotated[
-    str,
-    typer.Option(
-        help="A wrong candidate scoring exactly like the right one counts against it "
-        "(pessimistic) or not (optimistic)."
     ),
 ]
 SplitOpt = Annotated[str | None, typer.Option(help="Use only the rows of this split.")]

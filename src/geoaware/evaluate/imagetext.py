@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from geoaware.errors import EvaluationError
+from geoaware.ranking import Ties, check_ties, true_class_ranks
 from geoaware.runs import RunKind, run_document, write_run
 from geoaware.typing import Float32Array, IntArray, PathLike
 
@@ -61,7 +62,6 @@ __all__ = [
     "zeroshot_scores",
 ]
 
-Ties = Literal["pessimistic", "optimistic"]
 
 DEFAULT_TEMPLATES: tuple[str, ...] = (
     "a satellite image of {}.",
@@ -227,8 +227,10 @@ def _check_dims(image: np.ndarray, text: np.ndarray) -> None:
 
 
 def _check_ties(ties: str) -> None:
-    if ties not in ("pessimistic", "optimistic"):
-        raise EvaluationError(f"ties must be 'pessimistic' or 'optimistic', got {ties!r}")
+    try:
+        check_ties(ties)
+    except ValueError as e:
+        raise EvaluationError(str(e)) from None
 
 
 def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
@@ -276,11 +278,7 @@ def class_ranks(
     rank = np.empty(t.size, dtype=np.int64)
     step = max(1, max_block // max(s.shape[1], 1))
     for a in range(0, t.size, step):
-        block = s[a : a + step].copy()
-        rows, cols = np.arange(block.shape[0]), t[a : a + step]
-        right = block[rows, cols]
-        block[rows, cols] = -np.inf  # the true class does not count against itself
-        rank[a : a + step] = _beaten(block, right, ties) + 1
+        rank[a : a + step] = true_class_ranks(s[a : a + step], t[a : a + step], ties=ties)
     return rank
 
 

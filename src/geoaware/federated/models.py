@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geoaware.construct.errors import BuildError
+from geoaware.ranking import topk_from_ranks, true_class_ranks
 from geoaware.typing import Float64Array, IntArray, PathLike
 
 if TYPE_CHECKING:
@@ -82,10 +83,9 @@ def topk_accuracy(
 ) -> dict[str, float]:
     """Return ``top<k>_acc`` for each k: the share of rows whose label is among the k best.
 
-    Ties count against the label (a row is right at k only if fewer than k other classes
-    score at least as high: all-equal scores, e.g. zero weights, are right only with k at
-    least the number of classes). A NaN score counts as the lowest (a diverged model's
-    all-NaN scores are right only with k at least the number of classes). NaN without rows.
+    Ranks come from :func:`geoaware.ranking.true_class_ranks`: ties count against the label
+    (all-equal scores, e.g. zero weights, are right only with k at least the number of
+    classes) and a NaN score counts as the lowest, as in ``prior eval``. NaN without rows.
 
     Examples
     --------
@@ -97,12 +97,7 @@ def topk_accuracy(
     >>> topk_accuracy(np.full((2, 3), np.nan), np.array([0, 2]), ks=(1, 2))
     {'top1_acc': 0.0, 'top2_acc': 0.0}
     """
-    if not len(y):
-        return {f"top{k}_acc": float("nan") for k in ks}
-    scores = np.where(np.isnan(scores), -np.inf, scores)
-    true = scores[np.arange(len(y)), y]
-    rank = (scores >= true[:, None]).sum(axis=1) - 1  # the label's tied classes rank above it
-    return {f"top{k}_acc": float((rank < k).mean()) for k in ks}
+    return topk_from_ranks(true_class_ranks(scores, y), ks)
 
 
 class SoftmaxModel:

@@ -16,6 +16,7 @@ from geoaware.clikit import (
     CatalogArg,
     JsonOpt,
     OverwriteOpt,
+    TiesOpt,
     emit_json,
     err,
     fmt_metric,
@@ -274,7 +275,7 @@ def predict(
     name="eval",
     epilog="Example: geoaware prior eval prior-model catalog.parquet --split test "
     "--exclude-within 1.  "
-    "JSON keys: split, n, dropped, baselines, rows "
+    "JSON keys: split, n, dropped, baselines, ties, rows "
     "(each: method, n, top1_acc, top5_acc, top10_acc, map), twin_free (km, n, twins, rows; "
     "null with --exclude-within 0).",
 )
@@ -293,6 +294,7 @@ def evaluate(
             "this many km (twin-free), next to all points; 0: all points only."
         ),
     ] = 1.0,
+    ties: TiesOpt = "pessimistic",
     json: JsonOpt = False,
 ) -> None:
     """Location-only top-1/5/10 and mean average precision of the prior beside the baselines."""
@@ -307,6 +309,7 @@ def evaluate(
         train_split=train_split,
         baselines=baselines,
         exclude_within_km=exclude_within or None,
+        ties="optimistic" if ties == "optimistic" else "pessimistic",
     )
     if json:
         emit_json(report)
@@ -323,7 +326,8 @@ def evaluate(
             f = free["rows"][i]
             line += [fmt_metric(k, f[k]) for k in ("top1_acc", "top5_acc")]
         lines.append(line)
-    out.print(table(f"location-only, split {split!r}: {report['n']:,} located points", head, lines))
+    title = f"location-only, split {split!r}: {report['n']:,} located points, ties {ties}"
+    out.print(table(title, head, lines))
     if free:
         out.print(
             f"twin-free: {free['n']:,} of {report['n']:,} test points have no training point of "

@@ -2,8 +2,11 @@
 
 For each test observation the scorer ranks every class at its location; the rank of the true
 class gives top-k accuracy and the average precision (one relevant class, so AP = 1 / rank;
-its mean over observations is the mean average precision). Ties rank the lower class index
-first, as :func:`geoaware.predictions.labels.top_k_from_scores` does. Points are scored
+its mean over observations is the mean average precision). Ranks follow
+:func:`geoaware.ranking.true_class_ranks`: by default a class scoring the same as the true one
+ranks above it (``ties="pessimistic"``; a nearest-neighbour count of zero for thousands of
+classes is then no hit by the luck of the class order) and a NaN score is the lowest, as in
+``fl simulate`` and the zero-shot evaluation. Points are scored
 ``batch_size`` at a time, so memory is ``batch_size x C`` whatever the number of points
 (1M points x 5,000 classes runs in well under 4 GB).
 """
@@ -20,6 +23,7 @@ import pyarrow as pa
 from geoaware.priors.baselines import BASELINES, Scorer, fit_baselines
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.data import Observations, load_table, observations_from_table
+from geoaware.ranking import Ties, check_ties, true_class_ranks
 from geoaware.typing import BoolArray, IntArray, PathLike
 
 __all__ = ["evaluate_prior", "location_ranks", "rank_metrics", "same_class_twins"]
@@ -33,30 +37,34 @@ def location_ranks(
     date_fraction: npt.ArrayLike | None = None,
     *,
     batch_size: int = 4096,
+    ties: Ties = "pessimistic",
 ) -> IntArray:
     """Return the 1-based rank of each point's true class among the scorer's classes.
+
+    ``ties="pessimistic"`` ranks classes scoring the same as the true one above it,
+    ``"optimistic"`` below it (:func:`geoaware.ranking.true_class_ranks`).
 
     Examples
     --------
     >>> from geoaware.priors.baselines import ClassFrequency
     >>> location_ranks(ClassFrequency([0, 1, 1], 2), [0.0, 0.0], [0.0, 0.0], [1, 0]).tolist()
     [1, 2]
+    >>> tied = ClassFrequency([0, 1], 2)  # both classes score 0.5
+    >>> location_ranks(tied, [0.0], [0.0], [0]).tolist()
+    [2]
+    >>> location_ranks(tied, [0.0], [0.0], [0], ties="optimistic").tolist()
+    [1]
     """
     la = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lo = np.atleast_1d(np.asarray(lon, dtype=np.float64))
     y = np.atleast_1d(np.asarray(labels, dtype=np.int64))
     dates = None if date_fraction is None else np.asarray(date_fraction, dtype=np.float64)
+    check_ties(ties)
     ranks = np.empty(y.size, dtype=np.int64)
     for s in range(0, y.size, batch_size):
         sl = slice(s, s + batch_size)
         p = scorer.predict_proba(la[sl], lo[sl], None if dates is None else dates[sl])
-        p = np.where(np.isnan(p), -np.inf, p)  # a NaN score ranks last, never first
-        t = y[sl]
-        true = p[np.arange(t.size), t][:, None]
-        higher = (p > true).sum(axis=1)
-        cols = np.arange(p.shape[1])
-        tied_before = ((p == true) & (cols[None, :] < t[:, None])).sum(axis=1)
-        ranks[sl] = 1 + higher + tied_before
+        ranks[sl] = true_class_ranks(p, y[sl], ties=ties)
     return ranks
 
 
@@ -128,6 +136,7 @@ def evaluate_prior(
     baselines: bool = True,
     ks: Sequence[int] = (1, 5, 10),
     exclude_within_km: float | None = 1.0,
+    ties: Ties = "pessimistic",
 ) -> dict[str, Any]:
     """Evaluate a prior location-only on a catalog split, beside the baselines, in one table.
 
@@ -135,16 +144,18 @@ def evaluate_prior(
     when the catalog has no such split, or the points stored with the model). With
     ``exclude_within_km``, every method is also scored on the test points that have no
     training point of the same class within that distance (:func:`same_class_twins`): the
-    figure for new places, beside the one on all points.
+    figure for new places, beside the one on all points. ``ties`` says how classes scoring the
+    same as the true one count (:func:`location_ranks`).
 
     Returns
     -------
     dict
         ``split``, ``n`` (points evaluated), ``dropped`` (rows left out and why), ``rows``
         (one per method: ``method``, ``n``, ``top1_acc``, ``top5_acc``, ``top10_acc``, ``map``),
-        ``baselines``, and ``twin_free`` (None without ``exclude_within_km``; else ``km``,
+        ``baselines``, ``ties``, and ``twin_free`` (None without ``exclude_within_km``; else ``km``,
         ``n``, ``twins`` and ``rows`` as above, on the test points without a twin).
     """
+    check_ties(ties)
     prior = model if isinstance(model, LocationPrior) else load_prior(model)
     where = "<table>" if isinstance(catalog, pa.Table) else str(catalog)
     table = load_table(catalog, prior.config.label_column)
@@ -166,7 +177,9 @@ def evaluate_prior(
         )  # fmt: skip
     rows, free_rows = [], []
     for name, scorer in scorers.items():
-        ranks = location_ranks(scorer, test.lat, test.lon, test.labels, test.date_fraction)
+        ranks = location_ranks(
+            scorer, test.lat, test.lon, test.labels, test.date_fraction, ties=ties
+        )
         rows.append({"method": name, **rank_metrics(ranks, ks)})
         free_rows.append({"method": name, **rank_metrics(ranks[keep], ks)})
     twin_free = None
@@ -183,6 +196,7 @@ def evaluate_prior(
         "dropped": test.dropped,
         "rows": rows,
         "baselines": list(BASELINES) if baselines else [],
+        "ties": ties,
         "twin_free": twin_free,
     }
 
