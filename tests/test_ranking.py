@@ -68,17 +68,36 @@ def test_unknown_rule_is_refused() -> None:
 
 
 def test_prior_eval_federated_and_zero_shot_give_one_figure() -> None:
-    """The nearest-neighbour baseline's tied scores: the three callers agree."""
+    """The grid histogram's tied scores: the three callers agree."""
     rng = np.random.default_rng(1)
     n_classes = 40
     lat, lon = rng.uniform(-60, 60, 300), rng.uniform(-180, 180, 300)
     y = rng.integers(0, n_classes, 300)
     scorers = fit_baselines(lat[:200], lon[:200], y[:200], n_classes)
-    nn = scorers["nearest_neighbours"]
-    scores = nn.predict_proba(lat[200:], lon[200:], None)
-    ranks = location_ranks(nn, lat[200:], lon[200:], y[200:], batch_size=17)
-    hopeful = location_ranks(nn, lat[200:], lon[200:], y[200:], ties="optimistic")
+    grid = scorers["grid_histogram"]
+    scores = grid.predict_proba(lat[200:], lon[200:], None)
+    ranks = location_ranks(grid, lat[200:], lon[200:], y[200:], batch_size=17)
+    hopeful = location_ranks(grid, lat[200:], lon[200:], y[200:], ties="optimistic")
     assert (hopeful < ranks).mean() > 0.2  # the true class often ties with others
     assert ranks.tolist() == class_ranks(scores, y[200:]).tolist()
     fed = topk_accuracy(np.asarray(scores), y[200:], ks=(1, 5))
     assert fed == topk_from_ranks(ranks, ks=(1, 5))
+
+
+def test_nearest_neighbours_leaves_no_tie_among_the_classes_it_votes_for() -> None:
+    """Equal vote shares are ordered by each class's nearest point, so ties cannot decide."""
+    rng = np.random.default_rng(2)
+    n_classes = 300
+    lat, lon = rng.uniform(-60, 60, 3000), rng.uniform(-180, 180, 3000)
+    y = rng.integers(0, n_classes, 3000)  # 20 neighbours are mostly 20 different classes
+    nn = fit_baselines(lat[:2500], lon[:2500], y[:2500], n_classes)["nearest_neighbours"]
+    args = (lat[2500:], lon[2500:], y[2500:])
+    scores = nn.predict_proba(lat[2500:], lon[2500:])
+    voted = scores > 0.5 / 20  # a vote is worth 1/20, the nearness bonus at most half of it
+    got = voted[np.arange(500), y[2500:]]  # rows whose true class has a neighbour
+    assert 10 < got.sum() < 500
+    low, high = location_ranks(nn, *args, ties="optimistic"), location_ranks(nn, *args)
+    assert (low[got] == high[got]).all()
+    assert (low[~got] < high[~got]).any()  # classes without a vote tie by frequency alone
+    for row, mask in zip(scores, voted, strict=True):
+        assert np.unique(row[mask]).size == mask.sum()

@@ -79,11 +79,20 @@ class ClassFrequency:
 class NearestNeighbours:
     """Class shares among the ``k`` nearest training points (haversine order).
 
+    Equal shares are ordered by each class's nearest neighbour (a class whose closest point
+    is nearer ranks first; the bonus is below half a vote, so it never outweighs one), and
+    classes without a vote by their training frequency. Without that order a share tied by
+    several classes (20 neighbours of 20 species) would be a tie of the baseline's own
+    making, and its top-k would depend on how ties are counted.
+
     Examples
     --------
     >>> nn = NearestNeighbours([0.0, 0.0, 50.0], [0.0, 1.0, 50.0], [0, 0, 1], 2, k=1)
     >>> nn.predict_proba([49.0], [49.0]).argmax(axis=1).tolist()
     [1]
+    >>> two = NearestNeighbours([0.0, 0.0], [1.0, 3.0], [0, 1], 2, k=2)  # one vote each
+    >>> two.predict_proba([0.0], [0.0]).argmax(axis=1).tolist()  # class 0's point is nearer
+    [0]
     """
 
     def __init__(
@@ -104,13 +113,20 @@ class NearestNeighbours:
     def predict_proba(
         self, lat: npt.ArrayLike, lon: npt.ArrayLike, date_fraction: npt.ArrayLike | None = None
     ) -> Float32Array:
-        """Return neighbour shares ``(n, C)`` (plus a frequency tie-break)."""
+        """Return neighbour shares ``(n, C)`` (plus the nearest-neighbour and frequency order)."""
         q = unit_vector(lat, lon)
         _, idx = self.tree.query(q, k=self.k, workers=-1)
         idx = np.asarray(idx).reshape(q.shape[0], self.k)
         out = np.tile(self.freq * _TIE, (q.shape[0], 1))
         rows = np.repeat(np.arange(q.shape[0]), self.k)
-        np.add.at(out, (rows, self.labels[idx.ravel()]), 1.0 / self.k)
+        cls = self.labels[idx.ravel()]
+        np.add.at(out, (rows, cls), 1.0 / self.k)
+        # neighbour j (0 = nearest) is worth (k - j) / (2 k^2): below half a vote in all, and
+        # a class's nearest neighbour alone sets its bonus (the maximum over its neighbours)
+        bonus = np.zeros_like(out)
+        nearness = np.tile(np.arange(self.k, 0, -1, dtype=np.float32), q.shape[0])
+        np.maximum.at(bonus, (rows, cls), nearness / (2.0 * self.k * self.k))
+        out += bonus
         return out
 
 
