@@ -22,7 +22,7 @@ SRC = Path(geoaware.__file__).parent
 FLOORS: dict[str, int] = {
     # ground floor: shared helpers and geometry
     "__init__": 0, "errors": 0, "fileio": 0, "blocks": 0, "lazy": 0, "paths": 0,
-    "outputs": 0, "typing": 0, "runs": 0, "clikit": 0, "geo": 0,
+    "outputs": 0, "typing": 0, "runs": 0, "clikit": 0, "ranking": 0, "geo": 0,
     "sources": 1,
     "catalog": 2,
     "construct": 3, "predictions": 3,

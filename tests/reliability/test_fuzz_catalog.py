@@ -142,3 +142,14 @@ def test_schema_version_that_is_not_text(real_catalog: Path, tmp_path: Path) -> 
 def _validate_strict(path: Path) -> None:
     check_catalog_schema(path)
     validate_table(read_catalog(path), str(path))
+
+
+def test_a_column_name_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    """A damaged byte in a column name of the footer: pyarrow's UnicodeDecodeError is named."""
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"source": ["s"], "zzzzzzzz": [1.0]}), buf, store_schema=False)
+    path = tmp_path / "catalog.parquet"
+    path.write_bytes(buf.getvalue().replace(b"zzzzzzzz", b"\x80zzzzzzz"))
+    with pytest.raises(GeoawareError, match="not a readable Parquet file"):
+        check_catalog_schema(path)
+    _validate(path)

@@ -59,6 +59,11 @@ def catalog_files(path: PathLike) -> list[Path]:
     raise CatalogError(p, "no such file or folder")
 
 
+# what pyarrow raises on a damaged file: its own errors, OSError, and (for a damaged column
+# name in the footer) UnicodeDecodeError
+_DAMAGED = (OSError, pa.ArrowException, UnicodeDecodeError)
+
+
 def read_parquet_schema(path: PathLike) -> pa.Schema:
     """Read one Parquet file's schema from its footer; a damaged file is a CatalogError.
 
@@ -77,7 +82,7 @@ def read_parquet_schema(path: PathLike) -> pa.Schema:
     """
     try:
         return pq.read_schema(path)
-    except (OSError, pa.ArrowException) as exc:
+    except _DAMAGED as exc:
         raise CatalogError(path, f"not a readable Parquet file ({exc})") from exc
 
 
@@ -129,7 +134,7 @@ def _read_part(path: Path, columns: list[str] | None) -> pa.Table:
     meta = read_parquet_schema(path).metadata or {}
     try:
         table = pq.read_table(path, columns=columns)
-    except (OSError, pa.ArrowException) as exc:
+    except _DAMAGED as exc:
         raise CatalogError(path, f"not a readable Parquet file ({exc})") from exc
     version = meta.get(METADATA_KEY, SCHEMA_VERSION.encode()).decode("utf-8", "replace")
     if not version.isdigit():
