@@ -669,7 +669,12 @@ def test_centralised_budget_matches_the_sampled_clients() -> None:
     import dataclasses
 
     from geoaware.federated.models import SoftmaxModel
-    from geoaware.federated.simulate import FlTask, SimulationSettings, _centralised
+    from geoaware.federated.simulate import (
+        FlTask,
+        SimulationSettings,
+        _centralised,
+        round_partitions,
+    )
 
     seen: list[np.ndarray] = []
 
@@ -690,6 +695,27 @@ def test_centralised_budget_matches_the_sampled_clients() -> None:
     out = _centralised(Recording(3), x, task, s)
     assert len(out) == 3 and [len(v) for v in seen] == [80, 80, 80]  # 2 of 8 clients: 320 / 4
     assert not np.array_equal(np.sort(seen[0]), np.sort(seen[1]))  # a fresh draw each round
+    for r, got in enumerate(seen, start=1):  # the very rows of the clients the round trains
+        clients = round_partitions(8, 2, s.seed, r)
+        want = x[~task.heldout & np.isin(task.partition, clients), 0]
+        assert np.array_equal(np.sort(got), np.sort(want))
     seen.clear()
     _centralised(Recording(3), x, task, dataclasses.replace(s, fraction_fit=1.0))
     assert [len(v) for v in seen] == [320, 320, 320]
+
+
+def test_fl_simulate_with_client_sampling_is_reproducible(tmp_path: Path) -> None:
+    """Flower's node ids are random in every simulation, so its own sample of clients is too:
+    the server draws the round's partitions from the seed and averages the replies in
+    partition order, and two runs give the same figures to the last digit."""
+    pytest.importorskip("flwr.simulation")
+    from geoaware.federated.simulate import SimulationSettings, simulate_fedavg
+
+    cat, parts = _partition_folder(tmp_path, _catalog(240, users=12, seed=3))
+    s = SimulationSettings(rounds=3, fraction_fit=0.25, seed=4)
+    first, second = simulate_fedavg(parts, cat, s), simulate_fedavg(parts, cat, s)
+    assert first["clients"] == 12
+    keys = ["federated_accuracy", "federated_top5", "centralised_accuracy", "train_loss"]
+    figures = [[r[k] for k in keys] for r in first["per_round"]]
+    assert figures == [[r[k] for k in keys] for r in second["per_round"]]
+    assert len({r["train_loss"] for r in first["per_round"]}) == 3

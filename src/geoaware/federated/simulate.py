@@ -395,10 +395,11 @@ def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> An
 
     @app.train()  # type: ignore[untyped-decorator]
     def train(msg: Message, context: Context) -> Message:
-        pid = int(str(context.node_config["partition-id"]))
+        config = msg.content.config_records["config"]
+        # the server names the partition this round trains (a seeded draw, _SeededStrategy)
+        pid = int(str(config.get("partition-id", context.node_config["partition-id"])))
         x, y = _client_rows(folder, pid)
         w = msg.content.array_records["arrays"].to_numpy_ndarrays()
-        config = msg.content.config_records["config"]
         rnd = int(str(config["server-round"]))
         epochs = int(str(config["local-epochs"]))
         mu = float(str(config.get("proximal-mu", 0.0)))
@@ -411,11 +412,85 @@ def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> An
         metrics: dict[str, int | float | list[int] | list[float]] = {
             "num-examples": len(y),
             "train_loss": loss if len(y) else 0.0,
+            "partition-id": pid,
         }
         content = RecordDict({"arrays": ArrayRecord(new_w), "metrics": MetricRecord(metrics)})
         return Message(content=content, reply_to=msg)
 
     return app
+
+
+def round_partitions(num_partitions: int, size: int, seed: int, server_round: int) -> IntArray:
+    """Return the partitions that train in ``server_round``: a seeded draw of ``size``, sorted.
+
+    Flower samples nodes, whose ids are random in each simulation, so its sample of
+    partitions differs from run to run. The server therefore draws the partitions itself
+    and names one in each training message; the node only does the work.
+
+    Examples
+    --------
+    >>> a, b = round_partitions(10, 3, 0, 1), round_partitions(10, 3, 0, 2)
+    >>> a.tolist() == round_partitions(10, 3, 0, 1).tolist(), len(a), a.tolist() == b.tolist()
+    (True, 3, False)
+    >>> round_partitions(4, 4, seed=0, server_round=2).tolist()
+    [0, 1, 2, 3]
+    """
+    rng = np.random.default_rng([seed, server_round, 1 << 20])
+    out: IntArray = np.sort(rng.choice(num_partitions, size=size, replace=False)).astype(np.int64)
+    return out
+
+
+def _seeded_strategy(s: SimulationSettings, num_partitions: int) -> Any:
+    """Flower's FedAvg (FedProx with ``proximal_mu`` above 0), reproducible from its seed.
+
+    Each round trains the partitions of :func:`round_partitions` (the node that receives a
+    message trains the partition it names), and the replies are averaged in partition order:
+    Flower hands them over as they arrive, and a float sum depends on its order.
+    """
+    from flwr.app import ConfigRecord, Message, RecordDict
+    from flwr.serverapp.strategy import FedAvg, FedProx
+
+    base = FedProx if s.proximal_mu > 0 else FedAvg
+
+    class Seeded(base):  # type: ignore[valid-type,misc]
+        def configure_train(self, server_round: int, arrays: Any, config: Any, grid: Any) -> Any:
+            sent = list(super().configure_train(server_round, arrays, config, grid))
+            parts = round_partitions(num_partitions, len(sent), s.seed, server_round)
+            return [
+                Message(
+                    content=RecordDict({
+                        "arrays": m.content.array_records["arrays"],
+                        "config": ConfigRecord(
+                            {**m.content.config_records["config"], "partition-id": int(p)}
+                        ),
+                    }),
+                    message_type=m.metadata.message_type,
+                    dst_node_id=m.metadata.dst_node_id,
+                )
+                for m, p in zip(sent, parts, strict=True)
+            ]  # fmt: skip
+
+        def aggregate_train(self, server_round: int, replies: Any) -> Any:
+            def partition(reply: Any) -> int:
+                if not reply.has_content():
+                    return -1
+                return int(reply.content.metric_records["metrics"]["partition-id"])
+
+            arrays, metrics = super().aggregate_train(server_round, sorted(replies, key=partition))
+            if metrics is not None:
+                metrics.pop("partition-id", None)
+            return arrays, metrics
+
+    per_round = max(1, round(num_partitions * s.fraction_fit))
+    kwargs: dict[str, Any] = {
+        "fraction_train": s.fraction_fit,
+        "fraction_evaluate": 0.0,
+        "min_train_nodes": per_round,
+        "min_available_nodes": num_partitions,
+    }
+    if s.proximal_mu > 0:
+        kwargs["proximal_mu"] = s.proximal_mu
+    return Seeded(**kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,25 +527,25 @@ def _centralised(
 ) -> list[dict[str, float]]:
     """Top-1/top-5 on the held-out rows after each round's worth of centralised training.
 
-    The same budget as a federated round: ``local_epochs`` epochs over as many examples as
-    the sampled clients hold on average (``fraction_fit`` of the training rows, drawn afresh
-    each round with a seeded generator; all of them when every client trains each round).
+    The same budget as a federated round: ``local_epochs`` epochs over the training rows of
+    the round's clients (:func:`round_partitions`, the draw the federated side trains; all
+    rows when every client trains each round), in one model with one optimiser.
     """
     train = np.flatnonzero(~task.heldout)
     test = task.heldout
     per_round = max(1, round(task.num_partitions * s.fraction_fit))
-    share = min(1.0, per_round / max(task.num_partitions, 1))
-    rng = np.random.default_rng([s.seed, 1 << 30])
     w, out = model.initial(), []
     state: dict[str, Any] = {}  # one optimisation: the optimiser's state carries over
     for r in range(1, s.rounds + 1):
-        rows = train if share >= 1.0 else np.sort(
-            rng.choice(train, size=max(1, round(share * len(train))), replace=False)
-        )  # fmt: skip
-        w, _ = model.fit(
-            w, x[rows], task.y[rows], epochs=s.local_epochs, seed=[s.seed, 1 << 30, r],
-            start_epoch=(r - 1) * s.local_epochs, state=state,
-        )  # fmt: skip
+        rows = train
+        if per_round < task.num_partitions:
+            parts = round_partitions(task.num_partitions, per_round, s.seed, r)
+            rows = train[np.isin(task.partition[train], parts)]
+        if rows.size:  # the round's clients may hold only held-out rows
+            w, _ = model.fit(
+                w, x[rows], task.y[rows], epochs=s.local_epochs, seed=[s.seed, 1 << 30, r],
+                start_epoch=(r - 1) * s.local_epochs, state=state,
+            )  # fmt: skip
         out.append(heldout_accuracy(model, w, x[test], task.y[test]))
     return out
 
@@ -538,7 +613,6 @@ def simulate_fedavg(
     _require_flower()
     from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
     from flwr.serverapp import Grid, ServerApp
-    from flwr.serverapp.strategy import FedAvg, FedProx
     from flwr.simulation import run_simulation
 
     from geoaware.federated.runtime import (
@@ -589,15 +663,7 @@ def simulate_fedavg(
             finished[server_round] = time.perf_counter()
             return MetricRecord(dict(acc))
 
-        n = task.num_partitions
-        per_round = max(1, round(n * s.fraction_fit))
-        strategy: FedAvg = (
-            FedProx(fraction_train=s.fraction_fit, fraction_evaluate=0.0,
-                    min_train_nodes=per_round, min_available_nodes=n, proximal_mu=s.proximal_mu)
-            if s.proximal_mu > 0
-            else FedAvg(fraction_train=s.fraction_fit, fraction_evaluate=0.0,
-                        min_train_nodes=per_round, min_available_nodes=n)
-        )  # fmt: skip
+        strategy = _seeded_strategy(s, task.num_partitions)
         result = strategy.start(
             grid=stoppable_grid(grid, stop),
             initial_arrays=ArrayRecord(w0),
