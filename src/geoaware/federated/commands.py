@@ -49,7 +49,9 @@ def fl_simulate(
     catalog: Annotated[Path, typer.Option(help="The catalog it was built from.")],
     rounds: Annotated[int, typer.Option(help="Federated rounds.")] = 3,
     local_epochs: Annotated[int, typer.Option(help="Client epochs per round.")] = 1,
-    fraction_fit: Annotated[float, typer.Option(help="Share of clients trained per round.")] = 1.0,
+    fraction_fit: Annotated[
+        float, typer.Option(help="Share of clients trained per round (drawn from --seed).")
+    ] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of hold-out, sampling and SGD.")] = 0,
     model: Annotated[
         str, typer.Option(help="softmax (location), prior (prior network) or head.")
