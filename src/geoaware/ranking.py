@@ -73,10 +73,12 @@ def true_class_ranks(
         s = s.astype(np.float64)
     t = np.asarray(truth, dtype=np.int64).ravel()
     right = s[np.arange(t.size), t][:, None]
-    # NaN compares false: another class's NaN is neither higher nor the same
-    rank = 1 + np.count_nonzero(s > right, axis=1)
+    # NaN compares false: another class's NaN is neither higher nor the same; with ">=" the
+    # true class counts itself, which is the 1 of a 1-based rank
     if ties == "pessimistic":
-        rank += np.count_nonzero(s == right, axis=1) - 1  # the true class is not its own tie
+        rank = np.count_nonzero(s >= right, axis=1)
+    else:
+        rank = 1 + np.count_nonzero(s > right, axis=1)
     rank[np.isnan(right[:, 0])] = s.shape[1]  # a NaN true score ranks last
     out: IntArray = rank.astype(np.int64)
     return out

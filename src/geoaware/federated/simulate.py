@@ -396,8 +396,8 @@ def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> An
     @app.train()  # type: ignore[untyped-decorator]
     def train(msg: Message, context: Context) -> Message:
         config = msg.content.config_records["config"]
-        # the server names the partition this round trains (a seeded draw, _SeededStrategy)
-        pid = int(str(config.get("partition-id", context.node_config["partition-id"])))
+        # the server names the partition this round trains (a seeded draw, _seeded_strategy)
+        pid = int(str(config["partition-id"]))
         x, y = _client_rows(folder, pid)
         w = msg.content.array_records["arrays"].to_numpy_ndarrays()
         rnd = int(str(config["server-round"]))
@@ -418,6 +418,20 @@ def _client_app(folder: str, settings: SimulationSettings, model: FlModel) -> An
         return Message(content=content, reply_to=msg)
 
     return app
+
+
+def clients_per_round(num_partitions: int, fraction_fit: float) -> int:
+    """Return how many clients train each round: round(clients x share), at least one.
+
+    Flower's strategies sample ``max(int(n * fraction), min_train_nodes)``; given this as
+    ``min_train_nodes`` they sample exactly this many.
+
+    Examples
+    --------
+    >>> clients_per_round(836, 0.06), clients_per_round(4, 0.9), clients_per_round(3, 0.01)
+    (50, 4, 1)
+    """
+    return max(1, round(num_partitions * fraction_fit))
 
 
 def round_partitions(num_partitions: int, size: int, seed: int, server_round: int) -> IntArray:
@@ -481,11 +495,10 @@ def _seeded_strategy(s: SimulationSettings, num_partitions: int) -> Any:
                 metrics.pop("partition-id", None)
             return arrays, metrics
 
-    per_round = max(1, round(num_partitions * s.fraction_fit))
     kwargs: dict[str, Any] = {
         "fraction_train": s.fraction_fit,
         "fraction_evaluate": 0.0,
-        "min_train_nodes": per_round,
+        "min_train_nodes": clients_per_round(num_partitions, s.fraction_fit),
         "min_available_nodes": num_partitions,
     }
     if s.proximal_mu > 0:
@@ -533,7 +546,7 @@ def _centralised(
     """
     train = np.flatnonzero(~task.heldout)
     test = task.heldout
-    per_round = max(1, round(task.num_partitions * s.fraction_fit))
+    per_round = clients_per_round(task.num_partitions, s.fraction_fit)
     w, out = model.initial(), []
     state: dict[str, Any] = {}  # one optimisation: the optimiser's state carries over
     for r in range(1, s.rounds + 1):

@@ -118,15 +118,14 @@ class NearestNeighbours:
         _, idx = self.tree.query(q, k=self.k, workers=-1)
         idx = np.asarray(idx).reshape(q.shape[0], self.k)
         out = np.tile(self.freq * _TIE, (q.shape[0], 1))
+        cls = self.labels[idx]  # (n, k), nearest first
+        # a class's nearest neighbour j (0 = nearest) adds (k - j) / (2 k^2) to its votes:
+        # below half a vote, and different for every class with a vote
+        first = ~np.tril(cls[:, :, None] == cls[:, None, :], -1).any(axis=2)
+        nearness = np.arange(self.k, 0, -1, dtype=np.float32) / (2.0 * self.k * self.k)
+        vote = 1.0 / self.k + np.where(first, nearness, 0.0)
         rows = np.repeat(np.arange(q.shape[0]), self.k)
-        cls = self.labels[idx.ravel()]
-        np.add.at(out, (rows, cls), 1.0 / self.k)
-        # neighbour j (0 = nearest) is worth (k - j) / (2 k^2): below half a vote in all, and
-        # a class's nearest neighbour alone sets its bonus (the maximum over its neighbours)
-        bonus = np.zeros_like(out)
-        nearness = np.tile(np.arange(self.k, 0, -1, dtype=np.float32), q.shape[0])
-        np.maximum.at(bonus, (rows, cls), nearness / (2.0 * self.k * self.k))
-        out += bonus
+        np.add.at(out, (rows, cls.ravel()), vote.ravel().astype(np.float32))
         return out
 
 

@@ -299,6 +299,7 @@ def evaluate(
 ) -> None:
     """Location-only top-1/5/10 and mean average precision of the prior beside the baselines."""
     from geoaware.priors.evaluate import evaluate_prior
+    from geoaware.ranking import check_ties
 
     if not exclude_within >= 0:
         raise typer.BadParameter(f"{exclude_within!r}: 0 or more km", param_hint="--exclude-within")
@@ -309,7 +310,7 @@ def evaluate(
         train_split=train_split,
         baselines=baselines,
         exclude_within_km=exclude_within or None,
-        ties="optimistic" if ties == "optimistic" else "pessimistic",
+        ties=check_ties(ties),
     )
     if json:
         emit_json(report)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from geoaware.priors.baselines import BASELINES, Scorer, fit_baselines
 from geoaware.priors.checkpoint import LocationPrior, load_prior
 from geoaware.priors.data import Observations, load_table, observations_from_table
-from geoaware.ranking import Ties, check_ties, true_class_ranks
+from geoaware.ranking import Ties, check_ties, topk_from_ranks, true_class_ranks
 from geoaware.typing import BoolArray, IntArray, PathLike
 
 __all__ = ["evaluate_prior", "location_ranks", "rank_metrics", "same_class_twins"]
@@ -120,9 +120,7 @@ def rank_metrics(ranks: npt.ArrayLike, ks: Sequence[int] = (1, 5, 10)) -> dict[s
     (3, 0.333, 0.667, 0.533)
     """
     r = np.asarray(ranks, dtype=np.int64)
-    out: dict[str, Any] = {"n": int(r.size)}
-    for k in ks:
-        out[f"top{k}_acc"] = float(np.mean(r <= k)) if r.size else float("nan")
+    out: dict[str, Any] = {"n": int(r.size), **topk_from_ranks(r, tuple(ks))}
     out["map"] = float(np.mean(1.0 / r)) if r.size else float("nan")
     return out
 
